@@ -1,0 +1,147 @@
+// Command nsxsim runs the NSX Manager simulator. Once listening it prints the
+// NSXT_* variables that point t1route at it, as shell export lines, and
+// serves until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/t1route/t1route/nsx/nsxsim"
+)
+
+func main() {
+	if err := newCommand(os.Stdout, os.Stderr).Execute(); err != nil {
+		os.Exit(2)
+	}
+}
+
+type flags struct {
+	listen, username, password string
+	tier1s, faults, vmcTokens  []string
+	rateLimit, clientConc      int
+	globalConc                 int
+	latency, latencyPerChild   time.Duration
+	realizeDelay, sessionIdle  time.Duration
+	tokenLifetime              time.Duration
+	verbose                    bool
+}
+
+func newCommand(stdout, stderr io.Writer) *cobra.Command {
+	var f flags
+	cmd := &cobra.Command{
+		Use:   "nsxsim",
+		Short: "An NSX Manager simulator (Policy API, auth, limits, faults) for tests and demos",
+		Long: `nsxsim serves the part of the NSX Policy and Management Plane APIs that t1route
+uses, over HTTPS with a CA of its own, with NSX's errors, authentication (basic,
+Remote, session, client certificate, VMC/CSP tokens), rate limits and injectable
+faults. Once listening it prints export lines for NSXT_* variables.`,
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, f, stdout, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:0", "address to listen on")
+	fl.StringArrayVar(&f.tier1s, "tier1", nil, "Tier-1 ID to create at start (repeatable; default "+nsxsim.DefaultTier1+")")
+	fl.StringVar(&f.username, "username", "admin", "local user name")
+	fl.StringVar(&f.password, "password", "", "local user's password (default: random, printed)")
+	fl.StringArrayVar(&f.vmcTokens, "vmc-refresh-token", nil, "VMC API token the CSP endpoint accepts, acting as the local user (repeatable)")
+	fl.IntVar(&f.rateLimit, "rate-limit", 100, "requests per second per client (NSX: 100); -1 disables")
+	fl.IntVar(&f.clientConc, "client-concurrency", 40, "concurrent requests per client (NSX: 40); -1 disables")
+	fl.IntVar(&f.globalConc, "global-concurrency", 199, "concurrent requests overall (NSX: 199); -1 disables")
+	fl.DurationVar(&f.latency, "latency", 0, "latency added to every API call")
+	fl.DurationVar(&f.latencyPerChild, "latency-per-child", 0, "latency added per child of a hierarchical call")
+	fl.DurationVar(&f.realizeDelay, "realize-delay", 0, "how long a changed route stays unrealized")
+	fl.DurationVar(&f.sessionIdle, "session-idle-timeout", 30*time.Minute, "idle time after which a session expires")
+	fl.DurationVar(&f.tokenLifetime, "token-lifetime", 30*time.Minute, "lifetime of CSP access tokens")
+	fl.StringArrayVar(&f.faults, "fault", nil, `fault rule (repeatable), e.g. "method=PATCH,path=^/policy/api/v1/infra$,status=503,p=0.2,count=10"`)
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every request to stderr")
+	return cmd
+}
+
+func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
+	logger := log.New(stderr, "nsxsim: ", log.LstdFlags)
+	opts := nsxsim.Options{
+		Listen: f.listen, Tier1s: f.tier1s, RateLimit: f.rateLimit, ClientConcurrency: f.clientConc,
+		GlobalConcurrency: f.globalConc, Latency: f.latency, LatencyPerChild: f.latencyPerChild,
+		RealizeDelay: f.realizeDelay, SessionIdleTimeout: f.sessionIdle, TokenLifetime: f.tokenLifetime,
+	}
+	if f.password == "" {
+		f.password = randomPassword()
+	}
+	opts.Users = map[string]string{f.username: f.password}
+	if len(f.vmcTokens) > 0 {
+		opts.RefreshTokens = map[string]string{}
+		for _, t := range f.vmcTokens {
+			opts.RefreshTokens[t] = f.username
+		}
+	}
+	for _, s := range f.faults {
+		rule, err := nsxsim.ParseFaultRule(s)
+		if err != nil {
+			fmt.Fprintln(stderr, "nsxsim:", err)
+			return err
+		}
+		opts.Faults = append(opts.Faults, rule)
+	}
+	if f.verbose {
+		opts.Logf = logger.Printf
+	}
+	sim, err := nsxsim.New(opts)
+	if err == nil {
+		err = sim.Start()
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "nsxsim:", err)
+		return err
+	}
+	defer sim.Close()
+	tier1 := nsxsim.DefaultTier1
+	if len(f.tier1s) > 0 {
+		tier1 = f.tier1s[0]
+	}
+	fmt.Fprintf(stdout, "export NSXT_MANAGER_HOST=%s\n", sim.Addr())
+	fmt.Fprintf(stdout, "export NSXT_ROUTER_PATH=/infra/tier-1s/%s\n", tier1)
+	fmt.Fprintf(stdout, "export NSXT_USERNAME=%s\n", shellQuote(f.username))
+	fmt.Fprintf(stdout, "export NSXT_PASSWORD=%s\n", shellQuote(f.password))
+	fmt.Fprintf(stdout, "export NSXT_ROOT_CA_DATA_B64=%s\n", base64.StdEncoding.EncodeToString(sim.CACertPEM()))
+	if len(f.vmcTokens) > 0 {
+		fmt.Fprintf(stdout, "export NSXT_VMC_AUTH_HOST=%s\n", sim.Addr())
+	}
+	if fl, ok := stdout.(interface{ Sync() error }); ok {
+		fl.Sync() //nolint:errcheck
+	}
+	logger.Printf("serving the NSX API on https://%s (tier-1s: %s)", sim.Addr(), strings.Join(orDefault(f.tier1s), ", "))
+	<-ctx.Done()
+	logger.Printf("shutting down")
+	return nil
+}
+
+func orDefault(t1s []string) []string {
+	if len(t1s) == 0 {
+		return []string{nsxsim.DefaultTier1}
+	}
+	return t1s
+}
+
+// shellQuote quotes s for a POSIX shell's export line.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:/@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

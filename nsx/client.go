@@ -1,0 +1,146 @@
+// Package nsx is t1route's client for the NSX Policy API: the few calls the
+// route controller needs, made through the official SDK
+// (vsphere-automation-sdk-go) over one transport that owns retries, backoff
+// and rate limiting. Errors are *APIError or *TransportError, wrapped with %w.
+package nsx
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/vmware/vsphere-automation-sdk-go/runtime/core"
+	vapiclient "github.com/vmware/vsphere-automation-sdk-go/runtime/protocol/client"
+	"go.uber.org/zap"
+)
+
+// Config configures a Client. Host and the TLS settings come from the
+// validated configuration built in cmd/.
+type Config struct {
+	// Host is the manager's base URL, e.g. https://nsx.example.com or
+	// https://host/vmc/reverse-proxy/api/orgs/<org>/sddcs/<sddc>/sks-nsxt-manager.
+	Host string
+	// TLS is the TLS configuration (root CAs, client certificate, minimum version).
+	TLS *tls.Config
+	// Auth authenticates requests; nil sends none (client certificate only).
+	Auth Authenticator
+	// Limits bound the load on NSX; zero values take the defaults.
+	Limits Limits
+	// BatchSize is the most routes one hierarchical call carries; default 1000.
+	BatchSize int
+	// PageSize is the page size of list calls; default 1000 (NSX's maximum).
+	PageSize int
+	// Logger receives the client's logs; default a no-op logger.
+	Logger *zap.Logger
+	// Observe, if set, is called after every client call with its operation
+	// name, the HTTP status of its last attempt (0 if none answered), the
+	// number of attempts, and its duration (for metrics).
+	Observe func(op string, status, attempts int, d time.Duration)
+}
+
+// Client calls the NSX Policy API. It is safe for concurrent use.
+type Client struct {
+	conn      vapiclient.Connector
+	http      *http.Client
+	base      *url.URL
+	log       *zap.Logger
+	batchSize int
+	pageSize  int64
+	observe   func(string, int, int, time.Duration)
+}
+
+// New builds a client; it does not contact NSX.
+func New(cfg Config) (*Client, error) {
+	base, err := url.Parse(strings.TrimRight(cfg.Host, "/"))
+	if err != nil || base.Scheme != "https" || base.Host == "" {
+		return nil, fmt.Errorf("nsx: manager URL %q must be https://host[:port][/path]", cfg.Host)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 1000
+	}
+	if cfg.PageSize <= 0 || cfg.PageSize > 1000 {
+		cfg.PageSize = 1000
+	}
+	tlsConf := cfg.TLS
+	if tlsConf == nil {
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	hc := newHTTPClient(tlsConf, cfg.Auth, cfg.Limits.withDefaults(), cfg.Logger)
+	return &Client{
+		conn:      vapiclient.NewRestConnector(base.String(), *hc),
+		http:      hc,
+		base:      base,
+		log:       cfg.Logger,
+		batchSize: cfg.BatchSize,
+		pageSize:  int64(cfg.PageSize),
+		observe:   cfg.Observe,
+	}, nil
+}
+
+// HTTPClient is the client's HTTP stack (limits, retries, authentication),
+// for calls the SDK does not cover, such as the Management Plane API.
+func (c *Client) HTTPClient() *http.Client { return c.http }
+
+// BaseURL is the manager's base URL.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// ctxConnector hands the caller's context to the SDK, whose generated
+// methods take none: every execution context it creates carries ctx, so
+// cancellation and deadlines reach the HTTP request.
+type ctxConnector struct {
+	vapiclient.Connector
+	ctx context.Context
+}
+
+func (c ctxConnector) NewExecutionContext() *core.ExecutionContext {
+	ec := c.Connector.NewExecutionContext()
+	ec.WithContext(context.WithValue(c.ctx, core.ResponseTypeKey, core.OnlyMonoResponse))
+	return ec
+}
+
+// call runs one SDK call with ctx, and turns its failure into an *APIError
+// or *TransportError built from what the transport saw.
+func (c *Client) call(ctx context.Context, op, method, path string, fn func(vapiclient.Connector) error) error {
+	rec := &callRecord{}
+	start := time.Now()
+	err := fn(ctxConnector{Connector: c.conn, ctx: withRecord(ctx, rec)})
+	if c.observe != nil {
+		c.observe(op, rec.status, rec.attempts, time.Since(start))
+	}
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("nsx: %s: %w", op, ctx.Err())
+	}
+	switch {
+	case rec.status >= 400:
+		e := decodeAPIError(rec.status, rec.contentType, rec.errBody)
+		e.Op, e.Method, e.Path = op, method, path
+		if d, ok := retryAfter(rec.header.Get("Retry-After"), time.Now()); ok {
+			e.RetryAfter = d
+		}
+		return e
+	case rec.err != nil:
+		return &TransportError{Op: op, Method: method, Path: path, Err: rec.err}
+	case rec.attempts == 0:
+		// The SDK failed before sending anything: a bug in what we gave it.
+		return fmt.Errorf("nsx: %s: building the request: %w", op, sdkError(err))
+	}
+	// NSX answered 2xx but the SDK could not use the answer.
+	return fmt.Errorf("nsx: %s: %s %s: HTTP %d with a body that is not the expected object: %w", op, method, path, rec.status, sdkError(err))
+}
+
+// sdkError shortens the SDK's error values, whose formatting can be a long
+// struct dump, to a readable line.
+func sdkError(err error) error {
+	return errors.New(snippet([]byte(err.Error()), 300))
+}

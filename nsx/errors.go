@@ -1,0 +1,138 @@
+package nsx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// NSX error codes callers act on.
+const (
+	ErrorCodeSessionExpired = 98
+	ErrorCodeRateLimited    = 102
+	ErrorCodeNotFound       = 600
+)
+
+// APIError is an error answer from NSX, decoded from its JSON error body
+// (or described, when a proxy answered with something that is not NSX JSON).
+type APIError struct {
+	Op            string         // what the client was doing, e.g. "list static routes"
+	Method, Path  string         // the HTTP request
+	StatusCode    int            // HTTP status
+	ErrorCode     int            // NSX error_code; 0 if the body was not NSX's
+	ModuleName    string         // NSX module_name
+	Message       string         // NSX error_message, or a description of a non-NSX body
+	Details       string         // NSX details
+	RelatedErrors []RelatedError // NSX related_errors (per-child errors of a hierarchical call)
+	RetryAfter    time.Duration  // from the Retry-After header, if any
+}
+
+// RelatedError is one entry of an NSX error's related_errors.
+type RelatedError struct {
+	ErrorCode int    `json:"error_code"`
+	Message   string `json:"error_message"`
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "nsx: %s: %s %s: HTTP %d", e.Op, e.Method, e.Path, e.StatusCode)
+	if e.ErrorCode != 0 {
+		fmt.Fprintf(&b, " (error_code %d)", e.ErrorCode)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if n := len(e.RelatedErrors); n > 0 {
+		fmt.Fprintf(&b, " [%d related errors; first: %s]", n, e.RelatedErrors[0].Message)
+	}
+	return b.String()
+}
+
+// Temporary reports whether retrying the same request later may succeed.
+func (e *APIError) Temporary() bool {
+	switch e.StatusCode {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// IsNotFound reports whether err is NSX's "not found".
+func IsNotFound(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.StatusCode == http.StatusNotFound
+}
+
+// IsTemporary reports whether err is an NSX answer worth retrying later, or a
+// failure to reach NSX at all.
+func IsTemporary(err error) bool {
+	var e *APIError
+	if errors.As(err, &e) {
+		return e.Temporary()
+	}
+	var te *TransportError
+	return errors.As(err, &te)
+}
+
+// TransportError is a failure to get any answer from NSX (connection refused
+// or reset, TLS failure, timeout) after the transport's retries.
+type TransportError struct {
+	Op, Method, Path string
+	Err              error
+}
+
+func (e *TransportError) Error() string {
+	return fmt.Sprintf("nsx: %s: %s %s: %v", e.Op, e.Method, e.Path, e.Err)
+}
+
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// errorBody is NSX's JSON error envelope.
+type errorBody struct {
+	HTTPStatus    string         `json:"httpStatus"`
+	ErrorCode     int            `json:"error_code"`
+	ModuleName    string         `json:"module_name"`
+	ErrorMessage  string         `json:"error_message"`
+	Details       string         `json:"details"`
+	RelatedErrors []RelatedError `json:"related_errors"`
+}
+
+// decodeAPIError builds an APIError from an HTTP error answer. A body that is
+// not NSX's JSON (an HTML page from a proxy, truncated JSON) is described,
+// never trusted; its text is cut short and stripped of control characters.
+func decodeAPIError(status int, contentType string, body []byte) *APIError {
+	e := &APIError{StatusCode: status}
+	var eb errorBody
+	if err := json.Unmarshal(body, &eb); err == nil && (eb.ErrorCode != 0 || eb.ErrorMessage != "") {
+		e.ErrorCode, e.ModuleName, e.Message, e.Details = eb.ErrorCode, eb.ModuleName, eb.ErrorMessage, eb.Details
+		e.RelatedErrors = eb.RelatedErrors
+		return e
+	}
+	if len(body) == 0 {
+		e.Message = http.StatusText(status) + " (empty body)"
+		return e
+	}
+	if contentType == "" {
+		contentType = "no content type"
+	}
+	e.Message = fmt.Sprintf("%s; the body is not an NSX error (%s, %d bytes): %s", http.StatusText(status), contentType, len(body), snippet(body, 160))
+	return e
+}
+
+// snippet returns a printable prefix of b, for error messages.
+func snippet(b []byte, n int) string {
+	s := strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return ' '
+	}, string(b[:min(len(b), n)]))
+	if len(b) > n {
+		s += "…"
+	}
+	return strings.Join(strings.Fields(s), " ")
+}

@@ -1,0 +1,161 @@
+package nsxsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"testing"
+)
+
+// Test API: the Go methods below inspect and change the simulator's state
+// directly, and /nsxsim/api/... exposes the same to scripts. Changes made here
+// are "out of band": they bump _revision like any other writer.
+
+// StartTest starts a simulator on a random loopback port and closes it when
+// the test ends.
+func StartTest(t testing.TB, opts Options) *Simulator {
+	t.Helper()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatalf("nsxsim: %v", err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatalf("nsxsim: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Routes returns the static routes of a Tier-1, sorted by ID.
+func (s *Simulator) Routes(tier1 string) []StaticRoute {
+	s.store.mu.RLock()
+	defer s.store.mu.RUnlock()
+	t, ok := s.store.tier1(tier1)
+	if !ok {
+		return nil
+	}
+	out := make([]StaticRoute, 0, len(t.routes))
+	for _, r := range t.routes {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Route returns one route and whether it exists.
+func (s *Simulator) Route(tier1, id string) (StaticRoute, bool) {
+	s.store.mu.RLock()
+	defer s.store.mu.RUnlock()
+	if t, ok := s.store.tier1(tier1); ok {
+		if r, ok := t.routes[id]; ok {
+			return *r, true
+		}
+	}
+	return StaticRoute{}, false
+}
+
+// PutRoute creates or replaces a route as another NSX user would.
+func (s *Simulator) PutRoute(tier1 string, id, network string, nextHops []string, tags ...Tag) error {
+	hops := make([]NextHop, len(nextHops))
+	for i, h := range nextHops {
+		hops[i] = NextHop{IPAddress: h}
+	}
+	r, err := buildRoute(id, routeInput{Network: &network, NextHops: hops, Tags: tags})
+	if err != nil {
+		return err
+	}
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	t, ok := s.store.tier1(tier1)
+	if !ok {
+		return fmt.Errorf("nsxsim: no tier-1 %q", tier1)
+	}
+	s.store.putRoute(t, r, "out-of-band")
+	return nil
+}
+
+// TouchRoute bumps a route's _revision without changing it (a concurrent writer).
+func (s *Simulator) TouchRoute(tier1, id string) bool {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	t, ok := s.store.tier1(tier1)
+	if !ok {
+		return false
+	}
+	r, ok := t.routes[id]
+	if !ok {
+		return false
+	}
+	s.store.putRoute(t, *r, "out-of-band")
+	return true
+}
+
+// DeleteRoute removes a route out of band; it reports whether it existed.
+func (s *Simulator) DeleteRoute(tier1, id string) bool {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	t, ok := s.store.tier1(tier1)
+	return ok && s.store.deleteRoute(t, id)
+}
+
+// AddTier1 creates (or patches) a Tier-1 with the given advertisement types.
+func (s *Simulator) AddTier1(id string, advertisement ...string) error {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	if advertisement == nil {
+		advertisement = []string{}
+	}
+	_, err := s.store.putTier1(id, tier1Input{RouteAdvertisementTypes: advertisement}, "out-of-band")
+	return err
+}
+
+// AddFault adds a fault rule.
+func (s *Simulator) AddFault(f FaultRule) error { return s.faults.add(f) }
+
+// ClearFaults removes every fault rule.
+func (s *Simulator) ClearFaults() { s.faults.clear() }
+
+// ExpireSessions invalidates every NSX session (idle timeout, manager restart).
+func (s *Simulator) ExpireSessions() { s.auth.expireSessions() }
+
+// ExpireTokens invalidates every CSP access token.
+func (s *Simulator) ExpireTokens() { s.auth.expireTokens() }
+
+// OnRouteChange registers a function called, in order, for every route
+// created, replaced or deleted (the netns realizer uses it). It runs under the
+// registry lock: it must not call back into the simulator.
+func (s *Simulator) OnRouteChange(fn func(tier1 string, r StaticRoute, deleted bool)) {
+	s.store.mu.Lock()
+	s.store.onChange = fn
+	s.store.mu.Unlock()
+}
+
+func (s *Simulator) testAPI() {
+	s.handle("/nsxsim/api/faults", methods{
+		"POST": func(w http.ResponseWriter, r *http.Request) {
+			var f FaultRule
+			if !decodeBody(w, r, &f) {
+				return
+			}
+			if err := s.AddFault(f); err != nil {
+				invalid(w, err.Error())
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+		},
+		"DELETE": func(w http.ResponseWriter, r *http.Request) { s.ClearFaults(); w.WriteHeader(http.StatusOK) },
+	})
+	s.handle("/nsxsim/api/expire-sessions", methods{"POST": func(w http.ResponseWriter, r *http.Request) {
+		s.ExpireSessions()
+		w.WriteHeader(http.StatusOK)
+	}})
+	s.handle("/nsxsim/api/expire-tokens", methods{"POST": func(w http.ResponseWriter, r *http.Request) {
+		s.ExpireTokens()
+		w.WriteHeader(http.StatusOK)
+	}})
+	s.handle("/nsxsim/api/stats", methods{"GET": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(s.Stats()) //nolint:errcheck
+	}})
+}

@@ -1,0 +1,280 @@
+package nsx
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vmware/vsphere-automation-sdk-go/runtime/bindings"
+	"github.com/vmware/vsphere-automation-sdk-go/runtime/data"
+	vapiclient "github.com/vmware/vsphere-automation-sdk-go/runtime/protocol/client"
+	nsxpolicy "github.com/vmware/vsphere-automation-sdk-go/services/nsxt"
+	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/infra"
+	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/infra/realized_state"
+	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/infra/tier_1s"
+	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/model"
+)
+
+// Tag is an NSX tag.
+type Tag struct {
+	Scope, Tag string
+}
+
+// NextHop is one next hop of a static route.
+type NextHop struct {
+	IP            string
+	AdminDistance int64 // 1-255; 0 means NSX's default of 1
+}
+
+// Route is a Tier-1 static route as t1route reads and writes it. Network and
+// next hops are kept as NSX holds them: routes t1route does not own may carry
+// anything, and are never rewritten.
+type Route struct {
+	ID          string
+	DisplayName string
+	Description string
+	Network     string
+	NextHops    []NextHop
+	Tags        []Tag
+	// Read-only, filled by ListRoutes.
+	Path     string
+	Revision int64
+}
+
+// Tier1 is what t1route needs to know of a Tier-1 gateway.
+type Tier1 struct {
+	ID, Path, DisplayName   string
+	RouteAdvertisementTypes []string
+}
+
+// AdvertisesStaticRoutes reports whether the Tier-1 advertises its static
+// routes to the Tier-0; without it pod routes never leave the Tier-1.
+func (t Tier1) AdvertisesStaticRoutes() bool {
+	return slices.Contains(t.RouteAdvertisementTypes, model.Tier1_ROUTE_ADVERTISEMENT_TYPES_STATIC_ROUTES)
+}
+
+// Tier1ID returns the ID of a Tier-1 policy path of the form /infra/tier-1s/<id>.
+func Tier1ID(path string) (string, error) {
+	id, ok := strings.CutPrefix(path, "/infra/tier-1s/")
+	if !ok || id == "" || strings.ContainsAny(id, "/?#% ") {
+		return "", fmt.Errorf("tier-1 path %q must be of the form /infra/tier-1s/<id>", path)
+	}
+	return id, nil
+}
+
+// Tier1 gets a Tier-1 by policy path.
+func (c *Client) Tier1(ctx context.Context, path string) (Tier1, error) {
+	id, err := Tier1ID(path)
+	if err != nil {
+		return Tier1{}, err
+	}
+	var t model.Tier1
+	err = c.call(ctx, "get tier-1", "GET", "/policy/api/v1"+path, func(conn vapiclient.Connector) error {
+		var err error
+		t, err = infra.NewTier1sClient(conn).Get(id)
+		return err
+	})
+	if err != nil {
+		return Tier1{}, err
+	}
+	return Tier1{ID: id, Path: deref(t.Path), DisplayName: deref(t.DisplayName), RouteAdvertisementTypes: t.RouteAdvertisementTypes}, nil
+}
+
+// ListRoutes returns every static route of a Tier-1, following the cursor
+// across pages.
+func (c *Client) ListRoutes(ctx context.Context, tier1Path string) ([]Route, error) {
+	id, err := Tier1ID(tier1Path)
+	if err != nil {
+		return nil, err
+	}
+	var out []Route
+	var cursor *string
+	for page := 1; ; page++ {
+		var res model.StaticRoutesListResult
+		err := c.call(ctx, "list static routes", "GET", "/policy/api/v1"+tier1Path+"/static-routes", func(conn vapiclient.Connector) error {
+			var err error
+			res, err = tier_1s.NewStaticRoutesClient(conn).List(id, cursor, nil, nil, &c.pageSize, nil, nil)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if out == nil && res.ResultCount != nil {
+			out = make([]Route, 0, *res.ResultCount)
+		}
+		for _, r := range res.Results {
+			out = append(out, fromModel(r))
+		}
+		if res.Cursor == nil || *res.Cursor == "" {
+			return out, nil
+		}
+		if cursor != nil && *cursor == *res.Cursor {
+			return nil, fmt.Errorf("nsx: list static routes of %s: NSX returned the same cursor twice (page %d); stopping rather than looping", tier1Path, page)
+		}
+		cursor = res.Cursor
+	}
+}
+
+// BatchError reports a hierarchical call that NSX refused or that could not
+// be made. The batches before it were applied; this one was not (NSX applies
+// a hierarchical call atomically), nor any after it.
+type BatchError struct {
+	Applied int      // routes applied by earlier batches
+	Upserts []Route  // this batch's upserts
+	Deletes []string // this batch's deletes
+	Err     error
+}
+
+func (e *BatchError) Error() string {
+	return fmt.Sprintf("applying a batch of %d upserts and %d deletes (%d routes applied before it): %v", len(e.Upserts), len(e.Deletes), e.Applied, e.Err)
+}
+
+func (e *BatchError) Unwrap() error { return e.Err }
+
+// Apply creates or replaces upserts and deletes the routes with IDs deletes
+// on a Tier-1, through the hierarchical API in as few calls as possible
+// (BatchSize routes each, deletes first). Idempotent: deleting an absent
+// route is not an error. On failure it returns a *BatchError.
+func (c *Client) Apply(ctx context.Context, tier1Path string, upserts []Route, deletes []string) error {
+	id, err := Tier1ID(tier1Path)
+	if err != nil {
+		return err
+	}
+	applied := 0
+	for len(upserts)+len(deletes) > 0 {
+		nd := min(len(deletes), c.batchSize)
+		nu := min(len(upserts), c.batchSize-nd)
+		batchDel, batchUp := deletes[:nd], upserts[:nu]
+		if err := c.applyBatch(ctx, id, batchUp, batchDel); err != nil {
+			return &BatchError{Applied: applied, Upserts: batchUp, Deletes: batchDel, Err: err}
+		}
+		applied += nd + nu
+		deletes, upserts = deletes[nd:], upserts[nu:]
+	}
+	return nil
+}
+
+var converter = bindings.NewTypeConverter()
+
+func (c *Client) applyBatch(ctx context.Context, tier1ID string, upserts []Route, deletes []string) error {
+	children := make([]*data.StructValue, 0, len(upserts)+len(deletes))
+	addChild := func(r model.StaticRoutes, del bool) error {
+		child := model.ChildStaticRoutes{ResourceType: "ChildStaticRoutes", StaticRoutes: &r, MarkedForDelete: &del}
+		v, errs := converter.ConvertToVapi(child, model.ChildStaticRoutesBindingType())
+		if len(errs) > 0 {
+			return fmt.Errorf("encoding route %s: %v", deref(r.Id), errs[0])
+		}
+		children = append(children, v.(*data.StructValue))
+		return nil
+	}
+	for _, id := range deletes {
+		if err := addChild(model.StaticRoutes{Id: ptr(id), ResourceType: ptr("StaticRoutes")}, true); err != nil {
+			return err
+		}
+	}
+	for _, r := range upserts {
+		if err := addChild(toModel(r), false); err != nil {
+			return err
+		}
+	}
+	ref := model.ChildResourceReference{ResourceType: "ChildResourceReference", Id: ptr(tier1ID), TargetType: ptr("Tier1"), Children: children}
+	refValue, errs := converter.ConvertToVapi(ref, model.ChildResourceReferenceBindingType())
+	if len(errs) > 0 {
+		return fmt.Errorf("encoding tier-1 reference: %v", errs[0])
+	}
+	root := model.Infra{ResourceType: ptr("Infra"), Children: []*data.StructValue{refValue.(*data.StructValue)}}
+	return c.call(ctx, "apply static routes", "PATCH", "/policy/api/v1/infra", func(conn vapiclient.Connector) error {
+		return nsxpolicy.NewInfraClient(conn).Patch(root, nil)
+	})
+}
+
+// Realization states of a policy object.
+const (
+	StateRealized   = "REALIZED"
+	StateUnrealized = "UNREALIZED"
+	StateError      = "ERROR"
+	StateUnknown    = "UNAVAILABLE"
+)
+
+// Realization is the realized state of a policy object.
+type Realization struct {
+	State string // one of the State constants
+	Error string // NSX's runtime or publish error, when State is ERROR
+}
+
+// Realized reads the realized state of a policy path (a route's Path). An
+// object with several realized entities is realized only when all are; any
+// error wins.
+func (c *Client) Realized(ctx context.Context, path string) (Realization, error) {
+	var res model.GenericPolicyRealizedResourceListResult
+	err := c.call(ctx, "get realized state", "GET", "/policy/api/v1/infra/realized-state/realized-entities", func(conn vapiclient.Connector) error {
+		var err error
+		res, err = realized_state.NewRealizedEntitiesClient(conn).List(path, nil)
+		return err
+	})
+	if err != nil {
+		return Realization{}, err
+	}
+	if len(res.Results) == 0 {
+		return Realization{State: StateUnknown}, nil
+	}
+	out := Realization{State: StateRealized}
+	for _, e := range res.Results {
+		switch s := deref(e.State); s {
+		case StateRealized:
+		case StateError:
+			msg := deref(e.RuntimeError)
+			if msg == "" {
+				msg = deref(e.PublishStatusError)
+			}
+			return Realization{State: StateError, Error: msg}, nil
+		default:
+			out.State = StateUnrealized
+		}
+	}
+	return out, nil
+}
+
+func toModel(r Route) model.StaticRoutes {
+	m := model.StaticRoutes{Id: ptr(r.ID), ResourceType: ptr("StaticRoutes"), Network: ptr(r.Network)}
+	if r.DisplayName != "" {
+		m.DisplayName = ptr(r.DisplayName)
+	}
+	if r.Description != "" {
+		m.Description = ptr(r.Description)
+	}
+	m.NextHops = make([]model.RouterNexthop, len(r.NextHops))
+	for i, h := range r.NextHops {
+		m.NextHops[i] = model.RouterNexthop{IpAddress: ptr(h.IP)}
+		if h.AdminDistance > 0 {
+			m.NextHops[i].AdminDistance = ptr(h.AdminDistance)
+		}
+	}
+	for _, t := range r.Tags {
+		m.Tags = append(m.Tags, model.Tag{Scope: ptr(t.Scope), Tag: ptr(t.Tag)})
+	}
+	return m
+}
+
+func fromModel(m model.StaticRoutes) Route {
+	r := Route{ID: deref(m.Id), DisplayName: deref(m.DisplayName), Description: deref(m.Description),
+		Network: deref(m.Network), Path: deref(m.Path), Revision: deref(m.Revision)}
+	for _, h := range m.NextHops {
+		r.NextHops = append(r.NextHops, NextHop{IP: deref(h.IpAddress), AdminDistance: deref(h.AdminDistance)})
+	}
+	for _, t := range m.Tags {
+		r.Tags = append(r.Tags, Tag{Scope: deref(t.Scope), Tag: deref(t.Tag)})
+	}
+	return r
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

@@ -1,0 +1,276 @@
+package nsx
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+)
+
+// Limits bound how the client loads NSX. Retry, backoff and rate limiting
+// live here, in the transport, and nowhere else: callers just call.
+type Limits struct {
+	// RateLimit is requests per second sent to NSX (every attempt counts);
+	// default 50, half NSX's per-client limit of 100/s.
+	RateLimit float64
+	// Burst is how many requests may go at once after a quiet spell; default RateLimit.
+	Burst int
+	// MaxInFlight caps concurrent requests; default 10 (NSX allows 40 per client).
+	MaxInFlight int
+	// RequestTimeout bounds one attempt, from the moment it leaves the
+	// client-side queue until its answer's headers; default 60 s.
+	RequestTimeout time.Duration
+	// MaxRetries is how often a failed request is retried; default 8. Negative disables retries.
+	MaxRetries int
+	// RetryWaitMin and RetryWaitMax bound the exponential backoff; default 250 ms and 30 s.
+	RetryWaitMin, RetryWaitMax time.Duration
+	// MaxRetryAfter caps how long a server's Retry-After is obeyed; default 5 min.
+	MaxRetryAfter time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.RateLimit <= 0 {
+		l.RateLimit = 50
+	}
+	if l.Burst <= 0 {
+		l.Burst = max(1, int(l.RateLimit))
+	}
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = 10
+	}
+	if l.RequestTimeout <= 0 {
+		l.RequestTimeout = 60 * time.Second
+	}
+	switch {
+	case l.MaxRetries == 0:
+		l.MaxRetries = 8
+	case l.MaxRetries < 0:
+		l.MaxRetries = 0
+	}
+	if l.RetryWaitMin <= 0 {
+		l.RetryWaitMin = 250 * time.Millisecond
+	}
+	if l.RetryWaitMax <= 0 {
+		l.RetryWaitMax = 30 * time.Second
+	}
+	if l.MaxRetryAfter <= 0 {
+		l.MaxRetryAfter = 5 * time.Minute
+	}
+	return l
+}
+
+// Authenticator adds credentials to requests; the implementations live in
+// package auth. Wrap is called once, when the client is built.
+type Authenticator interface {
+	// Wrap returns a RoundTripper that authenticates every request it sends through next.
+	Wrap(next http.RoundTripper) http.RoundTripper
+}
+
+// newHTTPClient builds the stack under the SDK, outermost first:
+// retries (retryablehttp) → per-call recorder → client-side limits →
+// per-attempt timeout → authentication → TLS.
+func newHTTPClient(tlsConf *tls.Config, authn Authenticator, lim Limits, log *zap.Logger) *http.Client {
+	base := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxIdleConns:          lim.MaxInFlight * 2,
+		MaxIdleConnsPerHost:   lim.MaxInFlight,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	var rt http.RoundTripper = base
+	if authn != nil {
+		rt = authn.Wrap(rt)
+	}
+	rt = &timeoutTransport{next: rt, timeout: lim.RequestTimeout}
+	rt = &limitTransport{next: rt, bucket: rate.NewLimiter(rate.Limit(lim.RateLimit), lim.Burst), slots: make(chan struct{}, lim.MaxInFlight)}
+	rt = &recordTransport{next: rt}
+
+	rc := retryablehttp.NewClient()
+	rc.HTTPClient = &http.Client{Transport: rt}
+	rc.RetryMax = lim.MaxRetries
+	rc.RetryWaitMin, rc.RetryWaitMax = lim.RetryWaitMin, lim.RetryWaitMax
+	rc.CheckRetry = checkRetry
+	rc.Backoff = backoff(lim.MaxRetryAfter)
+	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler // the SDK sees NSX's last answer, not a generic "giving up"
+	rc.Logger = nil
+	rc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, attempt int) {
+		if attempt > 0 {
+			log.Debug("retrying NSX request", zap.String("method", req.Method), zap.String("path", req.URL.Path), zap.Int("attempt", attempt))
+		}
+	}
+	return rc.StandardClient()
+}
+
+// checkRetry retries on connection errors and on 429, 502, 503 and 504,
+// the answers after which the same request can succeed unchanged.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		// DefaultRetryPolicy retries network errors but not certificate or
+		// redirect-loop errors, which no retry can fix.
+		return retryablehttp.DefaultRetryPolicy(ctx, nil, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true, nil
+	}
+	return false, nil
+}
+
+// backoff waits what the server's Retry-After asks (capped), otherwise an
+// exponential backoff with jitter in [d/2, d] so that clients retrying at once
+// spread out.
+func backoff(maxRetryAfter time.Duration) retryablehttp.Backoff {
+	return func(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+		if resp != nil {
+			if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+				return min(d, maxRetryAfter)
+			}
+		}
+		d := minWait << min(attempt, 30)
+		if d <= 0 || d > maxWait {
+			d = maxWait
+		}
+		return d/2 + rand.N(d/2+1)
+	}
+}
+
+// retryAfter parses a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// limitTransport keeps the client under NSX's API limits instead of provoking
+// 429s: a token bucket for the rate and a semaphore for requests in flight.
+// Every attempt, retries included, passes through it.
+type limitTransport struct {
+	next   http.RoundTripper
+	bucket *rate.Limiter
+	slots  chan struct{}
+}
+
+func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	select {
+	case t.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := t.bucket.Wait(ctx); err != nil {
+		<-t.slots
+		return nil, err
+	}
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		<-t.slots
+		return nil, err
+	}
+	resp.Body = &releaseOnClose{ReadCloser: resp.Body, release: func() { <-t.slots }}
+	return resp, nil
+}
+
+// timeoutTransport bounds one attempt; the deadline lasts until the body is closed.
+type timeoutTransport struct {
+	next    http.RoundTripper
+	timeout time.Duration
+}
+
+func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), t.timeout)
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &releaseOnClose{ReadCloser: resp.Body, release: cancel}
+	return resp, nil
+}
+
+// releaseOnClose runs release once, when the body is closed.
+type releaseOnClose struct {
+	io.ReadCloser
+	release func()
+	done    bool
+}
+
+func (b *releaseOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	if !b.done {
+		b.done = true
+		b.release()
+	}
+	return err
+}
+
+// callRecord is what the transport saw of one client call: the SDK turns
+// NSX's answers into generic errors (429 and 503 both become
+// ServiceUnavailable), so the client reads the truth from here.
+type callRecord struct {
+	attempts    int
+	status      int
+	contentType string
+	header      http.Header
+	errBody     []byte // body of the last error answer, at most maxErrBody
+	err         error  // transport error of the last attempt
+}
+
+type recordKey struct{}
+
+func withRecord(ctx context.Context, r *callRecord) context.Context {
+	return context.WithValue(ctx, recordKey{}, r)
+}
+
+// maxErrBody bounds how much of an error answer is kept; NSX's are small, a
+// proxy's HTML page may not be.
+const maxErrBody = 64 << 10
+
+type recordTransport struct{ next http.RoundTripper }
+
+func (t *recordTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec, _ := req.Context().Value(recordKey{}).(*callRecord)
+	resp, err := t.next.RoundTrip(req)
+	if rec == nil {
+		return resp, err
+	}
+	rec.attempts++
+	rec.err = err
+	if err != nil {
+		rec.status = 0
+		return resp, err
+	}
+	rec.status, rec.header, rec.contentType = resp.StatusCode, resp.Header, resp.Header.Get("Content-Type")
+	rec.errBody = nil
+	if resp.StatusCode >= 400 {
+		// Keep the head of the body for the error, and hand the SDK the same bytes.
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrBody))
+		rec.errBody = head
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	}
+	return resp, nil
+}
