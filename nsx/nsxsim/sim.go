@@ -14,8 +14,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,7 +179,10 @@ func (s *Simulator) Start() error {
 		// HTTP/1.1 only, as NSX's reverse proxy answers; it also lets a fault
 		// rule reset the connection (hijacking needs HTTP/1).
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		ErrorLog:     nil,
+		ErrorLog:     log.New(io.Discard, "", 0),
+	}
+	if s.opts.Logf != nil {
+		s.server.ErrorLog = log.New(logfWriter(s.opts.Logf), "", 0)
 	}
 	go s.server.Serve(s.listener) //nolint:errcheck // ends with ErrServerClosed on Close
 	return nil
@@ -323,4 +329,12 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 		r.status = http.StatusOK
 	}
 	return r.ResponseWriter.Write(b)
+}
+
+// logfWriter adapts a Logf function to an io.Writer for net/http's ErrorLog.
+type logfWriter func(format string, args ...any)
+
+func (f logfWriter) Write(p []byte) (int, error) {
+	f("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
