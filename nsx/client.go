@@ -75,7 +75,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	hc := newHTTPClient(tlsConf, cfg.Auth, cfg.Limits.withDefaults(), cfg.Logger)
 	return &Client{
-		conn:      vapiclient.NewRestConnector(base.String(), *hc),
+		// Not the deprecated NewRestConnector, which records every response's
+		// status in a shared field (a data race under concurrent calls); and
+		// an application context set here, because the SDK's lazy one is
+		// another race (both seen with -race in runtime v0.7.0).
+		conn: vapiclient.NewConnector(base.String(), vapiclient.UsingRest(nil), vapiclient.WithHttpClient(hc),
+			vapiclient.WithApplicationContext(core.NewApplicationContext(nil))),
 		http:      hc,
 		base:      base,
 		log:       cfg.Logger,

@@ -168,6 +168,11 @@ func TestApplyBatchesUpsertsAndDeletes(t *testing.T) {
 func TestRetriesLoseNothing(t *testing.T) {
 	sim := nsxsim.StartTest(t, nsxsim.Options{})
 	for _, rule := range []string{
+		// Each kind fires for sure on the first calls, then at random.
+		"method=PATCH,status=429,count=2",
+		"method=PATCH,status=503,count=2",
+		"method=PATCH,reset,count=2",
+		"method=GET,status=502,count=1",
 		"method=PATCH,status=429,p=0.25",
 		"method=PATCH,status=503,p=0.2",
 		"method=PATCH,reset,p=0.15",
@@ -195,7 +200,7 @@ func TestRetriesLoseNothing(t *testing.T) {
 		t.Fatalf("ListRoutes through faults = %d, %v", len(got), err)
 	}
 	st := sim.Stats()
-	if st.Faults["429"] == 0 || st.Faults["503"] == 0 || st.Faults["reset"] == 0 {
+	if st.Faults["429"] < 2 || st.Faults["503"] < 2 || st.Faults["reset"] < 2 || st.Faults["502"] < 1 {
 		t.Fatalf("faults did not fire: %v", st.Faults)
 	}
 	t.Logf("faults injected %v; %d attempts for %d calls", st.Faults, attempts.Load(), calls.Load())
@@ -248,8 +253,9 @@ func TestClientLimitsPreventRateLimiting(t *testing.T) {
 		t.Skip("sends 4,000 requests")
 	}
 	burst := func(lim nsx.Limits) (errs int, st nsxsim.StatsSnapshot) {
-		// Limits scaled 10x from NSX's (100/s, 40 concurrent) to keep the test short.
-		sim := nsxsim.StartTest(t, nsxsim.Options{RateLimit: 1000, ClientConcurrency: 40})
+		// NSX's 40 concurrent requests per client, its rate limit scaled 10x to
+		// keep the test short, and 20 ms a call so that requests overlap.
+		sim := nsxsim.StartTest(t, nsxsim.Options{RateLimit: 1000, ClientConcurrency: 40, Latency: 20 * time.Millisecond})
 		lim.MaxRetries = -1
 		c := newClient(t, sim, nsx.Config{Limits: lim})
 		var wg sync.WaitGroup
@@ -271,7 +277,7 @@ func TestClientLimitsPreventRateLimiting(t *testing.T) {
 		t.Fatalf("with client limits: %d failed calls, %d 429s, %d 503s", errs, st.RateLimited, st.Busy)
 	}
 	errs, st = burst(nsx.Limits{RateLimit: 1e6, Burst: 1e6, MaxInFlight: 200})
-	if st.RateLimited == 0 {
+	if errs == 0 || st.RateLimited == 0 {
 		t.Fatalf("control: 2,000 unthrottled calls were never rate limited (%d failed)", errs)
 	}
 	t.Logf("control without client limits: %d of 2000 calls failed, %d 429s", errs, st.RateLimited)
