@@ -37,7 +37,7 @@ func newClient(t testing.TB, sim *nsxsim.Simulator, cfg nsx.Config) *nsx.Client 
 		cfg.TLS = &tls.Config{RootCAs: sim.CertPool(), MinVersion: tls.VersionTLS12}
 	}
 	if cfg.Auth == nil {
-		cfg.Auth = auth.Basic{Username: u, Password: p}
+		cfg.Auth = auth.Basic{Credentials: auth.Static{Username: u, Password: p}}
 	}
 	c, err := nsx.New(cfg)
 	if err != nil {
@@ -312,7 +312,7 @@ func TestErrorsAreTyped(t *testing.T) {
 	})
 	t.Run("wrong password", func(t *testing.T) {
 		sim := nsxsim.StartTest(t, nsxsim.Options{})
-		c := newClient(t, sim, nsx.Config{Auth: auth.Basic{Username: "admin", Password: "wrong"}})
+		c := newClient(t, sim, nsx.Config{Auth: auth.Basic{Credentials: auth.Static{Username: "admin", Password: "wrong"}}})
 		_, err := c.Tier1(ctx, t1Path)
 		var e *nsx.APIError
 		if !errors.As(err, &e) || e.StatusCode != 403 || e.ErrorCode != 403 || strings.Contains(err.Error(), "wrong") {

@@ -75,7 +75,7 @@ func IsTemporary(err error) bool {
 		return e.Temporary()
 	}
 	var te *TransportError
-	return errors.As(err, &te)
+	return errors.As(err, &te) && !isPermanent(err)
 }
 
 // TransportError is a failure to get any answer from NSX (connection refused

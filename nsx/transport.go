@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -120,6 +121,9 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return false, ctx.Err()
 	}
 	if err != nil {
+		if isPermanent(err) {
+			return false, nil
+		}
 		// DefaultRetryPolicy retries network errors but not certificate or
 		// redirect-loop errors, which no retry can fix.
 		return retryablehttp.DefaultRetryPolicy(ctx, nil, err)
@@ -129,6 +133,13 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return true, nil
 	}
 	return false, nil
+}
+
+// isPermanent reports whether err says no retry can help, e.g. an
+// authenticator's refused credentials (contract: a Permanent() bool method).
+func isPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
 }
 
 // backoff waits what the server's Retry-After asks (capped), otherwise an

@@ -41,6 +41,7 @@ type authenticator struct {
 	tokens   map[string]token    // CSP access tokens
 	logins   int
 	exchange int
+	issued   []string // every session ID, XSRF token and access token handed out
 }
 
 type session struct {
@@ -75,7 +76,9 @@ func (a *authenticator) trustClientCA(pemBytes []byte) {
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
 func (a *authenticator) checkPassword(users map[string]string, user, pass string) bool {
+	a.mu.Lock()
 	want, ok := users[user]
+	a.mu.Unlock()
 	return ok && equal(want, pass)
 }
 
@@ -138,6 +141,7 @@ func (a *authenticator) login(user, pass string) (id, xsrf string, ok bool) {
 	a.mu.Lock()
 	a.sessions[id] = &session{user: user, xsrf: xsrf, lastUsed: a.opts.Now()}
 	a.logins++
+	a.issued = append(a.issued, id, xsrf)
 	a.mu.Unlock()
 	return id, xsrf, true
 }
@@ -157,7 +161,9 @@ func (a *authenticator) expireSessions() {
 
 // exchangeToken answers the CSP authorize call for a refresh token.
 func (a *authenticator) exchangeToken(refresh string) (string, time.Duration, bool) {
+	a.mu.Lock()
 	user, ok := a.opts.RefreshTokens[refresh]
+	a.mu.Unlock()
 	if !ok || refresh == "" {
 		return "", 0, false
 	}
@@ -165,6 +171,7 @@ func (a *authenticator) exchangeToken(refresh string) (string, time.Duration, bo
 	a.mu.Lock()
 	a.tokens[tok] = token{user: user, expires: a.opts.Now().Add(a.opts.TokenLifetime)}
 	a.exchange++
+	a.issued = append(a.issued, tok)
 	a.mu.Unlock()
 	return tok, a.opts.TokenLifetime, true
 }

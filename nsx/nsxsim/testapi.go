@@ -110,6 +110,25 @@ func (s *Simulator) AddTier1(id string, advertisement ...string) error {
 	return err
 }
 
+// SetPassword sets (or creates) a local user's password, as an NSX admin
+// rotating it would; open sessions stay valid.
+func (s *Simulator) SetPassword(user, password string) {
+	s.auth.mu.Lock()
+	if s.opts.Users == nil {
+		s.opts.Users = map[string]string{}
+	}
+	s.opts.Users[user] = password
+	s.auth.mu.Unlock()
+}
+
+// IssuedSecrets returns every session ID, XSRF token and CSP access token the
+// simulator has handed out, for tests asserting they never leak into logs.
+func (s *Simulator) IssuedSecrets() []string {
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	return append([]string{}, s.auth.issued...)
+}
+
 // AddFault adds a fault rule.
 func (s *Simulator) AddFault(f FaultRule) error { return s.faults.add(f) }
 
