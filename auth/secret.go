@@ -52,7 +52,6 @@ func (s *SecretCredentials) Run(ctx context.Context) error {
 	if s.Logger == nil {
 		s.Logger = zap.NewNop()
 	}
-	s.setNotReady(fmt.Errorf("%w: Secret %s/%s not read yet", ErrNotReady, s.Namespace, s.Name))
 	factory := informers.NewSharedInformerFactoryWithOptions(s.Client, 0,
 		informers.WithNamespace(s.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + s.Name }))
@@ -122,8 +121,11 @@ func (s *SecretCredentials) setNotReady(err error) {
 func (s *SecretCredentials) Get() (string, string, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.notReady != nil {
+	switch {
+	case s.notReady != nil:
 		return "", "", 0, &CredentialError{Err: s.notReady}
+	case s.version == 0: // Run has not read the Secret yet
+		return "", "", 0, &CredentialError{Err: fmt.Errorf("%w: Secret %s/%s not read yet", ErrNotReady, s.Namespace, s.Name)}
 	}
 	return s.user, s.pass, s.version, nil
 }

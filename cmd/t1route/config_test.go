@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/t1route/t1route/nsx/nsxsim"
+)
+
+// testPKI is a CA, a client certificate with its key, and a second key.
+type testPKI struct {
+	caPEM, certPEM, keyPEM, otherKeyPEM []byte
+}
+
+func newPKI(t *testing.T) testPKI {
+	t.Helper()
+	sim, err := nsxsim.New(nsxsim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := sim.IssueClientCert("t1route")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, _ := sim.IssueClientCert("other")
+	return testPKI{caPEM: sim.CACertPEM(), certPEM: cert, keyPEM: key, otherKeyPEM: other}
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func validEnv() map[string]string {
+	return map[string]string{
+		"NSXT_POD_ROUTING_ENABLED": "true",
+		"NSXT_MANAGER_HOST":        "nsx.example.com",
+		"NSXT_ROUTER_PATH":         "/infra/tier-1s/t1-routable",
+		"CLUSTER_CIDR":             "100.96.0.0/11",
+		"NSXT_USERNAME":            "admin",
+		"NSXT_PASSWORD":            "Very-S3cret-pw",
+	}
+}
+
+func TestLoadConfigRejectsMalformedInput(t *testing.T) {
+	pki := newPKI(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	os.WriteFile(certFile, pki.certPEM, 0o600)
+	os.WriteFile(keyFile, pki.otherKeyPEM, 0o600)
+	keySecret := strings.Split(string(pki.keyPEM), "\n")[1]
+
+	cases := []struct {
+		name    string
+		set     map[string]string
+		unset   []string
+		wantVar string
+		want    string
+	}{
+		{"enabled not a bool", map[string]string{"NSXT_POD_ROUTING_ENABLED": "yes please"}, nil, "NSXT_POD_ROUTING_ENABLED", "not true or false"},
+		{"manager missing", nil, []string{"NSXT_MANAGER_HOST"}, "NSXT_MANAGER_HOST", "required"},
+		{"manager plain http", map[string]string{"NSXT_MANAGER_HOST": "http://nsx.example.com"}, nil, "NSXT_MANAGER_HOST", "not https"},
+		{"manager without host", map[string]string{"NSXT_MANAGER_HOST": "https://"}, nil, "NSXT_MANAGER_HOST", "no host"},
+		{"manager bad port", map[string]string{"NSXT_MANAGER_HOST": "nsx.example.com:99999"}, nil, "NSXT_MANAGER_HOST", "port"},
+		{"manager with credentials", map[string]string{"NSXT_MANAGER_HOST": "https://admin:Url-S3cret@nsx.example.com"}, nil, "NSXT_MANAGER_HOST", "holds credentials"},
+		{"manager with a query", map[string]string{"NSXT_MANAGER_HOST": "https://nsx.example.com/api?x=1"}, nil, "NSXT_MANAGER_HOST", "query"},
+		{"manager not a host name", map[string]string{"NSXT_MANAGER_HOST": "nsx_manager!.example"}, nil, "NSXT_MANAGER_HOST", "not a valid host"},
+		{"router path missing", nil, []string{"NSXT_ROUTER_PATH"}, "NSXT_ROUTER_PATH", "required"},
+		{"router path bare id", map[string]string{"NSXT_ROUTER_PATH": "t1-routable"}, nil, "NSXT_ROUTER_PATH", "/infra/tier-1s/<id>"},
+		{"router path tier-0", map[string]string{"NSXT_ROUTER_PATH": "/infra/tier-0s/t0"}, nil, "NSXT_ROUTER_PATH", "/infra/tier-1s/<id>"},
+		{"router path empty id", map[string]string{"NSXT_ROUTER_PATH": "/infra/tier-1s/"}, nil, "NSXT_ROUTER_PATH", "/infra/tier-1s/<id>"},
+		{"router path nested", map[string]string{"NSXT_ROUTER_PATH": "/infra/tier-1s/t1/static-routes"}, nil, "NSXT_ROUTER_PATH", "/infra/tier-1s/<id>"},
+		{"cluster CIDR missing", nil, []string{"CLUSTER_CIDR"}, "CLUSTER_CIDR", "required"},
+		{"cluster CIDR not a CIDR", map[string]string{"CLUSTER_CIDR": "100.96.0.0"}, nil, "CLUSTER_CIDR", "not a CIDR"},
+		{"cluster CIDR bad prefix", map[string]string{"CLUSTER_CIDR": "100.96.0.0/33"}, nil, "CLUSTER_CIDR", "not a CIDR"},
+		{"cluster CIDR host bits", map[string]string{"CLUSTER_CIDR": "100.96.0.1/11"}, nil, "CLUSTER_CIDR", "did you mean 100.96.0.0/11"},
+		{"cluster CIDR same family twice", map[string]string{"CLUSTER_CIDR": "100.96.0.0/11,100.128.0.0/11"}, nil, "CLUSTER_CIDR", "same IP family"},
+		{"cluster CIDR three", map[string]string{"CLUSTER_CIDR": "100.96.0.0/11,fd00::/48,10.0.0.0/8"}, nil, "CLUSTER_CIDR", "3 CIDRs"},
+		{"cluster name invalid", map[string]string{"CLUSTER_NAME": "Prod_East!"}, nil, "CLUSTER_NAME", "not a valid cluster name"},
+		{"cluster name too long", map[string]string{"CLUSTER_NAME": strings.Repeat("a", 64)}, nil, "CLUSTER_NAME", "63"},
+		{"cert data not base64 or PEM", map[string]string{"NSXT_CLIENT_CERT_DATA": "%%%Cert-S3cret%%%", "NSXT_CLIENT_CERT_KEY_DATA": b64(pki.keyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "neither PEM nor base64"},
+		{"cert data base64 of not-PEM", map[string]string{"NSXT_CLIENT_CERT_DATA": b64([]byte("hello")), "NSXT_CLIENT_CERT_KEY_DATA": b64(pki.keyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "not PEM"},
+		{"cert data is a key", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(pki.keyPEM), "NSXT_CLIENT_CERT_KEY_DATA": b64(pki.keyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "not a CERTIFICATE"},
+		{"key is a certificate", map[string]string{"NSXT_CLIENT_CERT_DATA": string(pki.certPEM), "NSXT_CLIENT_CERT_KEY_DATA": string(pki.certPEM)}, nil, "NSXT_CLIENT_CERT_KEY_DATA", "not a PRIVATE KEY"},
+		{"key does not match", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(pki.certPEM), "NSXT_CLIENT_CERT_KEY_DATA": b64(pki.otherKeyPEM)}, nil, "NSXT_CLIENT_CERT_KEY_DATA", "does not match"},
+		{"cert without key", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(pki.certPEM)}, nil, "NSXT_CLIENT_CERT_KEY_DATA", "required"},
+		{"key without cert", map[string]string{"NSXT_CLIENT_CERT_KEY_DATA": b64(pki.keyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "required"},
+		{"cert as data and files", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(pki.certPEM), "NSXT_CLIENT_CERT_KEY_DATA": b64(pki.keyPEM), "NSXT_CLIENT_CERT_FILE": certFile, "NSXT_CLIENT_KEY_FILE": keyFile}, nil, "NSXT_CLIENT_CERT_FILE", "not both"},
+		{"cert file missing", map[string]string{"NSXT_CLIENT_CERT_FILE": filepath.Join(dir, "absent.crt"), "NSXT_CLIENT_KEY_FILE": keyFile}, nil, "NSXT_CLIENT_CERT_FILE", "cannot read"},
+		{"cert files do not match", map[string]string{"NSXT_CLIENT_CERT_FILE": certFile, "NSXT_CLIENT_KEY_FILE": keyFile}, nil, "NSXT_CLIENT_KEY_FILE", "does not match"},
+		{"key file without cert file", map[string]string{"NSXT_CLIENT_KEY_FILE": keyFile}, nil, "NSXT_CLIENT_CERT_FILE", "required"},
+		{"root CA not base64", map[string]string{"NSXT_ROOT_CA_DATA_B64": "not base64!"}, nil, "NSXT_ROOT_CA_DATA_B64", "not base64"},
+		{"root CA given as PEM", map[string]string{"NSXT_ROOT_CA_DATA_B64": string(pki.caPEM)}, nil, "NSXT_ROOT_CA_DATA_B64", "base64 -w0"},
+		{"root CA of a key", map[string]string{"NSXT_ROOT_CA_DATA_B64": b64(pki.keyPEM)}, nil, "NSXT_ROOT_CA_DATA_B64", "not a CERTIFICATE"},
+		{"root CA of nothing", map[string]string{"NSXT_ROOT_CA_DATA_B64": b64([]byte("plain text"))}, nil, "NSXT_ROOT_CA_DATA_B64", "no PEM certificate"},
+		{"pinned CA and unverified", map[string]string{"NSXT_ROOT_CA_DATA_B64": b64(pki.caPEM), "NSXT_ALLOW_UNVERIFIED_SSL": "true"}, nil, "NSXT_ALLOW_UNVERIFIED_SSL", "not both"},
+		{"unverified not a bool", map[string]string{"NSXT_ALLOW_UNVERIFIED_SSL": "sometimes"}, nil, "NSXT_ALLOW_UNVERIFIED_SSL", "not true or false"},
+		{"VMC host is a URL with a path", map[string]string{"NSXT_VMC_AUTH_HOST": "https://console.cloud.vmware.com/csp/gateway", "NSXT_VMC_ACCESS_TOKEN": "Vmc-S3cret-token"}, nil, "NSXT_VMC_AUTH_HOST", "has a path"},
+		{"VMC host over http", map[string]string{"NSXT_VMC_AUTH_HOST": "http://console.cloud.vmware.com", "NSXT_VMC_ACCESS_TOKEN": "Vmc-S3cret-token"}, nil, "NSXT_VMC_AUTH_HOST", "not https"},
+		{"VMC host without token", map[string]string{"NSXT_VMC_AUTH_HOST": "console.cloud.vmware.com"}, nil, "NSXT_VMC_ACCESS_TOKEN", "required"},
+		{"VMC token without host", map[string]string{"NSXT_VMC_ACCESS_TOKEN": "Vmc-S3cret-token"}, nil, "NSXT_VMC_AUTH_HOST", "required"},
+		{"Secret name invalid", map[string]string{"NSXT_SECRET_NAMESPACE": "t1route", "NSXT_SECRET_NAME": "NSX_Credentials"}, nil, "NSXT_SECRET_NAME", "not a valid Secret name"},
+		{"Secret namespace invalid", map[string]string{"NSXT_SECRET_NAMESPACE": "kube.system", "NSXT_SECRET_NAME": "nsx"}, nil, "NSXT_SECRET_NAMESPACE", "not a valid namespace"},
+		{"Secret name without namespace", map[string]string{"NSXT_SECRET_NAME": "nsx"}, nil, "NSXT_SECRET_NAMESPACE", "required"},
+		{"username without password", nil, []string{"NSXT_PASSWORD"}, "NSXT_PASSWORD", "required"},
+		{"password without username", nil, []string{"NSXT_USERNAME"}, "NSXT_USERNAME", "required"},
+		{"no authentication", nil, []string{"NSXT_USERNAME", "NSXT_PASSWORD"}, "NSXT authentication", "no way to authenticate"},
+		{"session auth not a bool", map[string]string{"NSXT_SESSION_AUTH": "nah"}, nil, "NSXT_SESSION_AUTH", "not true or false"},
+		{"remote auth not a bool", map[string]string{"NSXT_REMOTE_AUTH": "2"}, nil, "NSXT_REMOTE_AUTH", "not true or false"},
+	}
+	if len(cases) < 30 {
+		t.Fatalf("only %d cases", len(cases))
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := validEnv()
+			for k, v := range tc.set {
+				env[k] = v
+			}
+			for _, k := range tc.unset {
+				delete(env, k)
+			}
+			_, problems := LoadConfig(settings{getenv: envOf(env)})
+			var all []string
+			found := false
+			for _, p := range problems {
+				all = append(all, p.String())
+				if p.Var == tc.wantVar && strings.Contains(p.What, tc.want) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("want a problem with %s containing %q; got %q", tc.wantVar, tc.want, all)
+			}
+			text := strings.Join(all, "\n")
+			for _, secret := range []string{"Very-S3cret-pw", "Cert-S3cret", "Vmc-S3cret-token", "Url-S3cret", keySecret} {
+				if strings.Contains(text, secret) {
+					t.Fatalf("a problem quotes a secret: %q", text)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadConfigValid(t *testing.T) {
+	pki := newPKI(t)
+	t.Run("defaults and normalisation", func(t *testing.T) {
+		env := validEnv()
+		env["NSXT_MANAGER_HOST"] = "https://nsx.example.com:8443/"
+		cfg, problems := LoadConfig(settings{getenv: envOf(env)})
+		if len(problems) > 0 {
+			t.Fatal(problems)
+		}
+		if cfg.ManagerURL != "https://nsx.example.com:8443" || cfg.ClusterName != "kubernetes" || !cfg.Auth.SessionAuth || cfg.Auth.Mode != AuthPassword {
+			t.Fatalf("%+v", cfg)
+		}
+	})
+	t.Run("VMC reverse proxy URL and token", func(t *testing.T) {
+		env := validEnv()
+		env["NSXT_MANAGER_HOST"] = "https://nsx-1-2-3-4.rp.vmwarevmc.com/vmc/reverse-proxy/api/orgs/org-1/sddcs/sddc-1/sks-nsxt-manager"
+		env["NSXT_VMC_AUTH_HOST"] = "console.cloud.vmware.com"
+		env["NSXT_VMC_ACCESS_TOKEN"] = "token"
+		cfg, problems := LoadConfig(settings{getenv: envOf(env)})
+		if len(problems) > 0 || cfg.Auth.Mode != AuthVMCToken || !strings.HasSuffix(cfg.ManagerURL, "/sks-nsxt-manager") || cfg.Auth.VMCAuthHost != "console.cloud.vmware.com" {
+			t.Fatalf("%+v %v", cfg, problems)
+		}
+	})
+	t.Run("dual-stack", func(t *testing.T) {
+		env := validEnv()
+		env["CLUSTER_CIDR"] = "100.96.0.0/11, fd00:100:96::/48"
+		cfg, problems := LoadConfig(settings{getenv: envOf(env)})
+		if len(problems) > 0 || len(cfg.ClusterCIDRs) != 2 {
+			t.Fatalf("%+v %v", cfg.ClusterCIDRs, problems)
+		}
+	})
+	t.Run("precedence: certificate over everything", func(t *testing.T) {
+		env := validEnv()
+		env["NSXT_CLIENT_CERT_DATA"] = string(pki.certPEM) // PEM as is
+		env["NSXT_CLIENT_CERT_KEY_DATA"] = b64(pki.keyPEM) // base64 of PEM
+		env["NSXT_VMC_AUTH_HOST"], env["NSXT_VMC_ACCESS_TOKEN"] = "console.cloud.vmware.com", "t"
+		env["NSXT_SECRET_NAMESPACE"], env["NSXT_SECRET_NAME"] = "t1route", "nsx"
+		cfg, problems := LoadConfig(settings{getenv: envOf(env)})
+		if len(problems) > 0 || cfg.Auth.Mode != AuthClientCert || len(cfg.Notes) == 0 || !strings.Contains(cfg.Notes[0], "NSXT_PASSWORD") {
+			t.Fatalf("mode %s notes %v problems %v", cfg.Auth.Mode, cfg.Notes, problems)
+		}
+		delete(env, "NSXT_CLIENT_CERT_DATA")
+		delete(env, "NSXT_CLIENT_CERT_KEY_DATA")
+		if cfg, _ := LoadConfig(settings{getenv: envOf(env)}); cfg.Auth.Mode != AuthVMCToken {
+			t.Fatalf("without a certificate: %s", cfg.Auth.Mode)
+		}
+		delete(env, "NSXT_VMC_AUTH_HOST")
+		delete(env, "NSXT_VMC_ACCESS_TOKEN")
+		if cfg, _ := LoadConfig(settings{getenv: envOf(env)}); cfg.Auth.Mode != AuthSecret {
+			t.Fatalf("without VMC: %s", cfg.Auth.Mode)
+		}
+	})
+	t.Run("disabled needs nothing", func(t *testing.T) {
+		cfg, problems := LoadConfig(settings{getenv: envOf(map[string]string{"NSXT_POD_ROUTING_ENABLED": "false"})})
+		if len(problems) > 0 || cfg.PodRoutingEnabled {
+			t.Fatal(problems)
+		}
+	})
+}
+
+func TestFlagsWinOverEnvironment(t *testing.T) {
+	env := validEnv()
+	var out, errOut bytes.Buffer
+	root := newRootCommand(&out, &errOut, envOf(env))
+	root.SetArgs([]string{"validate-config", "--cluster-cidr", "100.64.0.0/16", "--router-path", "/infra/tier-1s/from-flag"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "cluster CIDRs:  100.64.0.0/16") || !strings.Contains(out.String(), "/infra/tier-1s/from-flag   (flag)") {
+		t.Fatalf("flags did not win:\n%s", out.String())
+	}
+}
+
+func TestValidateConfigCommand(t *testing.T) {
+	pki := newPKI(t)
+	run := func(env map[string]string) (string, string, error) {
+		var out, errOut bytes.Buffer
+		root := newRootCommand(&out, &errOut, envOf(env))
+		root.SetArgs([]string{"validate-config"})
+		err := root.Execute()
+		return out.String(), errOut.String(), err
+	}
+	env := validEnv()
+	env["NSXT_CLIENT_CERT_DATA"], env["NSXT_CLIENT_CERT_KEY_DATA"] = b64(pki.certPEM), b64(pki.keyPEM)
+	env["NSXT_ROOT_CA_DATA_B64"] = b64(pki.caPEM)
+	out, _, err := run(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"configuration is valid", "auth mode:      client-certificate, because NSXT_CLIENT_CERT_DATA and NSXT_CLIENT_CERT_KEY_DATA are set",
+		"NSXT_PASSWORD               <redacted>", "NSXT_CLIENT_CERT_KEY_DATA   <redacted>", "manager CA pinned: CN=nsxsim CA"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{"Very-S3cret-pw", b64(pki.keyPEM)[:40], b64(pki.certPEM)[:40]} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("output shows a secret:\n%s", out)
+		}
+	}
+
+	// Invalid: exit 2, one line per problem, no secret even one that fails to parse.
+	env = validEnv()
+	env["NSXT_CLIENT_CERT_KEY_DATA"] = "Unparseable-S3cret-key"
+	env["CLUSTER_CIDR"] = "nope"
+	out, errOut, err := run(env)
+	if ee, ok := err.(exitError); !ok || ee.code != 2 {
+		t.Fatalf("exit = %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "invalid configuration: 3 problem(s)") {
+		t.Fatalf("stderr:\n%s", errOut)
+	}
+	if strings.Contains(out+errOut, "Unparseable-S3cret-key") || strings.Contains(out+errOut, "Very-S3cret-pw") {
+		t.Fatalf("a secret was printed:\n%s%s", out, errOut)
+	}
+}
