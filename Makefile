@@ -6,7 +6,7 @@ CACHE := .cache
 PKGS := ./...
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help build test test-unit test-integration fuzz-short bench check demo clean
+.PHONY: help build test test-unit test-integration kube-bins bench check demo clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -20,8 +20,11 @@ test: check test-unit test-integration ## Everything CI runs: checks, unit/compo
 test-unit: ## Unit and component tests (client and auth against nsxsim over real TLS)
 	$(GO) test -count=1 -race $(PKGS)
 
-test-integration: ## Integration tests (build tag integration)
-	$(GO) test -count=1 -tags integration ./integration/... ./nsx/...
+kube-bins: ## Build kube-apiserver and etcd into .cache/bin (once; ~6 min cold)
+	integration/tools/build.sh $(CURDIR)/$(CACHE)/bin
+
+test-integration: kube-bins ## Integration tests: the controller on a real kube-apiserver + etcd, against nsxsim
+	$(GO) test -count=1 -tags integration -timeout 20m ./integration/...
 
 bench: ## Benchmarks, printing figures (10,000 routes batched vs one call each)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./nsx/...

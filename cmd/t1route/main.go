@@ -46,6 +46,7 @@ the flags of the same meaning (flags win).`,
 	root.SetErr(stderr)
 	root.AddCommand(
 		newValidateConfigCommand(stdout, stderr, getenv),
+		newControllerCommand(stdout, stderr, getenv),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

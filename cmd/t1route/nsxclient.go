@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
@@ -24,7 +25,8 @@ type nsxConnection struct {
 
 // connectNSX builds the NSX client for cfg. With Secret authentication it
 // starts watching the Secret (until ctx ends) and needs kube.
-func connectNSX(ctx context.Context, cfg Config, kube kubernetes.Interface, log *zap.Logger, limits nsx.Limits) (*nsxConnection, error) {
+func connectNSX(ctx context.Context, cfg Config, kube kubernetes.Interface, log *zap.Logger, limits nsx.Limits,
+	observe func(op string, status, attempts int, d time.Duration), batchSize int) (*nsxConnection, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLS.RootCAPEM != nil {
 		pool := x509.NewCertPool()
@@ -66,7 +68,7 @@ func connectNSX(ctx context.Context, cfg Config, kube kubernetes.Interface, log 
 	default:
 		return nil, fmt.Errorf("no way to authenticate to NSX is configured")
 	}
-	client, err := nsx.New(nsx.Config{Host: cfg.ManagerURL, TLS: tlsConf, Auth: authn, Limits: limits, Logger: log.Named("nsx")})
+	client, err := nsx.New(nsx.Config{Host: cfg.ManagerURL, TLS: tlsConf, Auth: authn, Limits: limits, Logger: log.Named("nsx"), Observe: observe, BatchSize: batchSize})
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,7 @@ func TestEachAuthModeEndToEnd(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			conn, err := connectNSX(ctx, cfg, kube, zap.NewNop(), nsx.Limits{})
+			conn, err := connectNSX(ctx, cfg, kube, zap.NewNop(), nsx.Limits{}, nil, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +138,7 @@ func TestConnectWithoutVerificationWarns(t *testing.T) {
 	}
 	var logs strings.Builder
 	log := zap.New(zapcoreFor(&logs))
-	conn, err := connectNSX(context.Background(), cfg, nil, log, nsx.Limits{})
+	conn, err := connectNSX(context.Background(), cfg, nil, log, nsx.Limits{}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -256,8 +256,9 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w}
 	start := time.Now()
 	client := ""
+	s.stats.begin(r.Method)
 	defer func() {
-		s.stats.record(r.Method, rec.status, rec.hijacked)
+		s.stats.record(rec.status, rec.hijacked)
 		if s.opts.Logf != nil {
 			s.opts.Logf("%s %s -> %d client=%q in %s", r.Method, r.URL.Path, rec.status, client, time.Since(start).Round(time.Microsecond))
 		}

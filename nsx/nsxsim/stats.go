@@ -24,11 +24,18 @@ func (s *counters) init() {
 	s.ByMethod, s.ByStatus, s.Faults = map[string]int{}, map[int]int{}, map[string]int{}
 }
 
-func (s *counters) record(method string, status int, hijacked bool) {
+// begin counts a request as it arrives (so tests can see calls in flight).
+func (s *counters) begin(method string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.Requests++
 	s.ByMethod[method]++
+}
+
+// record counts a request's answer.
+func (s *counters) record(status int, hijacked bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if hijacked {
 		status = 0
 	}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/zapr"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/t1route/t1route/nsx"
+	"github.com/t1route/t1route/podroute"
+)
+
+type controllerFlags struct {
+	kubeconfig     string
+	resync         time.Duration
+	window         time.Duration
+	metricsAddr    string
+	leaderElect    bool
+	leaseNamespace string
+	leaseName      string
+	leaseDuration  time.Duration
+	logFormat      string
+	logLevel       string
+	nsxRate        float64
+	nsxInFlight    int
+	nsxBatch       int
+}
+
+func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
+	var f controllerFlags
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Keep the Tier-1's static routes equal to the nodes' podCIDRs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, problems := LoadConfig(settings{flags: cmd.Flags(), getenv: getenv})
+			if len(problems) > 0 {
+				fmt.Fprintf(stderr, "invalid configuration: %d problem(s)\n", len(problems))
+				for _, p := range problems {
+					fmt.Fprintln(stderr, p.String())
+				}
+				return exitError{2}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runController(ctx, cfg, f, stderr, getenv)
+		},
+	}
+	fl := cmd.Flags()
+	addConfigFlags(fl)
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
+	fl.DurationVar(&f.resync, "resync-period", 5*time.Minute, "re-list NSX this often to repair drift")
+	fl.DurationVar(&f.window, "batch-window", 100*time.Millisecond, "coalesce node changes over this window")
+	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics, /healthz and /readyz")
+	fl.BoolVar(&f.leaderElect, "leader-elect", true, "run only while holding the leader Lease (run 2 replicas)")
+	fl.StringVar(&f.leaseNamespace, "leader-election-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else kube-system)")
+	fl.StringVar(&f.leaseName, "leader-election-name", "t1route-controller", "name of the Lease")
+	fl.DurationVar(&f.leaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a lease lasts without renewal")
+	fl.StringVar(&f.logFormat, "log-format", "json", "json or console")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.Float64Var(&f.nsxRate, "nsx-rate-limit", 50, "NSX requests per second (NSX allows 100 per client)")
+	fl.IntVar(&f.nsxInFlight, "nsx-max-in-flight", 10, "concurrent NSX requests (NSX allows 40 per client)")
+	fl.IntVar(&f.nsxBatch, "nsx-batch-size", 1000, "routes per hierarchical API call")
+	return cmd
+}
+
+// kubeClientConfig resolves --kubeconfig, in-cluster, then $KUBECONFIG / ~/.kube/config.
+func kubeClientConfig(path string) (*rest.Config, error) {
+	var rc *rest.Config
+	var err error
+	switch {
+	case path != "":
+		rc, err = clientcmd.BuildConfigFromFlags("", path)
+	default:
+		rc, err = rest.InClusterConfig()
+		if err != nil {
+			rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("no Kubernetes configuration: %w (give --kubeconfig, run in a pod, or set KUBECONFIG)", err)
+	}
+	// Node condition patches for thousands of nodes: client-go's default of 5/s is far too low.
+	rc.QPS, rc.Burst = 50, 100
+	rc.UserAgent = "t1route/" + version
+	return rc, nil
+}
+
+func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io.Writer, getenv func(string) (string, bool)) error {
+	level, err := zapcore.ParseLevel(f.logLevel)
+	if err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log, err := newLogger(stderr, f.logFormat, level)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	klog.SetLogger(zapr.NewLogger(log.Named("client-go")))
+	nsx.RouteSDKLogs(log)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := podroute.NewMetrics(reg)
+	var ready atomic.Bool
+	srv, err := serveMetrics(f.metricsAddr, reg, &ready, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Shutdown(context.Background()) //nolint:errcheck
+
+	if !cfg.PodRoutingEnabled {
+		log.Info("pod routing is disabled (NSXT_POD_ROUTING_ENABLED is not true): the controller idles and changes nothing")
+		ready.Store(true)
+		<-ctx.Done()
+		return nil
+	}
+	rc, err := kubeClientConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	uid, err := podroute.ClusterUID(ctx, kube)
+	if err != nil {
+		return err
+	}
+	limits := nsx.Limits{RateLimit: f.nsxRate, MaxInFlight: f.nsxInFlight}
+	conn, err := connectNSX(ctx, cfg, kube, log, limits, func(op string, status, _ int, d time.Duration) {
+		metrics.NSXCalls.WithLabelValues(op, fmt.Sprint(status)).Inc()
+		metrics.NSXCallDuration.WithLabelValues(op).Observe(d.Seconds())
+	}, f.nsxBatch)
+	if err != nil {
+		return err
+	}
+	opts := podroute.RunOptions{
+		Config: podroute.Config{Identity: podroute.Identity{UID: uid, Name: cfg.ClusterName}, Tier1Path: cfg.RouterPath,
+			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync, Window: f.window},
+		Metrics: metrics, Log: log, OnReady: func() { ready.Store(true) },
+	}
+	if f.leaderElect {
+		ns := f.leaseNamespace
+		if ns == "" {
+			if v, ok := getenv("POD_NAMESPACE"); ok && v != "" {
+				ns = v
+			} else {
+				ns = "kube-system"
+			}
+		}
+		host, _ := os.Hostname()
+		opts.LeaderElection = &podroute.LeaderElection{Namespace: ns, Name: f.leaseName, Identity: host + "_" + uuid.NewString()[:8],
+			LeaseDuration: f.leaseDuration, RenewDeadline: f.leaseDuration * 2 / 3, RetryPeriod: f.leaseDuration / 7}
+		// A standby replica is ready: it is healthy and waiting for the lease.
+		ready.Store(true)
+	}
+	err = podroute.Run(ctx, kube, conn.Client, opts)
+	if ctx.Err() == nil && f.leaderElect {
+		return errors.New("lost the leader lease; exiting so that a fresh start rejoins the election")
+	}
+	log.Info("shut down cleanly")
+	return err
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *zap.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }) //nolint:errcheck
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready: no reconcile pass has completed yet", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n") //nolint:errcheck
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-bind-address %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed
+	log.Info("serving metrics and health", zap.String("address", ln.Addr().String()))
+	return srv, nil
+}

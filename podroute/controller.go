@@ -1,0 +1,332 @@
+package podroute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/t1route/t1route/nsx"
+)
+
+// RouteClient is what the controller needs of NSX; *nsx.Client is one.
+type RouteClient interface {
+	// ListRoutes returns every static route of the Tier-1 (all pages).
+	ListRoutes(ctx context.Context, tier1Path string) ([]nsx.Route, error)
+	// Apply upserts and deletes routes in batches; idempotent; *nsx.BatchError on failure.
+	Apply(ctx context.Context, tier1Path string, upserts []nsx.Route, deletes []string) error
+}
+
+// Config configures the controller.
+type Config struct {
+	Identity     Identity
+	Tier1Path    string
+	ClusterCIDRs []netip.Prefix
+	// ResyncPeriod re-lists NSX to repair drift even without node changes; default 5 min.
+	ResyncPeriod time.Duration
+	// Window coalesces a burst of node changes into one pass; default 100 ms.
+	Window time.Duration
+	// ConditionWorkers patch node conditions in parallel; default 8.
+	ConditionWorkers int
+}
+
+// Controller keeps the Tier-1's routes equal to the nodes' pod CIDRs.
+type Controller struct {
+	cfg      Config
+	nsx      RouteClient
+	kube     kubernetes.Interface
+	nodes    corelisters.NodeLister
+	synced   cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
+	recorder record.EventRecorder
+	metrics  *Metrics
+	log      *zap.Logger
+
+	mu       sync.Mutex
+	reported map[string]string // node/cidr -> last problem reason, to emit each event once
+	failed   map[string]string // route ID -> NSX's refusal, kept until the route is applied
+	synced1  bool              // a pass has completed since start
+}
+
+const workKey = "tier1"
+
+// New builds a controller on a node informer; call it before the informer factory starts.
+func New(cfg Config, kube kubernetes.Interface, nodes coreinformers.NodeInformer, client RouteClient, recorder record.EventRecorder, metrics *Metrics, log *zap.Logger) (*Controller, error) {
+	if cfg.ResyncPeriod <= 0 {
+		cfg.ResyncPeriod = 5 * time.Minute
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 100 * time.Millisecond
+	}
+	if cfg.ConditionWorkers <= 0 {
+		cfg.ConditionWorkers = 8
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	c := &Controller{
+		cfg: cfg, nsx: client, kube: kube, recorder: recorder, metrics: metrics, log: log,
+		nodes:  nodes.Lister(),
+		synced: nodes.Informer().HasSynced,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			// At most 15 s between passes while NSX fails: the transport already
+			// backs off within a pass, and recovery should be noticed quickly.
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 15*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "t1route"}),
+		reported: map[string]string{},
+		failed:   map[string]string{},
+	}
+	inf := nodes.Informer()
+	// Keep only what routing needs: 10,000 full Node objects are large.
+	if err := inf.SetTransform(TrimNode); err != nil {
+		return nil, fmt.Errorf("node informer: %w", err)
+	}
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { c.enqueue() },
+		UpdateFunc: func(old, cur any) {
+			o, ok1 := old.(*corev1.Node)
+			n, ok2 := cur.(*corev1.Node)
+			if !ok1 || !ok2 || routingChanged(o, n) {
+				c.enqueue()
+			}
+		},
+		DeleteFunc: func(any) { c.enqueue() },
+	})
+	return c, err
+}
+
+// enqueue marks the Tier-1 dirty; changes within the window share one pass.
+func (c *Controller) enqueue() { c.queue.AddAfter(workKey, c.cfg.Window) }
+
+// Run reconciles until ctx ends. It returns after the pass in progress, if
+// any, has finished or been abandoned (its NSX call cancelled).
+func (c *Controller) Run(ctx context.Context) error {
+	defer c.queue.ShutDown()
+	c.log.Info("starting route controller", zap.String("tier1", c.cfg.Tier1Path), zap.String("cluster", c.cfg.Identity.Name),
+		zap.String("cluster_uid", c.cfg.Identity.UID), zap.Duration("resync", c.cfg.ResyncPeriod))
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+		return ctx.Err()
+	}
+	c.queue.Add(workKey)
+	go wait.Until(func() { c.queue.Add(workKey) }, c.cfg.ResyncPeriod, ctx.Done())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for c.processNext(ctx) {
+		}
+	}()
+	<-ctx.Done()
+	c.queue.ShutDown()
+	<-done
+	c.log.Info("route controller stopped")
+	return nil
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	start := time.Now()
+	err := c.reconcile(ctx)
+	c.metrics.ReconcileDuration.Observe(time.Since(start).Seconds())
+	switch {
+	case err == nil:
+		c.queue.Forget(key)
+		c.metrics.LastSuccess.SetToCurrentTime()
+	case ctx.Err() != nil:
+		c.log.Info("reconcile abandoned: shutting down", zap.Error(err))
+	default:
+		c.metrics.Errors.Inc()
+		c.log.Error("reconcile failed; will retry", zap.Error(err), zap.Int("retries", c.queue.NumRequeues(key)))
+		c.queue.AddRateLimited(key)
+	}
+	return true
+}
+
+// Ready reports whether the controller has completed a pass since it started.
+func (c *Controller) Ready() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.synced1
+}
+
+// reconcile is one pass: list actual, compute desired, diff, apply, report.
+func (c *Controller) reconcile(ctx context.Context) error {
+	nodeObjs, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	nodes := make([]Node, 0, len(nodeObjs))
+	for _, n := range nodeObjs {
+		nodes = append(nodes, FromNode(n))
+	}
+	desired, problems := Desired(c.cfg.Identity, c.cfg.ClusterCIDRs, nodes)
+	c.reportProblems(problems)
+
+	actual, err := c.nsx.ListRoutes(ctx, c.cfg.Tier1Path)
+	if err != nil {
+		return fmt.Errorf("listing routes of %s: %w", c.cfg.Tier1Path, err)
+	}
+	changes := Diff(c.cfg.Identity, desired, actual)
+	owned := 0
+	for _, r := range actual {
+		if c.cfg.Identity.Owns(r) {
+			owned++
+		}
+	}
+	c.metrics.DesiredRoutes.Set(float64(len(desired)))
+	for _, d := range changes.Drift {
+		c.log.Warn("route drifted from its desired state; restoring it", zap.String("drift", d))
+	}
+	for _, r := range changes.Conflicts {
+		c.log.Warn("a route this cluster needs has its ID taken by a route it does not own; leaving it alone",
+			zap.String("route_id", r.ID), zap.String("network", r.Network))
+	}
+	if !changes.Empty() {
+		c.log.Info("applying route changes", zap.Int("upserts", len(changes.Upserts)), zap.Int("deletes", len(changes.Deletes)),
+			zap.Int("desired", len(desired)), zap.Int("owned_before", owned))
+		if err := c.apply(ctx, changes); err != nil {
+			return err
+		}
+		owned += len(changes.Upserts) - len(changes.Drift) - len(changes.Deletes) // drift upserts replace routes already counted
+	}
+	c.metrics.ActualRoutes.Set(float64(owned))
+	c.updateConditions(ctx, nodes, desired, problems)
+	c.mu.Lock()
+	c.synced1 = true
+	c.mu.Unlock()
+	return nil
+}
+
+// apply applies changes. A permanent refusal (NSX's 400 for one route) is
+// isolated by bisecting the refused batch, reported on the route's node, and
+// the rest still applied; temporary failures are returned for a retry.
+func (c *Controller) apply(ctx context.Context, ch Changes) error {
+	ups, dels := ch.Upserts, ch.Deletes
+	for attempt := 0; ; attempt++ {
+		err := c.nsx.Apply(ctx, c.cfg.Tier1Path, ups, dels)
+		if err == nil {
+			c.clearFailures(ups)
+			return nil
+		}
+		var be *nsx.BatchError
+		if !errors.As(err, &be) || nsx.IsTemporary(err) || ctx.Err() != nil || attempt >= 3 {
+			return err
+		}
+		bad, err := c.isolate(ctx, be.Upserts, be.Deletes)
+		if err != nil {
+			return err
+		}
+		if len(bad) == 0 {
+			continue // the batch went through on its own: apply the rest
+		}
+		ups = slices.DeleteFunc(slices.Clone(ups), func(r nsx.Route) bool { _, isBad := bad[r.ID]; return isBad })
+		dels = slices.DeleteFunc(slices.Clone(dels), func(id string) bool { _, isBad := bad[id]; return isBad })
+	}
+}
+
+// isolate finds the routes NSX refuses in a batch by bisection; it applies
+// the rest of the batch on the way.
+func (c *Controller) isolate(ctx context.Context, ups []nsx.Route, dels []string) (map[string]string, error) {
+	bad := map[string]string{}
+	var walk func(ups []nsx.Route, dels []string) error
+	walk = func(ups []nsx.Route, dels []string) error {
+		if len(ups)+len(dels) == 0 {
+			return nil
+		}
+		err := c.nsx.Apply(ctx, c.cfg.Tier1Path, ups, dels)
+		if err == nil {
+			return nil
+		}
+		if nsx.IsTemporary(err) || ctx.Err() != nil {
+			return err
+		}
+		if len(ups)+len(dels) == 1 {
+			var reason string
+			var apiErr *nsx.APIError
+			if errors.As(err, &apiErr) {
+				reason = apiErr.Message
+			} else {
+				reason = err.Error()
+			}
+			if len(ups) == 1 {
+				bad[ups[0].ID] = reason
+				c.recordFailure(ups[0], reason)
+			} else {
+				bad[dels[0]] = reason
+				c.log.Error("NSX refused to delete a route", zap.String("route_id", dels[0]), zap.String("reason", reason))
+			}
+			return nil
+		}
+		mu, md := len(ups)/2, len(dels)/2
+		if err := walk(ups[:mu], dels[:md]); err != nil {
+			return err
+		}
+		return walk(ups[mu:], dels[md:])
+	}
+	return bad, walk(ups, dels)
+}
+
+func (c *Controller) recordFailure(r nsx.Route, reason string) {
+	node := NodeOf(r)
+	c.log.Error("NSX refused a route", zap.String("node", node), zap.String("network", r.Network), zap.String("reason", reason))
+	c.mu.Lock()
+	_, known := c.failed[r.ID]
+	c.failed[r.ID] = reason
+	c.mu.Unlock()
+	if !known && c.recorder != nil {
+		c.recorder.Eventf(nodeRef(node), corev1.EventTypeWarning, "FailedToCreateRoute",
+			"NSX refused the route for pod CIDR %s: %s", r.Network, reason)
+	}
+}
+
+func (c *Controller) clearFailures(applied []nsx.Route) {
+	c.mu.Lock()
+	for _, r := range applied {
+		delete(c.failed, r.ID)
+	}
+	c.mu.Unlock()
+}
+
+// reportProblems emits one Warning event per new node problem.
+func (c *Controller) reportProblems(problems []NodeProblem) {
+	current := map[string]string{}
+	for _, p := range problems {
+		key := p.Node + "/" + p.CIDR
+		current[key] = p.Reason
+		c.mu.Lock()
+		prev := c.reported[key]
+		c.mu.Unlock()
+		if prev == p.Reason {
+			continue
+		}
+		c.log.Warn("node gets no route", zap.String("node", p.Node), zap.String("pod_cidr", p.CIDR), zap.String("reason", p.Reason), zap.String("why", p.Message))
+		if c.recorder != nil {
+			c.recorder.Event(nodeRef(p.Node), corev1.EventTypeWarning, p.Reason, p.Message)
+		}
+	}
+	c.mu.Lock()
+	c.reported = current
+	c.mu.Unlock()
+}
+
+func nodeRef(name string) *corev1.ObjectReference {
+	// As the Kubernetes route controller does: events on a node use its name as UID.
+	return &corev1.ObjectReference{Kind: "Node", Name: name, UID: typesUID(name)}
+}

@@ -1,0 +1,96 @@
+package podroute
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/t1route/t1route/nsx"
+)
+
+// Node is what route computation needs of a Kubernetes Node.
+type Node struct {
+	Name        string
+	PodCIDRs    []string
+	InternalIPs []string
+	ExternalIPs []string
+}
+
+// Reasons a node gets no route for a pod CIDR (used as event reasons).
+const (
+	ReasonInvalidPodCIDR  = "InvalidPodCIDR"
+	ReasonOutsideCluster  = "PodCIDROutsideClusterCIDR"
+	ReasonNoNodeAddress   = "NoNodeAddress"
+	ReasonDuplicatePodCID = "DuplicatePodCIDR"
+)
+
+// NodeProblem says why a node's pod CIDR gets no route.
+type NodeProblem struct {
+	Node, CIDR, Reason, Message string
+}
+
+// Desired computes the routes the cluster needs, keyed by route ID: one per
+// node pod CIDR inside the cluster CIDRs, next hop the node's address of the
+// same family (InternalIP first, then ExternalIP). Pure.
+func Desired(id Identity, clusterCIDRs []netip.Prefix, nodes []Node) (map[string]nsx.Route, []NodeProblem) {
+	sorted := append([]Node(nil), nodes...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	routes := make(map[string]nsx.Route, len(nodes))
+	owner := make(map[string]string, len(nodes)) // route ID -> node
+	var problems []NodeProblem
+	for _, n := range sorted {
+		for _, raw := range n.PodCIDRs {
+			problem := func(reason, format string, args ...any) {
+				problems = append(problems, NodeProblem{Node: n.Name, CIDR: raw, Reason: reason, Message: fmt.Sprintf(format, args...)})
+			}
+			pfx, err := netip.ParsePrefix(raw)
+			if err != nil || pfx.Masked() != pfx {
+				problem(ReasonInvalidPodCIDR, "pod CIDR %q is not a valid network CIDR; no route is created for it", raw)
+				continue
+			}
+			if !within(pfx, clusterCIDRs) {
+				problem(ReasonOutsideCluster, "pod CIDR %s is outside CLUSTER_CIDR %v; no route is created for it", pfx, clusterCIDRs)
+				continue
+			}
+			hop, ok := nextHop(n, pfx.Addr().Is4())
+			if !ok {
+				problem(ReasonNoNodeAddress, "node has no InternalIP or ExternalIP of the IP family of pod CIDR %s; no route until it has one", pfx)
+				continue
+			}
+			rid := id.RouteID(pfx.String())
+			if other, dup := owner[rid]; dup {
+				problem(ReasonDuplicatePodCID, "pod CIDR %s is also node %s's; only %s gets the route", pfx, other, other)
+				continue
+			}
+			owner[rid] = n.Name
+			routes[rid] = nsx.Route{
+				ID:          rid,
+				DisplayName: truncate(id.Name+"/"+n.Name+"/"+pfx.String(), 255),
+				Network:     pfx.String(),
+				NextHops:    []nsx.NextHop{{IP: hop.String()}},
+				Tags:        id.tags(n.Name),
+			}
+		}
+	}
+	return routes, problems
+}
+
+func within(pfx netip.Prefix, cidrs []netip.Prefix) bool {
+	for _, c := range cidrs {
+		if c.Addr().Is4() == pfx.Addr().Is4() && c.Bits() <= pfx.Bits() && c.Contains(pfx.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+func nextHop(n Node, v4 bool) (netip.Addr, bool) {
+	for _, list := range [][]string{n.InternalIPs, n.ExternalIPs} {
+		for _, s := range list {
+			if a, err := netip.ParseAddr(s); err == nil && a.Is4() == v4 && !a.IsUnspecified() {
+				return a.Unmap(), true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}

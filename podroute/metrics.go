@@ -1,0 +1,36 @@
+package podroute
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the controller's Prometheus metrics.
+type Metrics struct {
+	DesiredRoutes     prometheus.Gauge
+	ActualRoutes      prometheus.Gauge
+	ReconcileDuration prometheus.Histogram
+	Errors            prometheus.Counter
+	LastSuccess       prometheus.Gauge
+	Leader            prometheus.Gauge
+	NSXCalls          *prometheus.CounterVec
+	NSXCallDuration   *prometheus.HistogramVec
+}
+
+// NewMetrics creates the metrics and registers them with reg (if not nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		DesiredRoutes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "t1route_desired_routes", Help: "Routes the cluster's nodes need."}),
+		ActualRoutes:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "t1route_actual_routes", Help: "Routes of this cluster on the Tier-1 after the last pass."}),
+		ReconcileDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "t1route_reconcile_duration_seconds",
+			Help: "Duration of reconcile passes.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+		Errors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "t1route_reconcile_errors_total", Help: "Reconcile passes that failed."}),
+		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "t1route_last_successful_sync_timestamp_seconds", Help: "When a pass last succeeded."}),
+		Leader:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "t1route_leader", Help: "1 while this replica is the leader."}),
+		NSXCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "t1route_nsx_calls_total",
+			Help: "NSX API calls by operation and HTTP status of the last attempt (0: no answer)."}, []string{"operation", "status"}),
+		NSXCallDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "t1route_nsx_call_duration_seconds",
+			Help: "NSX API call duration, retries included.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"operation"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.DesiredRoutes, m.ActualRoutes, m.ReconcileDuration, m.Errors, m.LastSuccess, m.Leader, m.NSXCalls, m.NSXCallDuration)
+	}
+	return m
+}
