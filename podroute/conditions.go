@@ -70,14 +70,36 @@ func (c *Controller) updateConditions(ctx context.Context, nodes []Node, desired
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				if err := c.patchCondition(ctx, j.name, j.want); err != nil && ctx.Err() == nil {
-					c.log.Warn("could not set the node's NetworkUnavailable condition", zap.String("node", j.name), zap.Error(err))
+				err := c.patchCondition(ctx, j.name, j.want)
+				if err != nil {
+					if ctx.Err() == nil {
+						c.log.Warn("could not set the node's NetworkUnavailable condition", zap.String("node", j.name), zap.Error(err))
+					}
+					continue
 				}
+				c.mu.Lock()
+				c.patched[j.name] = patchedCondition{want: j.want, at: time.Now()}
+				c.mu.Unlock()
 			}
 		}()
 	}
+	c.mu.Lock()
+	for name := range c.patched { // forget nodes that are gone
+		if _, ok := want[name]; !ok {
+			delete(c.patched, name)
+		}
+	}
+	c.mu.Unlock()
 	for name, w := range want {
 		if c.conditionCurrent(name, w) {
+			continue
+		}
+		c.mu.Lock()
+		p, ok := c.patched[name]
+		c.mu.Unlock()
+		// Set by this controller recently: the informer has not caught up.
+		// Re-checked after a resync period, which repairs out-of-band changes.
+		if ok && p.want == w && time.Since(p.at) < c.cfg.ResyncPeriod {
 			continue
 		}
 		select {

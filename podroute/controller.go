@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -60,6 +61,22 @@ type Controller struct {
 	reported map[string]string // node/cidr -> last problem reason, to emit each event once
 	failed   map[string]string // route ID -> NSX's refusal, kept until the route is applied
 	synced1  bool              // a pass has completed since start
+	patched  map[string]patchedCondition
+
+	// actual is the Tier-1's routes as last listed plus what this controller
+	// applied since. Passes triggered by node changes diff against it; NSX is
+	// re-listed on every resync and after any failure (needList), which is
+	// when changes made in NSX out of band are found and repaired. Listing
+	// 10,000 routes on every node change would cost ~1 s a change.
+	actual   map[string]nsx.Route
+	needList atomic.Bool
+}
+
+// patchedCondition remembers a condition this controller set, so a pass
+// running before the informer shows it does not patch again.
+type patchedCondition struct {
+	want wantCondition
+	at   time.Time
 }
 
 const workKey = "tier1"
@@ -89,7 +106,9 @@ func New(cfg Config, kube kubernetes.Interface, nodes coreinformers.NodeInformer
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "t1route"}),
 		reported: map[string]string{},
 		failed:   map[string]string{},
+		patched:  map[string]patchedCondition{},
 	}
+	c.needList.Store(true)
 	inf := nodes.Informer()
 	// Keep only what routing needs: 10,000 full Node objects are large.
 	if err := inf.SetTransform(TrimNode); err != nil {
@@ -122,7 +141,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	c.queue.Add(workKey)
-	go wait.Until(func() { c.queue.Add(workKey) }, c.cfg.ResyncPeriod, ctx.Done())
+	go wait.Until(func() {
+		c.needList.Store(true)
+		c.queue.Add(workKey)
+	}, c.cfg.ResyncPeriod, ctx.Done())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -150,8 +172,10 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		c.queue.Forget(key)
 		c.metrics.LastSuccess.SetToCurrentTime()
 	case ctx.Err() != nil:
+		c.needList.Store(true)
 		c.log.Info("reconcile abandoned: shutting down", zap.Error(err))
 	default:
+		c.needList.Store(true) // the state of NSX is uncertain after a failure
 		c.metrics.Errors.Inc()
 		c.log.Error("reconcile failed; will retry", zap.Error(err), zap.Int("retries", c.queue.NumRequeues(key)))
 		c.queue.AddRateLimited(key)
@@ -179,9 +203,19 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	desired, problems := Desired(c.cfg.Identity, c.cfg.ClusterCIDRs, nodes)
 	c.reportProblems(problems)
 
-	actual, err := c.nsx.ListRoutes(ctx, c.cfg.Tier1Path)
-	if err != nil {
-		return fmt.Errorf("listing routes of %s: %w", c.cfg.Tier1Path, err)
+	if c.needList.Swap(false) || c.actual == nil {
+		listed, err := c.nsx.ListRoutes(ctx, c.cfg.Tier1Path)
+		if err != nil {
+			return fmt.Errorf("listing routes of %s: %w", c.cfg.Tier1Path, err)
+		}
+		c.actual = make(map[string]nsx.Route, len(listed))
+		for _, r := range listed {
+			c.actual[r.ID] = r
+		}
+	}
+	actual := make([]nsx.Route, 0, len(c.actual))
+	for _, r := range c.actual {
+		actual = append(actual, r)
 	}
 	changes := Diff(c.cfg.Identity, desired, actual)
 	owned := 0
@@ -192,7 +226,8 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	}
 	c.metrics.DesiredRoutes.Set(float64(len(desired)))
 	for _, d := range changes.Drift {
-		c.log.Warn("route drifted from its desired state; restoring it", zap.String("drift", d))
+		// A node's new address, or an edit made in NSX out of band.
+		c.log.Info("route differs from the desired state; updating it", zap.String("difference", d))
 	}
 	for _, r := range changes.Conflicts {
 		c.log.Warn("a route this cluster needs has its ID taken by a route it does not own; leaving it alone",
@@ -204,6 +239,16 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		if err := c.apply(ctx, changes); err != nil {
 			return err
 		}
+		for _, id := range changes.Deletes {
+			delete(c.actual, id)
+		}
+		c.mu.Lock()
+		for _, r := range changes.Upserts {
+			if _, refused := c.failed[r.ID]; !refused {
+				c.actual[r.ID] = r
+			}
+		}
+		c.mu.Unlock()
 		owned += len(changes.Upserts) - len(changes.Drift) - len(changes.Deletes) // drift upserts replace routes already counted
 	}
 	c.metrics.ActualRoutes.Set(float64(owned))

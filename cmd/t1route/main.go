@@ -47,6 +47,7 @@ the flags of the same meaning (flags win).`,
 	root.AddCommand(
 		newValidateConfigCommand(stdout, stderr, getenv),
 		newControllerCommand(stdout, stderr, getenv),
+		newBenchCommand(stdout),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

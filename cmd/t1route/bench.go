@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/klog/v2"
+
+	"github.com/t1route/t1route/auth"
+	"github.com/t1route/t1route/nsx"
+	"github.com/t1route/t1route/nsx/nsxsim"
+	"github.com/t1route/t1route/podroute"
+)
+
+type benchFlags struct {
+	nodes, changes        int
+	latency, latencyChild time.Duration
+	resync                time.Duration
+}
+
+func newBenchCommand(stdout io.Writer) *cobra.Command {
+	var f benchFlags
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the controller against an in-process NSX simulator with NSX's limits",
+		Long: `bench runs the real controller code (node informer fed with --nodes nodes, desired
+state, diff, batching, the NSX client with its default limits) against an
+in-process nsxsim with NSX's default API limits (100 requests/s, 40 concurrent)
+and a latency model, and prints one key=value line per figure:
+
+  converge     time from start until every route is on the Tier-1
+  calls        NSX requests made to converge (session login included)
+  resync_reads / resync_writes   requests of one resync pass with nothing to change
+  change_p50 / change_p99        node address change -> next hop updated on the Tier-1
+  peak_rss_mb  peak RSS of the whole bench process: controller, nsxsim and the
+               fake API server's objects together (an upper bound for the controller)`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd.Context(), f, stdout) },
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.nodes, "nodes", 10000, "number of nodes")
+	fl.IntVar(&f.changes, "changes", 50, "node address changes to time")
+	fl.DurationVar(&f.latency, "latency", 10*time.Millisecond, "simulated NSX latency per call")
+	fl.DurationVar(&f.latencyChild, "latency-per-route", 20*time.Microsecond, "simulated NSX latency per route of a hierarchical call")
+	fl.DurationVar(&f.resync, "resync-period", 20*time.Second, "resync period; changes are timed before the first resync, then one resync pass is measured")
+	return cmd
+}
+
+func benchNode(i int, ip string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%06d", i)},
+		Spec:   corev1.NodeSpec{PodCIDRs: []string{fmt.Sprintf("100.%d.%d.0/24", 64+i/256, i%256)}},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}}}
+}
+
+func benchIP(i int) string { return fmt.Sprintf("10.%d.%d.%d", i/62500, (i/250)%250, i%250+1) }
+
+func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if f.nodes < 1 || f.nodes > 4*65536 {
+		return fmt.Errorf("--nodes must be between 1 and %d (the 100.64.0.0/10 range holds that many /24s)", 4*65536)
+	}
+	klog.SetLogger(logr.Discard())
+	nsx.RouteSDKLogs(zap.NewNop())
+	sim, err := nsxsim.New(nsxsim.Options{Latency: f.latency, LatencyPerChild: f.latencyChild})
+	if err != nil {
+		return err
+	}
+	if err := sim.Start(); err != nil {
+		return err
+	}
+	defer sim.Close()
+	user, pass := sim.User()
+	client, err := nsx.New(nsx.Config{Host: sim.URL(), TLS: &tls.Config{RootCAs: sim.CertPool(), MinVersion: tls.VersionTLS12},
+		Auth: &auth.Session{BaseURL: sim.URL(), Credentials: auth.Static{Username: user, Password: pass}}})
+	if err != nil {
+		return err
+	}
+	kube := fake.NewSimpleClientset()
+	// The fake API server's watch holds 100 events and panics beyond, so
+	// node status patches (conditions) are answered but not stored: the
+	// controller still makes every call. A real API server has no such limit
+	// (the integration tests use one).
+	var statusPatches atomic.Int64
+	kube.PrependReactor("patch", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		statusPatches.Add(1)
+		n, err := kube.Tracker().Get(corev1.SchemeGroupVersion.WithResource("nodes"), "", a.(k8stesting.PatchAction).GetName())
+		return true, n, err
+	})
+	for i := range f.nodes {
+		if _, err := kube.CoreV1().Nodes().Create(ctx, benchNode(i, benchIP(i)), metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	id := podroute.Identity{UID: "00000000-0000-4000-8000-0000000bench", Name: "bench"}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sim.ResetStats()
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		podroute.Run(ctx, kube, client, podroute.RunOptions{Config: podroute.Config{Identity: id, Tier1Path: "/infra/tier-1s/" + nsxsim.DefaultTier1,
+			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.64.0.0/10")}, ResyncPeriod: f.resync}, Log: benchLog()})
+	}()
+	for len(sim.Routes(nsxsim.DefaultTier1)) < f.nodes {
+		if time.Since(start) > 30*time.Minute {
+			return fmt.Errorf("did not converge in 30 minutes")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	converge := time.Since(start)
+	calls := sim.Stats().Requests
+	fmt.Fprintf(out, "nodes=%d\nconverge=%.2fs\ncalls=%d\n", f.nodes, converge.Seconds(), calls)
+
+	// Node address changes, one at a time, before the first resync: time
+	// until the route's next hop follows.
+	var lat []time.Duration
+	for k := range f.changes {
+		i := (k * 7919) % f.nodes
+		n, err := kube.CoreV1().Nodes().Get(ctx, fmt.Sprintf("node-%06d", i), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		ip := fmt.Sprintf("198.51.%d.%d", 100+k/250, k%250+1)
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}
+		t0 := time.Now()
+		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+		rid := id.RouteID(n.Spec.PodCIDRs[0])
+		for {
+			if r, ok := sim.Route(nsxsim.DefaultTier1, rid); ok && r.NextHops[0].IPAddress == ip {
+				break
+			}
+			if time.Since(t0) > time.Minute {
+				return fmt.Errorf("change %d not applied within a minute", k)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	if len(lat) > 0 {
+		sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+		pct := func(p float64) time.Duration { return lat[int(math.Ceil(p*float64(len(lat))))-1] }
+		fmt.Fprintf(out, "change_p50=%dms\nchange_p99=%dms\n", pct(0.50).Milliseconds(), pct(0.99).Milliseconds())
+	}
+	// One resync pass with nothing to change: from the end of the changes
+	// until the pass after the next resync tick has finished.
+	sim.ResetStats()
+	for sim.Stats().ByMethod["GET"] == 0 && time.Since(start) < 10*f.resync {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // the pass finishes its pages
+	st := sim.Stats()
+	fmt.Fprintf(out, "resync_reads=%d\nresync_writes=%d\n", st.ByMethod["GET"], st.RoutesWritten)
+	fmt.Fprintf(out, "peak_rss_mb=%d\ncondition_patches=%d\n", peakRSSMB(), statusPatches.Load())
+	cancel()
+	<-done
+	return nil
+}
+
+// peakRSSMB reads the process's peak resident set size (VmHWM) on Linux.
+func peakRSSMB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+func benchLog() *zap.Logger {
+	if os.Getenv("T1ROUTE_BENCH_DEBUG") != "" {
+		l, _ := zap.NewDevelopment()
+		return l
+	}
+	return zap.NewNop()
+}

@@ -1,0 +1,139 @@
+package podroute
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/t1route/t1route/nsx"
+)
+
+// fakeNSX is a stateful Tier-1 that refuses routes to some networks with a
+// 400, the way NSX refuses a route it finds invalid, and applies batches
+// atomically.
+type fakeNSX struct {
+	mu      sync.Mutex
+	routes  map[string]nsx.Route
+	refuse  map[string]bool // network -> refused
+	applies int
+}
+
+func (f *fakeNSX) ListRoutes(context.Context, string) ([]nsx.Route, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]nsx.Route, 0, len(f.routes))
+	for _, r := range f.routes {
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (f *fakeNSX) Apply(_ context.Context, _ string, ups []nsx.Route, dels []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applies++
+	for _, r := range ups {
+		if f.refuse[r.Network] {
+			return &nsx.BatchError{Upserts: ups, Deletes: dels, Err: &nsx.APIError{StatusCode: 400, ErrorCode: 255,
+				Message: fmt.Sprintf("route %s: network %s is reserved", r.ID, r.Network)}}
+		}
+	}
+	for _, id := range dels {
+		delete(f.routes, id)
+	}
+	for _, r := range ups {
+		f.routes[r.ID] = r
+	}
+	return nil
+}
+
+func TestPermanentRefusalDoesNotBlockOtherNodes(t *testing.T) {
+	var nodes []any
+	for i := range 40 {
+		nodes = append(nodes, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("n%02d", i)},
+			Spec:   corev1.NodeSpec{PodCIDRs: []string{fmt.Sprintf("100.96.%d.0/24", i)}},
+			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", i+1)}}}})
+	}
+	kube := fake.NewSimpleClientset()
+	for _, n := range nodes {
+		kube.CoreV1().Nodes().Create(context.Background(), n.(*corev1.Node), metav1.CreateOptions{})
+	}
+	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{"100.96.17.0/24": true}}
+	events := record.NewFakeRecorder(100)
+	factory := informers.NewSharedInformerFactory(kube, 0)
+	c, err := New(Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, Window: time.Millisecond},
+		kube, factory.Core().V1().Nodes(), fnsx, events, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	factory.Start(ctx.Done())
+	go c.Run(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for !c.Ready() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !c.Ready() {
+		t.Fatal("no pass completed")
+	}
+	fnsx.mu.Lock()
+	got, applies := len(fnsx.routes), fnsx.applies
+	fnsx.mu.Unlock()
+	if got != 39 {
+		t.Fatalf("%d routes applied, want the 39 NSX accepts", got)
+	}
+	t.Logf("isolated the refused route in %d apply calls", applies)
+	select {
+	case ev := <-events.Events:
+		if !strings.Contains(ev, "FailedToCreateRoute") || !strings.Contains(ev, "100.96.17.0/24") {
+			t.Fatalf("event = %q", ev)
+		}
+	default:
+		t.Fatal("no event for the refused route")
+	}
+	n, _ := kube.CoreV1().Nodes().Get(ctx, "n17", metav1.GetOptions{})
+	var cond *corev1.NodeCondition
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == corev1.NodeNetworkUnavailable {
+			cond = &n.Status.Conditions[i]
+		}
+	}
+	if cond == nil || cond.Status != corev1.ConditionTrue || !strings.Contains(cond.Message, "reserved") {
+		t.Fatalf("condition on the refused node = %+v", cond)
+	}
+	n, _ = kube.CoreV1().Nodes().Get(ctx, "n16", metav1.GetOptions{})
+	if len(n.Status.Conditions) != 1 || n.Status.Conditions[0].Status != corev1.ConditionFalse {
+		t.Fatalf("condition on an accepted node = %+v", n.Status.Conditions)
+	}
+}
+
+func TestTrimNodeKeepsWhatRoutingNeeds(t *testing.T) {
+	n := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "a", Labels: map[string]string{"x": "y"}, Annotations: map[string]string{"big": strings.Repeat("z", 10000)},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}},
+		Spec: corev1.NodeSpec{PodCIDR: "100.96.1.0/24", PodCIDRs: []string{"100.96.1.0/24"}, ProviderID: "vsphere://x"},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.51.100.1"}},
+			Images:     []corev1.ContainerImage{{Names: []string{"big/image"}}},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady}, {Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionFalse}}},
+	}
+	out, _ := TrimNode(n)
+	tn := out.(*corev1.Node)
+	if tn.Annotations != nil || tn.Labels != nil || tn.ManagedFields != nil || tn.Status.Images != nil || tn.Spec.ProviderID != "" {
+		t.Fatalf("not trimmed: %+v", tn)
+	}
+	got := FromNode(tn)
+	if got.Name != "a" || got.PodCIDRs[0] != "100.96.1.0/24" || got.InternalIPs[0] != "198.51.100.1" || len(tn.Status.Conditions) != 1 {
+		t.Fatalf("lost routing data: %+v", got)
+	}
+}
