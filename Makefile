@@ -34,5 +34,8 @@ check: ## gofmt and go vet
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+demo: kube-bins ## The main job on an embedded default: nsxsim + a real kube-apiserver + the controller
+	$(GO) run -tags integration ./integration/demo
+
 clean: ## Remove build outputs (keeps .cache)
 	rm -rf $(BIN)

@@ -23,12 +23,22 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
-	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
+
+// TB is the part of testing.TB the harness uses, so the demo can run it too.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+	Failed() bool
+}
 
 // Cluster is a running etcd + kube-apiserver.
 type Cluster struct {
@@ -41,7 +51,7 @@ type Cluster struct {
 }
 
 // binDir is where tools/build.sh puts kube-apiserver and etcd.
-func binDir(t testing.TB) string {
+func binDir(t TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Join(filepath.Dir(file), "..", ".cache", "bin")
 	for _, b := range []string{"kube-apiserver", "etcd"} {
@@ -52,7 +62,7 @@ func binDir(t testing.TB) string {
 	return dir
 }
 
-func freePort(t testing.TB) int {
+func freePort(t TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +72,7 @@ func freePort(t testing.TB) int {
 }
 
 // StartCluster starts etcd and kube-apiserver on loopback and stops them when the test ends.
-func StartCluster(t testing.TB) *Cluster {
+func StartCluster(t TB) *Cluster {
 	t.Helper()
 	bins := binDir(t)
 	dir := t.TempDir()
@@ -117,7 +127,7 @@ current-context: test
 }
 
 // start runs a daemon, logging to dir/name.log, and stops it at cleanup.
-func start(t testing.TB, dir, name, bin string, args ...string) {
+func start(t TB, dir, name, bin string, args ...string) {
 	logFile, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +158,7 @@ func start(t testing.TB, dir, name, bin string, args ...string) {
 	})
 }
 
-func (c *Cluster) waitReady(t testing.TB, host, caFile string) {
+func (c *Cluster) waitReady(t TB, host, caFile string) {
 	pool := x509.NewCertPool()
 	pool.AddCert(c.caCert)
 	adminPair, err := tls.X509KeyPair(c.Config.CertData, c.Config.KeyData)
@@ -170,7 +180,7 @@ func (c *Cluster) waitReady(t testing.TB, host, caFile string) {
 	t.Fatalf("kube-apiserver not ready within 60 s (logs in %s)", c.dir)
 }
 
-func (c *Cluster) newCA(t testing.TB) {
+func (c *Cluster) newCA(t TB) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "t1route-test-ca"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
@@ -184,7 +194,7 @@ func (c *Cluster) newCA(t testing.TB) {
 }
 
 // issue signs a certificate; it returns certificate and key PEM.
-func (c *Cluster) issue(t testing.TB, cn string, orgs []string, ips []net.IP, dns []string, usage x509.ExtKeyUsage) ([]byte, []byte) {
+func (c *Cluster) issue(t TB, cn string, orgs []string, ips []net.IP, dns []string, usage x509.ExtKeyUsage) ([]byte, []byte) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: orgs},

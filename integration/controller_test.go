@@ -92,10 +92,15 @@ func (e *env) startController(name string, leaderElect bool, resync time.Duratio
 
 func (e *env) createNode(name, podCIDR, ip string) {
 	e.t.Helper()
+	createNode(e.t, e.cluster, name, podCIDR, ip)
+}
+
+func createNode(t *testing.T, c *Cluster, name, podCIDR, ip string) {
+	t.Helper()
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDR: podCIDR, PodCIDRs: []string{podCIDR}},
 		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}}}
-	if _, err := e.kube.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
-		e.t.Fatal(err)
+	if _, err := c.Client.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 
