@@ -208,10 +208,12 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("listing routes of %s: %w", c.cfg.Tier1Path, err)
 		}
-		c.actual = make(map[string]nsx.Route, len(listed))
+		fresh := make(map[string]nsx.Route, len(listed))
 		for _, r := range listed {
-			c.actual[r.ID] = r
+			fresh[r.ID] = r
 		}
+		c.logOutOfBand(c.actual, fresh)
+		c.actual = fresh
 	}
 	actual := make([]nsx.Route, 0, len(c.actual))
 	for _, r := range c.actual {
@@ -257,6 +259,23 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	c.synced1 = true
 	c.mu.Unlock()
 	return nil
+}
+
+// logOutOfBand names the owned routes someone else deleted or changed in
+// NSX since this controller last saw them (they are repaired by this pass).
+func (c *Controller) logOutOfBand(known, fresh map[string]nsx.Route) {
+	for rid, was := range known {
+		if !c.cfg.Identity.Owns(was) {
+			continue
+		}
+		now, ok := fresh[rid]
+		switch {
+		case !ok:
+			c.log.Warn("route deleted in NSX out of band; restoring it", zap.String("route_id", rid), zap.String("network", was.Network), zap.String("node", NodeOf(was)))
+		case !sameRoute(was, now):
+			c.log.Warn("route changed in NSX out of band; restoring it", zap.String("drift", describeDrift(was, now)), zap.String("node", NodeOf(was)))
+		}
+	}
 }
 
 // apply applies changes. A permanent refusal (NSX's 400 for one route) is

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -135,5 +136,24 @@ func TestTrimNodeKeepsWhatRoutingNeeds(t *testing.T) {
 	got := FromNode(tn)
 	if got.Name != "a" || got.PodCIDRs[0] != "100.96.1.0/24" || got.InternalIPs[0] != "198.51.100.1" || len(tn.Status.Conditions) != 1 {
 		t.Fatalf("lost routing data: %+v", got)
+	}
+}
+
+func TestOutOfBandChangesAreNamed(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	c := &Controller{cfg: Config{Identity: us}, log: zap.New(core)}
+	a := route(us, "a", "100.96.1.0/24", "198.51.100.11")
+	b := route(us, "b", "100.96.2.0/24", "198.51.100.12")
+	bMoved := route(us, "b", "100.96.2.0/24", "198.51.100.99")
+	foreign := nsx.Route{ID: "x", Network: "0.0.0.0/0"}
+	c.logOutOfBand(map[string]nsx.Route{a.ID: a, b.ID: b, "x": foreign}, map[string]nsx.Route{b.ID: bMoved})
+	var msgs []string
+	for _, e := range logs.All() {
+		msgs = append(msgs, e.Message+" "+fmt.Sprint(e.ContextMap()))
+	}
+	text := strings.Join(msgs, "\n")
+	if len(msgs) != 2 || !strings.Contains(text, "deleted in NSX out of band") || !strings.Contains(text, "100.96.1.0/24") ||
+		!strings.Contains(text, "changed in NSX out of band") || !strings.Contains(text, "198.51.100.99") {
+		t.Fatalf("logs:\n%s", text)
 	}
 }
