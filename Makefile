@@ -6,7 +6,7 @@ CACHE := .cache
 PKGS := ./...
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help build test test-unit test-integration kube-bins bench check demo clean
+.PHONY: help build test test-unit test-integration kube-bins bench check demo soak fuzz-short clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ check: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+soak: kube-bins ## The fault soak for 5 minutes (make test runs it for 30 s); SOAK=10m to change
+	T1ROUTE_SOAK_DURATION=$${SOAK:-5m} $(GO) test -count=1 -tags integration -timeout 60m -run TestFaultSoak -v ./integration/ | grep -E '^(soak:|---|ok|FAIL)'
 
 demo: kube-bins ## The main job on an embedded default: nsxsim + a real kube-apiserver + the controller
 	$(GO) run -tags integration ./integration/demo

@@ -31,7 +31,8 @@ type Options struct {
 	Listen string
 	// Tier1s exist at start, each advertising TIER1_STATIC_ROUTES and TIER1_CONNECTED.
 	Tier1s []string
-	// Users are local users (basic and session auth); default admin with a random password.
+	// Users are local users (basic and session auth); default admin with a
+	// random password (also when other ways to authenticate are configured).
 	Users map[string]string
 	// RemoteUsers are vIDM/LDAP users (Authorization: Remote, and session auth).
 	RemoteUsers map[string]string
@@ -97,7 +98,7 @@ func New(opts Options) (*Simulator, error) {
 	if len(opts.Tier1s) == 0 {
 		opts.Tier1s = []string{DefaultTier1}
 	}
-	if len(opts.Users) == 0 && len(opts.RemoteUsers) == 0 && len(opts.RefreshTokens) == 0 && opts.ClientCAs == nil {
+	if len(opts.Users) == 0 {
 		opts.Users = map[string]string{"admin": randomSecret(18)}
 	}
 	if opts.TokenLifetime == 0 {
