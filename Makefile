@@ -15,10 +15,19 @@ build: ## Build bin/t1route, bin/nsxsim
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: check test-unit test-integration ## Everything CI runs: checks, unit/component tests, integration tests
+test: check test-unit fuzz-short test-integration ## Everything CI runs: checks, unit/component tests, short fuzzing, integration tests
 
 test-unit: ## Unit and component tests (client and auth against nsxsim over real TLS)
 	$(GO) test -count=1 -race $(PKGS)
+
+FUZZ_TARGETS := FuzzDecodeAPIError:./nsx FuzzHierarchicalPatch:./nsx/nsxsim FuzzDesired:./podroute FuzzLoadConfig:./cmd/t1route
+FUZZTIME ?= 10s
+
+fuzz-short: ## Each fuzz target for FUZZTIME (10s); seeds are in the tests, failures land in testdata/fuzz
+	@for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; \
+	  echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg > /tmp/t1route-fuzz.log 2>&1 || { cat /tmp/t1route-fuzz.log; exit 1; }; \
+	  tail -1 /tmp/t1route-fuzz.log; done
 
 kube-bins: ## Build kube-apiserver and etcd into .cache/bin (once; ~6 min cold)
 	integration/tools/build.sh $(CURDIR)/$(CACHE)/bin

@@ -108,8 +108,15 @@ func decodeAPIError(status int, contentType string, body []byte) *APIError {
 	e := &APIError{StatusCode: status}
 	var eb errorBody
 	if err := json.Unmarshal(body, &eb); err == nil && (eb.ErrorCode != 0 || eb.ErrorMessage != "") {
-		e.ErrorCode, e.ModuleName, e.Message, e.Details = eb.ErrorCode, eb.ModuleName, eb.ErrorMessage, eb.Details
-		e.RelatedErrors = eb.RelatedErrors
+		// Printable and bounded: this text ends up in logs and events.
+		e.ErrorCode, e.ModuleName = eb.ErrorCode, printable(eb.ModuleName, 100)
+		e.Message, e.Details = printable(eb.ErrorMessage, 2000), printable(eb.Details, 2000)
+		for i, r := range eb.RelatedErrors {
+			if i == 100 {
+				break
+			}
+			e.RelatedErrors = append(e.RelatedErrors, RelatedError{ErrorCode: r.ErrorCode, Message: printable(r.Message, 500)})
+		}
 		return e
 	}
 	if len(body) == 0 {
@@ -121,6 +128,19 @@ func decodeAPIError(status int, contentType string, body []byte) *APIError {
 	}
 	e.Message = fmt.Sprintf("%s; the body is not an NSX error (%s, %d bytes): %s", http.StatusText(status), contentType, len(body), snippet(body, 160))
 	return e
+}
+
+// printable keeps s printable (no control characters) and at most n bytes.
+func printable(s string, n int) string {
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return ' '
+	}, s)
 }
 
 // snippet returns a printable prefix of b, for error messages.

@@ -87,8 +87,13 @@ func within(pfx netip.Prefix, cidrs []netip.Prefix) bool {
 func nextHop(n Node, v4 bool) (netip.Addr, bool) {
 	for _, list := range [][]string{n.InternalIPs, n.ExternalIPs} {
 		for _, s := range list {
-			if a, err := netip.ParseAddr(s); err == nil && a.Is4() == v4 && !a.IsUnspecified() {
-				return a.Unmap(), true
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				continue
+			}
+			// Unmap first: ::ffff:198.51.100.1 is an IPv4 address.
+			if a = a.Unmap(); a.Is4() == v4 && !a.IsUnspecified() && a.Zone() == "" {
+				return a, true
 			}
 		}
 	}
