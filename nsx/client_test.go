@@ -326,7 +326,7 @@ func TestErrorsAreTyped(t *testing.T) {
 	}{
 		{"HTML from a proxy", nsxsim.FaultRule{Status: 502, Body: "<html><body><h1>502 Bad Gateway</h1></body></html>"}, "not an NSX error (text/html"},
 		{"truncated JSON", nsxsim.FaultRule{Status: 500, ContentType: "application/json", Body: `{"httpStatus":"INTERNAL_SERVER_ERROR","error_co`}, "not an NSX error (application/json"},
-		{"huge body", nsxsim.FaultRule{Status: 500, Body: strings.Repeat("x", 200000)}, "bytes)"},
+		{"huge body", nsxsim.FaultRule{Status: 500, Body: strings.Repeat("x", 200000)}, "over 65536 bytes)"},
 	}
 	for _, g := range garbage {
 		t.Run(g.name, func(t *testing.T) {
@@ -345,6 +345,14 @@ func TestErrorsAreTyped(t *testing.T) {
 		_, err := newClient(t, sim, nsx.Config{Limits: noRetry}).ListRoutes(ctx, t1Path)
 		if err == nil || !strings.Contains(err.Error(), "HTTP 200") {
 			t.Fatalf("= %v", err)
+		}
+	})
+	t.Run("200 with an error body is not an empty list", func(t *testing.T) {
+		sim := nsxsim.StartTest(t, nsxsim.Options{})
+		sim.AddFault(nsxsim.FaultRule{Status: 200, ContentType: "application/json", Body: `{"httpStatus":"INTERNAL_SERVER_ERROR","error_code":99,"error_message":"boom"}`})
+		routes, err := newClient(t, sim, nsx.Config{Limits: noRetry}).ListRoutes(ctx, t1Path)
+		if err == nil || !strings.Contains(err.Error(), "not a list") {
+			t.Fatalf("= %d routes, %v", len(routes), err)
 		}
 	})
 	t.Run("connection refused", func(t *testing.T) {

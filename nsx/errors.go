@@ -126,7 +126,11 @@ func decodeAPIError(status int, contentType string, body []byte) *APIError {
 	if contentType == "" {
 		contentType = "no content type"
 	}
-	e.Message = fmt.Sprintf("%s; the body is not an NSX error (%s, %d bytes): %s", http.StatusText(status), contentType, len(body), snippet(body, 160))
+	size := fmt.Sprintf("%d bytes", len(body))
+	if len(body) >= maxErrBody {
+		size = fmt.Sprintf("over %d bytes", maxErrBody) // only the head was kept
+	}
+	e.Message = fmt.Sprintf("%s; the body is not an NSX error (%s, %s): %s", http.StatusText(status), contentType, size, snippet(body, 160))
 	return e
 }
 

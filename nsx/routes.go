@@ -100,8 +100,14 @@ func (c *Client) ListRoutes(ctx context.Context, tier1Path string) ([]Route, err
 		if err != nil {
 			return nil, err
 		}
-		if out == nil && res.ResultCount != nil {
-			out = make([]Route, 0, *res.ResultCount)
+		if res.ResultCount == nil {
+			// Every NSX list answer has result_count; without it this is not
+			// a list (an error body sent with 200, say), and an empty list
+			// taken from it would hide every route.
+			return nil, fmt.Errorf("nsx: list static routes of %s: NSX answered 200 with a body that is not a list (no result_count); not trusting it", tier1Path)
+		}
+		if out == nil {
+			out = make([]Route, 0, min(*res.ResultCount, 1<<20))
 		}
 		for _, r := range res.Results {
 			out = append(out, fromModel(r))
