@@ -43,6 +43,10 @@ type Config struct {
 	Window time.Duration
 	// ConditionWorkers patch node conditions in parallel; default 8.
 	ConditionWorkers int
+	// MaxRoutes is the most static routes this cluster may have on the Tier-1
+	// (set it from NSX's configuration maximums for the version in use, minus
+	// routes others keep there); 0 means no limit is checked.
+	MaxRoutes int
 }
 
 // Controller keeps the Tier-1's routes equal to the nodes' pod CIDRs.
@@ -201,7 +205,6 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		nodes = append(nodes, FromNode(n))
 	}
 	desired, problems := Desired(c.cfg.Identity, c.cfg.ClusterCIDRs, nodes)
-	c.reportProblems(problems)
 
 	if c.needList.Swap(false) || c.actual == nil {
 		listed, err := c.nsx.ListRoutes(ctx, c.cfg.Tier1Path)
@@ -215,6 +218,15 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		c.logOutOfBand(c.actual, fresh)
 		c.actual = fresh
 	}
+	needed := len(desired)
+	desired, overLimit := capRoutes(desired, c.actual, c.cfg.MaxRoutes)
+	c.metrics.RoutesOverLimit.Set(float64(len(overLimit)))
+	if len(overLimit) > 0 {
+		c.log.Error("the cluster needs more routes than the Tier-1 allows; routes are not created for some nodes",
+			zap.Int("needed", needed), zap.Int("max_routes", c.cfg.MaxRoutes), zap.Int("nodes_without_route", len(overLimit)))
+	}
+	problems = append(problems, overLimit...)
+	c.reportProblems(problems)
 	actual := make([]nsx.Route, 0, len(c.actual))
 	for _, r := range c.actual {
 		actual = append(actual, r)

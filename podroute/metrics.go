@@ -10,6 +10,7 @@ type Metrics struct {
 	Errors            prometheus.Counter
 	LastSuccess       prometheus.Gauge
 	Leader            prometheus.Gauge
+	RoutesOverLimit   prometheus.Gauge
 	NSXCalls          *prometheus.CounterVec
 	NSXCallDuration   *prometheus.HistogramVec
 }
@@ -24,13 +25,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Errors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "t1route_reconcile_errors_total", Help: "Reconcile passes that failed."}),
 		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "t1route_last_successful_sync_timestamp_seconds", Help: "When a pass last succeeded."}),
 		Leader:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "t1route_leader", Help: "1 while this replica is the leader."}),
+		RoutesOverLimit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "t1route_routes_over_limit",
+			Help: "Routes the cluster needs beyond --max-routes (not created)."}),
 		NSXCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "t1route_nsx_calls_total",
 			Help: "NSX API calls by operation and HTTP status of the last attempt (0: no answer)."}, []string{"operation", "status"}),
 		NSXCallDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "t1route_nsx_call_duration_seconds",
 			Help: "NSX API call duration, retries included.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"operation"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.DesiredRoutes, m.ActualRoutes, m.ReconcileDuration, m.Errors, m.LastSuccess, m.Leader, m.NSXCalls, m.NSXCallDuration)
+		reg.MustRegister(m.DesiredRoutes, m.ActualRoutes, m.ReconcileDuration, m.Errors, m.LastSuccess, m.Leader, m.RoutesOverLimit, m.NSXCalls, m.NSXCallDuration)
 	}
 	return m
 }

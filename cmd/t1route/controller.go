@@ -44,6 +44,7 @@ type controllerFlags struct {
 	nsxRate        float64
 	nsxInFlight    int
 	nsxBatch       int
+	maxRoutes      int
 }
 
 func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -81,6 +82,7 @@ func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string,
 	fl.Float64Var(&f.nsxRate, "nsx-rate-limit", 50, "NSX requests per second (NSX allows 100 per client)")
 	fl.IntVar(&f.nsxInFlight, "nsx-max-in-flight", 10, "concurrent NSX requests (NSX allows 40 per client)")
 	fl.IntVar(&f.nsxBatch, "nsx-batch-size", 1000, "routes per hierarchical API call")
+	fl.IntVar(&f.maxRoutes, "max-routes", 0, "most routes this cluster may create on the Tier-1 (from NSX's configuration maximums for your version); 0: no check")
 	return cmd
 }
 
@@ -157,7 +159,7 @@ func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io
 	}
 	opts := podroute.RunOptions{
 		Config: podroute.Config{Identity: podroute.Identity{UID: uid, Name: cfg.ClusterName}, Tier1Path: cfg.RouterPath,
-			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync, Window: f.window},
+			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync, Window: f.window, MaxRoutes: f.maxRoutes},
 		Metrics: metrics, Log: log, OnReady: func() { ready.Store(true) },
 	}
 	if f.leaderElect {
