@@ -28,10 +28,11 @@ type wantCondition struct {
 	reason, msg string
 }
 
-// updateConditions sets NetworkUnavailable on nodes whose state changed:
+// desiredConditions computes each node's NetworkUnavailable condition:
 // False/RouteCreated once all of a node's routes are on the Tier-1, True/
-// NoRouteCreated with the reason while any is not. Only changes are patched.
-func (c *Controller) updateConditions(ctx context.Context, nodes []Node, desired map[string]nsx.Route, problems []NodeProblem) {
+// NoRouteCreated with the reason while any is not. Nodes without pod CIDRs
+// get none from t1route.
+func (c *Controller) desiredConditions(nodes []Node, desired map[string]nsx.Route, problems []NodeProblem) map[string]wantCondition {
 	want := make(map[string]wantCondition, len(nodes))
 	byNode := map[string][]string{}
 	for _, p := range problems {
@@ -57,8 +58,42 @@ func (c *Controller) updateConditions(ctx context.Context, nodes []Node, desired
 		case hasRoute[n.Name] > 0:
 			want[n.Name] = wantCondition{false, ReasonRouteCreated, fmt.Sprintf("t1route created %d route(s) on %s", hasRoute[n.Name], c.cfg.Tier1Path)}
 		}
-		// A node without pod CIDRs yet gets no condition from t1route.
 	}
+	return want
+}
+
+// offerConditions hands the newest conditions to the condition worker,
+// replacing any it has not started on. Never blocks: a pass over routes never
+// waits for node status patches (thousands of them at the API server's rate).
+func (c *Controller) offerConditions(want map[string]wantCondition) {
+	for {
+		select {
+		case c.conditions <- want:
+			return
+		default:
+			select {
+			case <-c.conditions: // drop the older set
+			default:
+			}
+		}
+	}
+}
+
+// runConditions patches conditions from the newest set offered, until ctx ends.
+func (c *Controller) runConditions(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case want := <-c.conditions:
+			c.applyConditions(ctx, want)
+		}
+	}
+}
+
+// applyConditions patches the nodes whose condition differs; it stops early
+// when a newer set is offered (the worker then starts on that one).
+func (c *Controller) applyConditions(ctx context.Context, want map[string]wantCondition) {
 	type job struct {
 		name string
 		want wantCondition
@@ -91,6 +126,9 @@ func (c *Controller) updateConditions(ctx context.Context, nodes []Node, desired
 	}
 	c.mu.Unlock()
 	for name, w := range want {
+		if len(c.conditions) > 0 {
+			break // superseded
+		}
 		if c.conditionCurrent(name, w) {
 			continue
 		}

@@ -66,6 +66,8 @@ type Controller struct {
 	failed   map[string]string // route ID -> NSX's refusal, kept until the route is applied
 	synced1  bool              // a pass has completed since start
 	patched  map[string]patchedCondition
+	// conditions carries the newest node conditions to runConditions.
+	conditions chan map[string]wantCondition
 
 	// actual is the Tier-1's routes as last listed plus what this controller
 	// applied since. Passes triggered by node changes diff against it; NSX is
@@ -108,9 +110,10 @@ func New(cfg Config, kube kubernetes.Interface, nodes coreinformers.NodeInformer
 			// backs off within a pass, and recovery should be noticed quickly.
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 15*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "t1route"}),
-		reported: map[string]string{},
-		failed:   map[string]string{},
-		patched:  map[string]patchedCondition{},
+		reported:   map[string]string{},
+		failed:     map[string]string{},
+		patched:    map[string]patchedCondition{},
+		conditions: make(chan map[string]wantCondition, 1),
 	}
 	c.needList.Store(true)
 	inf := nodes.Informer()
@@ -145,6 +148,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	c.queue.Add(workKey)
+	go c.runConditions(ctx)
 	go wait.Until(func() {
 		c.needList.Store(true)
 		c.queue.Add(workKey)
@@ -266,7 +270,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		owned += len(changes.Upserts) - len(changes.Drift) - len(changes.Deletes) // drift upserts replace routes already counted
 	}
 	c.metrics.ActualRoutes.Set(float64(owned))
-	c.updateConditions(ctx, nodes, desired, problems)
+	c.offerConditions(c.desiredConditions(nodes, desired, problems))
 	c.mu.Lock()
 	c.synced1 = true
 	c.mu.Unlock()
@@ -380,9 +384,15 @@ func (c *Controller) clearFailures(applied []nsx.Route) {
 	c.mu.Unlock()
 }
 
-// reportProblems emits one Warning event per new node problem.
+// maxEventsPerPass bounds the events of one pass: a wrong CLUSTER_CIDR on a
+// large cluster would otherwise send one event per node at once.
+const maxEventsPerPass = 100
+
+// reportProblems emits one Warning event per new node problem (at most
+// maxEventsPerPass a pass, the rest summarised in the log).
 func (c *Controller) reportProblems(problems []NodeProblem) {
 	current := map[string]string{}
+	sent, suppressed := 0, map[string]int{}
 	for _, p := range problems {
 		key := p.Node + "/" + p.CIDR
 		current[key] = p.Reason
@@ -392,10 +402,19 @@ func (c *Controller) reportProblems(problems []NodeProblem) {
 		if prev == p.Reason {
 			continue
 		}
+		if sent == maxEventsPerPass {
+			suppressed[p.Reason]++
+			continue
+		}
+		sent++
 		c.log.Warn("node gets no route", zap.String("node", p.Node), zap.String("pod_cidr", p.CIDR), zap.String("reason", p.Reason), zap.String("why", p.Message))
 		if c.recorder != nil {
 			c.recorder.Event(nodeRef(p.Node), corev1.EventTypeWarning, p.Reason, p.Message)
 		}
+	}
+	for reason, n := range suppressed {
+		c.log.Warn("more nodes get no route; events and logs for them are suppressed this pass (their conditions still say why)",
+			zap.String("reason", reason), zap.Int("nodes", n))
 	}
 	c.mu.Lock()
 	c.reported = current

@@ -103,17 +103,19 @@ func TestPermanentRefusalDoesNotBlockOtherNodes(t *testing.T) {
 	default:
 		t.Fatal("no event for the refused route")
 	}
-	n, _ := kube.CoreV1().Nodes().Get(ctx, "n17", metav1.GetOptions{})
 	var cond *corev1.NodeCondition
-	for i := range n.Status.Conditions {
-		if n.Status.Conditions[i].Type == corev1.NodeNetworkUnavailable {
-			cond = &n.Status.Conditions[i]
+	for deadline := time.Now().Add(5 * time.Second); cond == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n, _ := kube.CoreV1().Nodes().Get(ctx, "n17", metav1.GetOptions{}) // conditions are patched by their own worker
+		for i := range n.Status.Conditions {
+			if n.Status.Conditions[i].Type == corev1.NodeNetworkUnavailable {
+				cond = &n.Status.Conditions[i]
+			}
 		}
 	}
 	if cond == nil || cond.Status != corev1.ConditionTrue || !strings.Contains(cond.Message, "reserved") {
 		t.Fatalf("condition on the refused node = %+v", cond)
 	}
-	n, _ = kube.CoreV1().Nodes().Get(ctx, "n16", metav1.GetOptions{})
+	n, _ := kube.CoreV1().Nodes().Get(ctx, "n16", metav1.GetOptions{})
 	if len(n.Status.Conditions) != 1 || n.Status.Conditions[0].Status != corev1.ConditionFalse {
 		t.Fatalf("condition on an accepted node = %+v", n.Status.Conditions)
 	}

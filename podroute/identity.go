@@ -32,8 +32,12 @@ type Identity struct {
 // CIDR: [A-Za-z0-9._-] only, so re-applying it is idempotent and a crash
 // mid-batch is harmless.
 func (id Identity) RouteID(cidr string) string {
-	return "t1route-" + id.UID + "-" + strings.NewReplacer("/", "_", ":", "-").Replace(cidr)
+	return "t1route-" + id.UID + "-" + cidrForID.Replace(cidr)
 }
+
+// cidrForID is built once: building a Replacer per call was the hot spot of
+// a pass at 50,000 routes.
+var cidrForID = strings.NewReplacer("/", "_", ":", "-")
 
 // Owns reports whether a route carries this cluster's ownership tags. A
 // route without them is never changed or deleted.

@@ -66,18 +66,25 @@ and a latency model, and prints one key=value line per figure:
 
 func benchNode(i int, ip string) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%06d", i)},
-		Spec:   corev1.NodeSpec{PodCIDRs: []string{fmt.Sprintf("100.%d.%d.0/24", 64+i/256, i%256)}},
+		Spec:   corev1.NodeSpec{PodCIDRs: []string{benchPodCIDR(i)}},
 		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}}}
 }
 
-func benchIP(i int) string { return fmt.Sprintf("10.%d.%d.%d", i/62500, (i/250)%250, i%250+1) }
+// benchClusterCIDR holds 65,536 node /24s.
+const benchClusterCIDR = "10.0.0.0/8"
+
+func benchPodCIDR(i int) string { return fmt.Sprintf("10.%d.%d.0/24", i/256, i%256) }
+
+// benchIP is node i's address in the benchmarking range 198.18.0.0/15
+// (addresses are data here: the bench sends no packets).
+func benchIP(i int) string { return fmt.Sprintf("198.%d.%d.%d", 18+i/62500, (i/250)%250, i%250+1) }
 
 func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if f.nodes < 1 || f.nodes > 4*65536 {
-		return fmt.Errorf("--nodes must be between 1 and %d (the 100.64.0.0/10 range holds that many /24s)", 4*65536)
+	if f.nodes < 1 || f.nodes > 65536 {
+		return fmt.Errorf("--nodes must be between 1 and 65536 (the bench's %s holds that many /24s)", benchClusterCIDR)
 	}
 	klog.SetLogger(logr.Discard())
 	nsx.RouteSDKLogs(zap.NewNop())
@@ -123,7 +130,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	go func() {
 		defer close(done)
 		podroute.Run(ctx, kube, client, podroute.RunOptions{Config: podroute.Config{Identity: id, Tier1Path: "/infra/tier-1s/" + nsxsim.DefaultTier1,
-			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.64.0.0/10")}, ResyncPeriod: f.resync}, Log: benchLog()})
+			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix(benchClusterCIDR)}, ResyncPeriod: f.resync}, Log: benchLog()})
 	}()
 	for len(sim.Routes(nsxsim.DefaultTier1)) < f.nodes {
 		if time.Since(start) > 30*time.Minute {
@@ -144,7 +151,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		ip := fmt.Sprintf("198.51.%d.%d", 100+k/250, k%250+1)
+		ip := fmt.Sprintf("198.19.%d.%d", 250+k/250, k%250+1)
 		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}
 		t0 := time.Now()
 		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
@@ -173,7 +180,14 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	for sim.Stats().ByMethod["GET"] == 0 && time.Since(start) < 10*f.resync {
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(2 * time.Second) // the pass finishes its pages
+	for last := -1; ; { // until the pass has read all its pages
+		time.Sleep(time.Second)
+		if n := sim.Stats().ByMethod["GET"]; n == last {
+			break
+		} else {
+			last = n
+		}
+	}
 	st := sim.Stats()
 	fmt.Fprintf(out, "resync_reads=%d\nresync_writes=%d\n", st.ByMethod["GET"], st.RoutesWritten)
 	fmt.Fprintf(out, "peak_rss_mb=%d\ncondition_patches=%d\n", peakRSSMB(), statusPatches.Load())
