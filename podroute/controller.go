@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -209,6 +210,13 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		nodes = append(nodes, FromNode(n))
 	}
 	desired, problems := Desired(c.cfg.Identity, c.cfg.ClusterCIDRs, nodes)
+	c.mu.Lock()
+	for id := range c.failed { // refusals of routes no longer wanted
+		if _, ok := desired[id]; !ok {
+			delete(c.failed, id)
+		}
+	}
+	c.mu.Unlock()
 
 	if c.needList.Swap(false) || c.actual == nil {
 		listed, err := c.nsx.ListRoutes(ctx, c.cfg.Tier1Path)
@@ -423,5 +431,5 @@ func (c *Controller) reportProblems(problems []NodeProblem) {
 
 func nodeRef(name string) *corev1.ObjectReference {
 	// As the Kubernetes route controller does: events on a node use its name as UID.
-	return &corev1.ObjectReference{Kind: "Node", Name: name, UID: typesUID(name)}
+	return &corev1.ObjectReference{Kind: "Node", Name: name, UID: types.UID(name)}
 }

@@ -5,7 +5,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // TrimNode is the node informer's transform: it keeps only what routing
@@ -51,5 +50,3 @@ func routingChanged(old, cur *corev1.Node) bool {
 	return old.Spec.PodCIDR != cur.Spec.PodCIDR || !slices.Equal(old.Spec.PodCIDRs, cur.Spec.PodCIDRs) ||
 		!slices.Equal(old.Status.Addresses, cur.Status.Addresses)
 }
-
-func typesUID(name string) types.UID { return types.UID(name) }

@@ -25,8 +25,3 @@ func newLogger(w io.Writer, format string, level zapcore.Level) (*zap.Logger, er
 	}
 	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), level)), nil
 }
-
-// zapcoreFor is a JSON core writing to w at debug level (tests, captures).
-func zapcoreFor(w io.Writer) zapcore.Core {
-	return zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(w), zapcore.DebugLevel)
-}

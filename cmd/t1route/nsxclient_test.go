@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -137,7 +138,7 @@ func TestConnectWithoutVerificationWarns(t *testing.T) {
 		t.Fatal(problems)
 	}
 	var logs strings.Builder
-	log := zap.New(zapcoreFor(&logs))
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logs), zapcore.DebugLevel))
 	conn, err := connectNSX(context.Background(), cfg, nil, log, nsx.Limits{}, nil, 0)
 	if err != nil {
 		t.Fatal(err)

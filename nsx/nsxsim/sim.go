@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -87,7 +86,6 @@ type Simulator struct {
 	stats         counters
 
 	closeOnce sync.Once
-	closed    atomic.Bool
 }
 
 // New builds a simulator; Start makes it listen.
@@ -193,7 +191,6 @@ func (s *Simulator) Start() error {
 func (s *Simulator) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		s.closed.Store(true)
 		if s.server != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
