@@ -20,7 +20,7 @@ test: check test-unit fuzz-short test-integration ## Everything CI runs: checks,
 test-unit: ## Unit and component tests (client and auth against nsxsim over real TLS)
 	$(GO) test -count=1 -race $(PKGS)
 
-FUZZ_TARGETS := FuzzDecodeAPIError:./nsx FuzzHierarchicalPatch:./nsx/nsxsim FuzzDesired:./podroute FuzzLoadConfig:./cmd/t1route
+FUZZ_TARGETS := FuzzDecodeAPIError:./nsx FuzzListRoutesAnswer:./nsx FuzzHierarchicalPatch:./nsx/nsxsim FuzzDesired:./podroute FuzzLoadConfig:./cmd/t1route
 FUZZTIME ?= 10s
 
 fuzz-short: ## Each fuzz target for FUZZTIME (10s); seeds are in the tests, failures land in testdata/fuzz

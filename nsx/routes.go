@@ -107,9 +107,12 @@ func (c *Client) ListRoutes(ctx context.Context, tier1Path string) ([]Route, err
 			return nil, fmt.Errorf("nsx: list static routes of %s: NSX answered 200 with a body that is not a list (no result_count); not trusting it", tier1Path)
 		}
 		if out == nil {
-			out = make([]Route, 0, min(*res.ResultCount, 1<<20))
+			out = make([]Route, 0, max(0, min(*res.ResultCount, 1<<20))) // result_count is only a hint: never trust it for a size
 		}
 		for _, r := range res.Results {
+			if r.Id == nil || *r.Id == "" {
+				return nil, fmt.Errorf("nsx: list static routes of %s: NSX listed a route without an id (page %d); not trusting the answer", tier1Path, page)
+			}
 			out = append(out, fromModel(r))
 		}
 		if res.Cursor == nil || *res.Cursor == "" {
