@@ -147,16 +147,7 @@ func printable(s string, n int) string {
 	}, s)
 }
 
-// snippet returns a printable prefix of b, for error messages.
+// snippet returns a printable prefix of b on one line, for error messages.
 func snippet(b []byte, n int) string {
-	s := strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return ' '
-	}, string(b[:min(len(b), n)]))
-	if len(b) > n {
-		s += "…"
-	}
-	return strings.Join(strings.Fields(s), " ")
+	return strings.Join(strings.Fields(printable(string(b[:min(len(b), n+1)]), n)), " ")
 }
