@@ -34,6 +34,7 @@ type benchFlags struct {
 	nodes, changes        int
 	latency, latencyChild time.Duration
 	resync                time.Duration
+	external              bool
 }
 
 func newBenchCommand(stdout io.Writer) *cobra.Command {
@@ -60,6 +61,7 @@ and a latency model, and prints one key=value line per figure:
 	fl.IntVar(&f.changes, "changes", 50, "node address changes to time")
 	fl.DurationVar(&f.latency, "latency", 10*time.Millisecond, "simulated NSX latency per call")
 	fl.DurationVar(&f.latencyChild, "latency-per-route", 20*time.Microsecond, "simulated NSX latency per route of a hierarchical call")
+	fl.BoolVar(&f.external, "external-nsxsim", false, "run the nsxsim binary in its own process, so peak_rss_mb is the controller's (and the fake API server's)")
 	fl.DurationVar(&f.resync, "resync-period", 20*time.Second, "resync period; changes are timed before the first resync, then one resync pass is measured")
 	return cmd
 }
@@ -88,17 +90,18 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	}
 	klog.SetLogger(logr.Discard())
 	nsx.RouteSDKLogs(zap.NewNop())
-	sim, err := nsxsim.New(nsxsim.Options{Latency: f.latency, LatencyPerChild: f.latencyChild})
+	start := startInProcessNSX
+	if f.external {
+		start = startExternalNSX
+	}
+	sim, err := start(f)
 	if err != nil {
 		return err
 	}
-	if err := sim.Start(); err != nil {
-		return err
-	}
-	defer sim.Close()
-	user, pass := sim.User()
-	client, err := nsx.New(nsx.Config{Host: sim.URL(), TLS: &tls.Config{RootCAs: sim.CertPool(), MinVersion: tls.VersionTLS12},
-		Auth: &auth.Session{BaseURL: sim.URL(), Credentials: auth.Static{Username: user, Password: pass}}})
+	defer sim.close()
+	user, pass := sim.user()
+	client, err := nsx.New(nsx.Config{Host: sim.url(), TLS: &tls.Config{RootCAs: sim.caPool(), MinVersion: tls.VersionTLS12},
+		Auth: &auth.Session{BaseURL: sim.url(), Credentials: auth.Static{Username: user, Password: pass}}})
 	if err != nil {
 		return err
 	}
@@ -124,22 +127,28 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	id := podroute.Identity{UID: "00000000-0000-4000-8000-0000000bench", Name: "bench"}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sim.ResetStats()
-	start := time.Now()
+	if err := sim.resetStats(); err != nil {
+		return err
+	}
+	began := time.Now()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		podroute.Run(ctx, kube, client, podroute.RunOptions{Config: podroute.Config{Identity: id, Tier1Path: "/infra/tier-1s/" + nsxsim.DefaultTier1,
 			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix(benchClusterCIDR)}, ResyncPeriod: f.resync}, Log: benchLog()})
 	}()
-	for len(sim.Routes(nsxsim.DefaultTier1)) < f.nodes {
-		if time.Since(start) > 30*time.Minute {
+	for n, _ := sim.routeCount(); n < f.nodes; n, _ = sim.routeCount() {
+		if time.Since(began) > 30*time.Minute {
 			return fmt.Errorf("did not converge in 30 minutes")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	converge := time.Since(start)
-	calls := sim.Stats().Requests
+	converge := time.Since(began)
+	st, err := sim.stats()
+	if err != nil {
+		return err
+	}
+	calls := st.Requests
 	fmt.Fprintf(out, "nodes=%d\nconverge=%.2fs\ncalls=%d\n", f.nodes, converge.Seconds(), calls)
 
 	// Node address changes, one at a time, before the first resync: time
@@ -159,7 +168,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		}
 		rid := id.RouteID(n.Spec.PodCIDRs[0])
 		for {
-			if r, ok := sim.Route(nsxsim.DefaultTier1, rid); ok && r.NextHops[0].IPAddress == ip {
+			if hop, ok := sim.nextHop(rid); ok && hop == ip {
 				break
 			}
 			if time.Since(t0) > time.Minute {
@@ -176,21 +185,31 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	}
 	// One resync pass with nothing to change: from the end of the changes
 	// until the pass after the next resync tick has finished.
-	sim.ResetStats()
-	for sim.Stats().ByMethod["GET"] == 0 && time.Since(start) < 10*f.resync {
+	if err := sim.resetStats(); err != nil {
+		return err
+	}
+	gets := func() int { s, _ := sim.stats(); return s.ByMethod["GET"] }
+	for gets() == 0 && time.Since(began) < 10*f.resync {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for last := -1; ; { // until the pass has read all its pages
 		time.Sleep(time.Second)
-		if n := sim.Stats().ByMethod["GET"]; n == last {
+		if n := gets(); n == last {
 			break
 		} else {
 			last = n
 		}
 	}
-	st := sim.Stats()
+	st, err = sim.stats()
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "resync_reads=%d\nresync_writes=%d\n", st.ByMethod["GET"], st.RoutesWritten)
-	fmt.Fprintf(out, "peak_rss_mb=%d\ncondition_patches=%d\n", peakRSSMB(), statusPatches.Load())
+	scope := "controller+nsxsim+fake-apiserver"
+	if f.external {
+		scope = "controller+fake-apiserver"
+	}
+	fmt.Fprintf(out, "peak_rss_mb=%d\nrss_scope=%s\ncondition_patches=%d\n", peakRSSMB(), scope, statusPatches.Load())
 	cancel()
 	<-done
 	return nil

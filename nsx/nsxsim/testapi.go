@@ -173,8 +173,23 @@ func (s *Simulator) testAPI() {
 		s.ExpireTokens()
 		w.WriteHeader(http.StatusOK)
 	}})
-	s.handle("/nsxsim/api/stats", methods{"GET": func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(s.Stats()) //nolint:errcheck
+	s.handle("/nsxsim/api/stats", methods{
+		"GET": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(s.Stats()) //nolint:errcheck
+		},
+		"DELETE": func(w http.ResponseWriter, r *http.Request) { s.ResetStats(); w.WriteHeader(http.StatusOK) },
+	})
+	// Routes of a Tier-1 without NSX's paging, auth or limits (tests and the bench).
+	s.handle("/nsxsim/api/tier-1s/{t1}/routes", methods{"GET": func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Routes(r.PathValue("t1")))
+	}})
+	s.handle("/nsxsim/api/tier-1s/{t1}/routes/{id}", methods{"GET": func(w http.ResponseWriter, r *http.Request) {
+		route, ok := s.Route(r.PathValue("t1"), r.PathValue("id"))
+		if !ok {
+			notFound(w, r.URL.Path)
+			return
+		}
+		writeJSON(w, http.StatusOK, route)
 	}})
 }
