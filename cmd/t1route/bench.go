@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -144,12 +145,16 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	converge := time.Since(began)
+	var ms goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&ms)
+	liveHeap := ms.HeapAlloc
 	st, err := sim.stats()
 	if err != nil {
 		return err
 	}
 	calls := st.Requests
-	fmt.Fprintf(out, "nodes=%d\nconverge=%.2fs\ncalls=%d\n", f.nodes, converge.Seconds(), calls)
+	fmt.Fprintf(out, "nodes=%d\nconverge=%.2fs\ncalls=%d\nlive_heap_after_converge_mb=%d\n", f.nodes, converge.Seconds(), calls, liveHeap>>20)
 
 	// Node address changes, one at a time, before the first resync: time
 	// until the route's next hop follows.
