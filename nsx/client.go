@@ -113,10 +113,17 @@ func (c ctxConnector) NewExecutionContext() *core.ExecutionContext {
 
 // call runs one SDK call with ctx, and turns its failure into an *APIError
 // or *TransportError built from what the transport saw.
-func (c *Client) call(ctx context.Context, op, method, path string, fn func(vapiclient.Connector) error) error {
+func (c *Client) call(ctx context.Context, op, method, path string, fn func(vapiclient.Connector) error) (err error) {
 	rec := &callRecord{}
 	start := time.Now()
-	err := fn(ctxConnector{Connector: c.conn, ctx: withRecord(ctx, rec)})
+	defer func() {
+		// The SDK decodes what NSX (or a proxy) sends; a panic on a strange
+		// answer is that answer's fault, and must not take the controller down.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("nsx: %s: %s %s: the SDK failed on the answer (HTTP %d): %v", op, method, path, rec.status, r)
+		}
+	}()
+	err = fn(ctxConnector{Connector: c.conn, ctx: withRecord(ctx, rec)})
 	if c.observe != nil {
 		c.observe(op, rec.status, rec.attempts, time.Since(start))
 	}

@@ -126,6 +126,7 @@ func decodeAPIError(status int, contentType string, body []byte) *APIError {
 	if contentType == "" {
 		contentType = "no content type"
 	}
+	contentType = printable(contentType, 100) // a header from anyone on the path
 	size := fmt.Sprintf("%d bytes", len(body))
 	if len(body) >= maxErrBody {
 		size = fmt.Sprintf("over %d bytes", maxErrBody) // only the head was kept

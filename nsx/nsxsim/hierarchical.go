@@ -142,6 +142,10 @@ func collectTier1Child(where string, c hNode, ops []hOp, bad []apiErrorBody) ([]
 				return ops, bad
 			}
 		}
+		if err := validTags(c.Tier1.Tags); err != nil {
+			fail(err.Error())
+			return ops, bad
+		}
 		in := c.Tier1.tier1Input
 		ops = append(ops, hOp{where: where, t1: t1, tier1: &in})
 	default:
