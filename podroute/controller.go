@@ -324,12 +324,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		actual = append(actual, r)
 	}
 	changes := Diff(c.cfg.Identity, desired, actual)
-	owned := 0
-	for _, r := range actual {
-		if c.cfg.Identity.Owns(r) {
-			owned++
-		}
-	}
+	owned := c.ownedCount()
 	c.metrics.DesiredRoutes.Set(float64(len(desired)))
 	for _, d := range changes.Drift {
 		// A node's new address, or an edit made in NSX out of band.
@@ -357,14 +352,24 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		}
 		c.mu.Unlock()
 		c.markDirty(changes)
-		owned += len(changes.Upserts) - len(changes.Drift) - len(changes.Deletes) // drift upserts replace routes already counted
 	}
-	c.metrics.ActualRoutes.Set(float64(owned))
+	c.metrics.ActualRoutes.Set(float64(c.ownedCount()))
 	c.offerConditions(c.desiredConditions(nodes, desired, problems))
 	c.mu.Lock()
 	c.synced1 = true
 	c.mu.Unlock()
 	return nil
+}
+
+// ownedCount is how many of the Tier-1's routes (as last known) are this cluster's.
+func (c *Controller) ownedCount() int {
+	n := 0
+	for _, r := range c.actual {
+		if c.cfg.Identity.Owns(r) {
+			n++
+		}
+	}
+	return n
 }
 
 // logOutOfBand names the owned routes someone else deleted or changed in

@@ -182,9 +182,6 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 			time.Sleep(time.Millisecond)
 		}
 		lat = append(lat, time.Since(t0))
-		if os.Getenv("T1ROUTE_BENCH_DEBUG") != "" {
-			fmt.Fprintf(os.Stderr, "change %d: %v\n", k, time.Since(t0))
-		}
 	}
 	if len(lat) > 0 {
 		sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })

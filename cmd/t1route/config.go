@@ -249,11 +249,9 @@ func (p *parser) managerURL(v string) string {
 		p.bad(varManager, fmt.Sprintf("%q has a query or fragment; give the host, or the base URL of the API", v))
 		return ""
 	}
-	if port := u.Port(); port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			p.bad(varManager, fmt.Sprintf("port %q is not between 1 and 65535", port))
-			return ""
-		}
+	if !validPort(u.Port()) {
+		p.bad(varManager, fmt.Sprintf("port %q is not between 1 and 65535", u.Port()))
+		return ""
 	}
 	if host := u.Hostname(); net.ParseIP(host) == nil && len(validation.IsDNS1123Subdomain(strings.ToLower(host))) > 0 {
 		p.bad(varManager, fmt.Sprintf("%q is not a valid host name or IP address", host))
@@ -367,4 +365,13 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// validPort accepts an absent port or one in 1-65535.
+func validPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -211,11 +210,9 @@ func (p *parser) vmcHost(v string) (string, bool) {
 		p.bad(varVMCHost, fmt.Sprintf("%q has a path; give only the host: t1route adds %s", v, auth.CSPAuthorizePath))
 		return "", false
 	}
-	if port := u.Port(); port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			p.bad(varVMCHost, fmt.Sprintf("port %q is not between 1 and 65535", port))
-			return "", false
-		}
+	if !validPort(u.Port()) {
+		p.bad(varVMCHost, fmt.Sprintf("port %q is not between 1 and 65535", u.Port()))
+		return "", false
 	}
 	return u.Host, true
 }

@@ -127,7 +127,7 @@ func New(opts Options) (*Simulator, error) {
 		faults:        newFaultTable(opts.Faults),
 	}
 	s.auth = newAuthenticator(&s.opts)
-	s.stats.init()
+	s.stats.clearMaps()
 	for _, id := range opts.Tier1s {
 		if _, err := s.store.putTier1(id, tier1Input{RouteAdvertisementTypes: []string{"TIER1_STATIC_ROUTES", "TIER1_CONNECTED"}}, "system"); err != nil {
 			return nil, fmt.Errorf("tier-1 %q: %w", id, err)

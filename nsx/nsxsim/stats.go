@@ -20,7 +20,7 @@ type counters struct {
 	HierarchicalCalls int            // PATCH /policy/api/v1/infra calls applied
 }
 
-func (s *counters) init() {
+func (s *counters) clearMaps() {
 	s.ByMethod, s.ByStatus, s.Faults = map[string]int{}, map[int]int{}, map[string]int{}
 }
 
@@ -102,7 +102,7 @@ func (s *Simulator) Stats() StatsSnapshot {
 func (s *Simulator) ResetStats() {
 	s.stats.mu.Lock()
 	s.stats.Requests, s.stats.RateLimited, s.stats.Busy, s.stats.RoutesWritten, s.stats.HierarchicalCalls = 0, 0, 0, 0, 0
-	s.stats.init()
+	s.stats.clearMaps()
 	s.stats.mu.Unlock()
 	s.auth.mu.Lock()
 	s.auth.logins, s.auth.exchange = 0, 0
