@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,45 +17,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-// buildBinaries builds t1route and nsxsim once per test run.
-func buildBinaries(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..")
-	out := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", out+"/", "./cmd/t1route", "./cmd/nsxsim")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return out
-}
-
-// startNSXSim runs the nsxsim binary and returns the environment it prints.
-func startNSXSim(t *testing.T, bin string, args ...string) []string {
-	cmd := exec.Command(filepath.Join(bin, "nsxsim"), args...)
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	var env []string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		line := strings.TrimPrefix(sc.Text(), "export ")
-		env = append(env, strings.ReplaceAll(line, "'", ""))
-		if strings.HasPrefix(line, "NSXT_ROOT_CA_DATA_B64=") {
-			break
-		}
-	}
-	go io.Copy(io.Discard, stdout)
-	if len(env) < 5 {
-		t.Fatalf("nsxsim printed %q", env)
-	}
-	return env
-}
 
 func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }
 
@@ -72,9 +31,9 @@ func get(url string) (int, string) {
 }
 
 func TestControllerBinary(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := BuildBinaries(t)
 	c := StartCluster(t)
-	simEnv := startNSXSim(t, bin, "--tier1", "t1-routable")
+	simEnv := StartNSXSim(t, bin, "--tier1", "t1-routable")
 	for i := range 5 {
 		createNode(t, c, nodeName(i), podCIDR(i), nodeIP(i))
 	}

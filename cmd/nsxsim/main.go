@@ -35,6 +35,7 @@ type flags struct {
 	realizeDelay, sessionIdle  time.Duration
 	tokenLifetime              time.Duration
 	verbose                    bool
+	realizeNetns               string
 }
 
 func newCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -69,6 +70,7 @@ faults. Once listening it prints export lines for NSXT_* variables.`,
 	fl.DurationVar(&f.sessionIdle, "session-idle-timeout", 30*time.Minute, "idle time after which a session expires")
 	fl.DurationVar(&f.tokenLifetime, "token-lifetime", 30*time.Minute, "lifetime of CSP access tokens")
 	fl.StringArrayVar(&f.faults, "fault", nil, `fault rule (repeatable), e.g. "method=PATCH,path=^/policy/api/v1/infra$,status=503,p=0.2,count=10"`)
+	fl.StringVar(&f.realizeNetns, "realize-netns", "", "make the Tier-1 real: its static routes become kernel routes in this network namespace (Linux, root)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every request to stderr")
 	return cmd
 }
@@ -110,6 +112,15 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sim.Close()
+	if f.realizeNetns != "" {
+		stopRealize, err := sim.RealizeInNetns(f.realizeNetns, logger.Printf)
+		if err != nil {
+			fmt.Fprintln(stderr, "nsxsim: --realize-netns:", err)
+			return err
+		}
+		defer stopRealize()
+		logger.Printf("realizing static routes as kernel routes in network namespace %s", f.realizeNetns)
+	}
 	tier1 := nsxsim.DefaultTier1
 	if len(f.tier1s) > 0 {
 		tier1 = f.tier1s[0]

@@ -232,6 +232,8 @@ func (s *Simulator) realizedEntities(w http.ResponseWriter, r *http.Request) {
 		ent.LastModifiedTime, ent.Revision = route.LastModifiedTime, route.Revision
 		if s.opts.Now().UnixMilli()-route.LastModifiedTime < s.opts.RealizeDelay.Milliseconds() {
 			ent.State, ent.PublishStatus = "UNREALIZED", "IN_PROGRESS"
+		} else if msg, failed := s.realizeErrors.Load(t.ID + "/" + route.ID); failed {
+			ent.State, ent.RuntimeStatus, ent.RuntimeError = "ERROR", "ERROR", msg.(string)
 		}
 	default:
 		notFound(w, intent)

@@ -81,6 +81,10 @@ type Simulator struct {
 	limits *limiter
 	faults *faultTable
 
+	// realizeErrors holds, by "<tier1>/<route id>", why the netns realizer
+	// could not make a route real; the realized state shows it as ERROR.
+	realizeErrors sync.Map
+
 	mu            sync.Mutex
 	clusterStatus string
 	stats         counters

@@ -191,5 +191,13 @@ func (s *Simulator) testAPI() {
 			return
 		}
 		writeJSON(w, http.StatusOK, route)
+	}, "DELETE": func(w http.ResponseWriter, r *http.Request) {
+		// Out of band, as an operator in the NSX UI would: the cluster's
+		// controller must notice and repair it.
+		if !s.DeleteRoute(r.PathValue("t1"), r.PathValue("id")) {
+			notFound(w, r.URL.Path)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
 	}})
 }

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/zapr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"github.com/t1route/t1route/podroute/datapath"
+)
+
+type agentFlags struct {
+	kubeconfig, healthAddr, logFormat, logLevel string
+	cfg                                         datapath.AgentConfig
+}
+
+func newAgentCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the node datapath: OVS bridge, gateway, pod flows, CNI install (one per node)",
+		Long: `agent sets up this node's datapath: an OVS bridge with a gateway port holding the
+first address of the node's podCIDR, IPv4 forwarding, the t1route CNI plugin and
+its conflist, and the bridge's flow table, rebuilt from OVSDB whenever a port
+changes. Pod traffic is routed by the node without NAT. Run it on every node
+(hostNetwork, privileged) next to Open vSwitch.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.cfg.NodeName == "" {
+				f.cfg.NodeName, _ = getenv("NODE_NAME")
+			}
+			if f.cfg.DatapathType != "system" && f.cfg.DatapathType != "netdev" {
+				return fmt.Errorf("--datapath-type %q: use system (kernel module) or netdev (userspace)", f.cfg.DatapathType)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runAgent(ctx, f, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG)")
+	fl.StringVar(&f.cfg.NodeName, "node-name", "", "this node's name (default: $NODE_NAME)")
+	fl.StringVar(&f.cfg.RunDir, "ovs-run-dir", datapath.DefaultRunDir, "Open vSwitch run directory (db.sock, <bridge>.mgmt)")
+	fl.StringVar(&f.cfg.Bridge, "bridge", "br-int", "OVS bridge for pods")
+	fl.StringVar(&f.cfg.DatapathType, "datapath-type", "system", "system (kernel module) or netdev (userspace datapath)")
+	fl.StringVar(&f.cfg.GatewayPort, "gateway-port", "t1r-gw0", "name of the gateway internal port")
+	fl.IntVar(&f.cfg.MTU, "mtu", 1500, "pod interface MTU")
+	fl.StringVar(&f.cfg.CNIPluginSource, "cni-plugin", defaultCNIPlugin(), "t1route-cni binary to install on the node (empty: do not install)")
+	fl.StringVar(&f.cfg.CNIBinDir, "cni-bin-dir", "/opt/cni/bin", "where kubelet looks for CNI plugins")
+	fl.StringVar(&f.cfg.CNIConfDir, "cni-conf-dir", "/etc/cni/net.d", "where kubelet looks for CNI configuration")
+	fl.StringVar(&f.cfg.IPAMDataDir, "ipam-data-dir", "/var/lib/cni/networks", "host-local IPAM reservations")
+	fl.DurationVar(&f.cfg.FlowResync, "flow-resync", 30*time.Second, "rebuild the flow table at least this often")
+	fl.StringVar(&f.healthAddr, "health-bind-address", ":8081", "address of /healthz, /readyz and /metrics")
+	fl.StringVar(&f.logFormat, "log-format", "json", "json or console")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// defaultCNIPlugin is t1route-cni next to this binary, if it is there.
+func defaultCNIPlugin() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(exe), datapath.PluginType)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
+	level, err := zapcore.ParseLevel(f.logLevel)
+	if err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log, err := newLogger(stderr, f.logFormat, level)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	klog.SetLogger(zapr.NewLogger(log.Named("client-go")))
+	rc, err := kubeClientConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	agent := datapath.NewAgent(f.cfg, kube, log)
+	var ready atomic.Bool
+	srv, err := serveMetrics(f.healthAddr, prometheus.NewRegistry(), &ready, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	go func() {
+		for !agent.Ready() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		ready.Store(true)
+	}()
+	log.Info("starting agent", zap.String("node", f.cfg.NodeName))
+	return agent.Run(ctx)
+}

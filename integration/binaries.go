@@ -1,0 +1,54 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// BuildBinaries builds t1route, t1route-cni and nsxsim into a temporary directory.
+func BuildBinaries(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..")
+	out := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", out+"/", "./cmd/t1route", "./cmd/t1route-cni", "./cmd/nsxsim")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	return out
+}
+
+// StartNSXSim runs the nsxsim binary and returns the NSXT_* environment it prints.
+func StartNSXSim(t testing.TB, bin string, args ...string) []string {
+	cmd := exec.Command(filepath.Join(bin, "nsxsim"), args...)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	var env []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := strings.TrimPrefix(sc.Text(), "export ")
+		env = append(env, strings.ReplaceAll(line, "'", ""))
+		if strings.HasPrefix(line, "NSXT_ROOT_CA_DATA_B64=") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	if len(env) < 5 {
+		t.Fatalf("nsxsim printed %q", env)
+	}
+	return env
+}
+

@@ -1,0 +1,390 @@
+//go:build integration && e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	current "github.com/containernetworking/cni/pkg/types/100"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/t1route/t1route/integration"
+	"github.com/t1route/t1route/podroute/datapath"
+)
+
+const tier1 = "t1-routable"
+
+// prerequisites fails (rather than skips) when asked to run and something is
+// missing: `make e2e` must never pass by not running.
+func prerequisites(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the e2e test needs root (network namespaces, OVS): run it as root, as CI does")
+	}
+	for _, bin := range []string{"ip", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ping"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s not found: apt-get install -y openvswitch-switch iproute2 iputils-ping", bin)
+		}
+	}
+}
+
+type node struct {
+	name, ns, ip, podCIDR string
+	ovs                   ovs
+	agent                 *exec.Cmd
+	cni                   *cniRuntime
+	agentArgs             []string
+}
+
+type pod struct {
+	name, ns, containerID, ip string
+	node                      *node
+}
+
+// world is the whole test topology.
+type world struct {
+	t        *testing.T
+	lab      *lab
+	bin      string
+	cluster  *integration.Cluster
+	simEnv   []string
+	router   string
+	ext      string
+	nodes    []*node
+	pods     []*pod
+	ctrl     *exec.Cmd
+	ctrlArgs []string
+	pass     int
+	fail     int
+}
+
+func (w *world) env(extra ...string) []string {
+	return append(append(append([]string{}, w.simEnv...), "NSXT_POD_ROUTING_ENABLED=true", "CLUSTER_CIDR=100.96.0.0/11", "CLUSTER_NAME=e2e"), extra...)
+}
+
+// step runs one assertion as a subtest and counts it for the summary.
+func (w *world) step(name string, fn func(t *testing.T)) bool {
+	ok := w.t.Run(name, fn)
+	if ok {
+		w.pass++
+	} else {
+		w.fail++
+	}
+	return ok
+}
+
+func TestRoutability(t *testing.T) {
+	prerequisites(t)
+	w := &world{t: t, lab: newLab(t)}
+	defer func() { fmt.Printf("routability: %d passed, %d failed\n", w.pass, w.fail) }()
+	w.bin = integration.BuildBinaries(t)
+	w.cluster = integration.StartCluster(t)
+	w.buildNetwork()
+	w.simEnv = integration.StartNSXSim(t, w.bin, "--tier1", tier1, "--realize-netns", w.router)
+	w.startController()
+	w.startNodes()
+	w.attachPods()
+
+	ctx := context.Background()
+	a1, a2, b1, b2 := w.pods[0], w.pods[1], w.pods[2], w.pods[3]
+	w.step("routes realized on the Tier-1 router", func(t *testing.T) {
+		eventually(t, 30*time.Second, func() (bool, string) {
+			out, _ := try("ip", "-n", w.router, "route")
+			return strings.Contains(out, "100.96.1.0/24 via 198.51.100.11") && strings.Contains(out, "100.96.2.0/24 via 198.51.100.12"), out
+		})
+	})
+	w.step("t1route check passes for every node", func(t *testing.T) {
+		eventually(t, 20*time.Second, func() (bool, string) {
+			out, err := w.check()
+			return err == nil && strings.Count(out, "PASS route") == 2, out
+		})
+	})
+	w.step("CNI CHECK confirms an attached pod", func(t *testing.T) {
+		if err := a1.node.cni.check(ctx, a1.containerID, a1.ns, a1.name); err != nil {
+			t.Fatal(err)
+		}
+	})
+	w.step("pod to pod on the same node: ping", func(t *testing.T) { w.ping(t, a1.ns, a2.ip) })
+	w.step("pod to pod across nodes: ping", func(t *testing.T) { w.ping(t, a1.ns, b1.ip) })
+	w.step("pod to pod across nodes: HTTP sees the pod's own IP", func(t *testing.T) { w.probe(t, b2.ns, a2.ip) })
+	w.step("external host to pod: HTTP sees the external host's address", func(t *testing.T) {
+		out := w.probe(t, w.ext, a1.ip)
+		if !strings.Contains(out, "own address 203.0.113.10") {
+			t.Fatalf("the pod's echo did not see 203.0.113.10:\n%s", out)
+		}
+	})
+	w.step("pod to external host: the external echo sees the pod's IP", func(t *testing.T) {
+		out := w.probe(t, b1.ns, "http://203.0.113.10:8080/")
+		if !strings.Contains(out, "own address "+b1.ip) {
+			t.Fatalf("the external echo did not see %s:\n%s", b1.ip, out)
+		}
+	})
+	w.step("flows per pod are bounded", func(t *testing.T) {
+		for _, n := range w.nodes {
+			flows, err := datapath.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}.Dump(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := len(datapath.Pipeline(datapath.Gateway{IPs: nil}, nil)) + 1 // + the gateway's ARP answer
+			if got, want := len(flows), base+2*datapath.FlowsPerPod; got != want {
+				t.Fatalf("%s: %d flows, want %d for 2 pods:\n%s", n.name, got, want, strings.Join(flows, "\n"))
+			}
+		}
+	})
+	w.step("agent restart rebuilds the same flows without disturbing pods", func(t *testing.T) {
+		n := w.nodes[0]
+		table := datapath.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
+		before, _ := table.Dump(ctx)
+		pinger := exec.Command("ip", "netns", "exec", w.ext, "ping", "-n", "-i", "0.1", "-c", "40", a1.ip)
+		out := &strings.Builder{}
+		pinger.Stdout = out
+		pinger.Start()
+		stopProc(n.agent)
+		w.startAgent(n, "agent-"+n.name+"-restarted")
+		pinger.Wait()
+		after, _ := table.Dump(ctx)
+		if strings.Join(before, "\n") != strings.Join(after, "\n") {
+			t.Fatalf("flows changed across the restart:\nbefore:\n%s\nafter:\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
+		}
+		if !strings.Contains(out.String(), "40 received") {
+			t.Fatalf("pings lost during the agent restart:\n%s", lastLines(out.String(), 3))
+		}
+	})
+	w.step("route deleted in NSX: the pods are unreachable and check fails", func(t *testing.T) {
+		// Stop the controller so the outage lasts long enough to observe.
+		stopProc(w.ctrl)
+		w.deleteRouteInNSX(t, "100.96.2.0/24")
+		eventually(t, 10*time.Second, func() (bool, string) {
+			out, _ := try("ip", "-n", w.router, "route")
+			return !strings.Contains(out, "100.96.2.0/24"), out
+		})
+		if out, err := inNetns(w.ext, w.bin+"/t1route", "check", "--routes=false", "--probe", b1.ip, "--timeout", "15s"); err == nil {
+			t.Fatalf("probe of %s passed with its route gone:\n%s", b1.ip, out)
+		}
+		out, err := w.check()
+		if err == nil || !strings.Contains(out, "FAIL route node=node-b 100.96.2.0/24") {
+			t.Fatalf("t1route check did not fail for node-b:\n%s", out)
+		}
+	})
+	w.step("the controller repairs the route and the pods are reachable again", func(t *testing.T) {
+		w.startController()
+		eventually(t, 30*time.Second, func() (bool, string) {
+			out, err := w.check()
+			return err == nil, out
+		})
+		w.probe(t, w.ext, b1.ip)
+	})
+	w.step("CNI DEL detaches the pod, frees its address, and is idempotent", func(t *testing.T) {
+		p := w.pods[3]
+		reservation := filepath.Join(w.lab.dir, p.node.name+"-ipam", "t1route", p.ip)
+		if _, err := os.Stat(reservation); err != nil {
+			t.Fatalf("before DEL, no reservation for %s: %v", p.ip, err)
+		}
+		for i := range 2 {
+			if err := p.node.cni.del(ctx, p.containerID, p.ns, p.name); err != nil {
+				t.Fatalf("DEL #%d: %v", i+1, err)
+			}
+		}
+		out, err := p.node.ovs.cmd("ovs-vsctl", "--db=unix:"+p.node.ovs.dir+"/db.sock", "list-ports", "br-int")
+		if err != nil || strings.Count(out, "t1r") != 2 || !strings.Contains(out, "t1r-gw0") { // gateway + the other pod
+			t.Fatalf("ports after DEL (want the gateway and one pod): %v\n%s", err, out)
+		}
+		if _, err := os.Stat(reservation); !os.IsNotExist(err) {
+			t.Fatalf("address %s still reserved: %v", p.ip, err)
+		}
+		if out, err := inNetns(p.ns, "ip", "link", "show", "eth0"); err == nil {
+			t.Fatalf("eth0 still in the pod after DEL:\n%s", out)
+		}
+	})
+	w.step("teardown leaves no namespace, link or process", func(t *testing.T) {
+		w.lab.teardown()
+		if left := w.lab.leftovers(); len(left) > 0 {
+			t.Fatalf("left behind:\n%s", strings.Join(left, "\n"))
+		}
+	})
+	if t.Failed() {
+		for _, n := range w.nodes {
+			t.Logf("agent %s:\n%s", n.name, lastLines(w.lab.logFile("agent-"+n.name), 30))
+		}
+		t.Logf("controller:\n%s", lastLines(w.lab.logFile("controller"), 30))
+	}
+}
+
+// buildNetwork makes the router (a Linux bridge for the node segment and a
+// link to the external host), the external host, and the node namespaces.
+func (w *world) buildNetwork() {
+	l := w.lab
+	w.router = l.netns("-t1")
+	w.ext = l.netns("-ext")
+	l.run("ip", "-n", w.router, "link", "add", "rbr", "type", "bridge")
+	l.run("ip", "-n", w.router, "addr", "add", "198.51.100.1/24", "dev", "rbr")
+	l.run("ip", "-n", w.router, "link", "set", "rbr", "up")
+	l.run("ip", "netns", "exec", w.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	l.link(w.router, "rext", "203.0.113.1/24", w.ext, l.name("x"), "203.0.113.10/24")
+	l.run("ip", "-n", w.ext, "route", "add", "default", "via", "203.0.113.1")
+	for i, name := range []string{"node-a", "node-b"} {
+		n := &node{name: name, ns: l.netns("-" + name), ip: fmt.Sprintf("198.51.100.%d", 11+i), podCIDR: fmt.Sprintf("100.96.%d.0/24", 1+i)}
+		l.link(w.router, fmt.Sprintf("rn%d", i), "", n.ns, l.name(fmt.Sprintf("u%d", i)), n.ip+"/24")
+		l.run("ip", "-n", w.router, "link", "set", fmt.Sprintf("rn%d", i), "master", "rbr")
+		l.run("ip", "-n", n.ns, "route", "add", "default", "via", "198.51.100.1")
+		w.nodes = append(w.nodes, n)
+	}
+	// The external host's echo, for pod -> external.
+	l.start(w.ext, "echo-ext", nil, w.bin+"/t1route", "echo", "--listen", "203.0.113.10:8080")
+}
+
+func (w *world) startController() {
+	w.ctrl = w.lab.start("", "controller", w.env(), w.bin+"/t1route", "controller", "--kubeconfig", w.cluster.Kubeconfig,
+		"--metrics-bind-address", "127.0.0.1:0", "--leader-elect=false", "--resync-period", "2s", "--log-format", "console")
+}
+
+func (w *world) startNodes() {
+	ctx := context.Background()
+	for _, n := range w.nodes {
+		_, err := w.cluster.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: n.name},
+			Spec:       corev1.NodeSpec{PodCIDR: n.podCIDR, PodCIDRs: []string{n.podCIDR}},
+			Status:     corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: n.ip}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		n.ovs = w.lab.startOVS(n.ns)
+		w.lab.forwardIntoNetns(n.ns, apiserverAddr(w.t, w.cluster))
+		dir := filepath.Join(w.lab.dir, n.name)
+		n.agentArgs = []string{w.bin + "/t1route", "agent", "--kubeconfig", w.cluster.Kubeconfig, "--node-name", n.name,
+			"--ovs-run-dir", n.ovs.dir, "--datapath-type", "netdev", "--cni-plugin", w.bin + "/t1route-cni",
+			"--cni-bin-dir", dir + "/bin", "--cni-conf-dir", dir + "/net.d", "--ipam-data-dir", filepath.Join(w.lab.dir, n.name+"-ipam"),
+			"--health-bind-address", "127.0.0.1:0", "--log-format", "console", "--flow-resync", "5s"}
+		w.startAgent(n, "agent-"+n.name)
+		n.cni = newCNIRuntime(n.ns, dir+"/bin", dir+"/net.d", dir+"/cni-cache")
+	}
+}
+
+func (w *world) startAgent(n *node, logName string) {
+	n.agent = w.lab.start(n.ns, logName, nil, n.agentArgs...)
+	eventually(w.t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(w.lab.logFile(logName), "datapath ready"), lastLines(w.lab.logFile(logName), 10)
+	})
+}
+
+// attachPods makes two pods per node through CNI ADD and runs an echo in each.
+func (w *world) attachPods() {
+	ctx := context.Background()
+	for _, n := range w.nodes {
+		for j := range 2 {
+			p := &pod{name: fmt.Sprintf("%s-pod%d", n.name, j), node: n, containerID: fmt.Sprintf("c%s%d%s", n.name, j, w.lab.prefix)}
+			p.ns = w.lab.netns(fmt.Sprintf("-%s-p%d", n.name, j))
+			res, err := n.cni.add(ctx, p.containerID, p.ns, p.name)
+			if err != nil {
+				w.t.Fatalf("CNI ADD %s: %v\nagent log:\n%s", p.name, err, lastLines(w.lab.logFile("agent-"+n.name), 20))
+			}
+			r, err := current.NewResultFromResult(res)
+			if err != nil || len(r.IPs) != 1 {
+				w.t.Fatalf("ADD result %v: %v", res, err)
+			}
+			p.ip = r.IPs[0].Address.IP.String()
+			w.lab.start(p.ns, "echo-"+p.name, nil, w.bin+"/t1route", "echo", "--listen", ":8080")
+			w.pods = append(w.pods, p)
+		}
+	}
+}
+
+func (w *world) check() (string, error) {
+	cmd := exec.Command(w.bin+"/t1route", "check", "--kubeconfig", w.cluster.Kubeconfig, "--timeout", "20s")
+	cmd.Env = append(os.Environ(), w.env()...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (w *world) ping(t *testing.T, fromNS, ip string) {
+	eventually(t, 10*time.Second, func() (bool, string) {
+		out, err := inNetns(fromNS, "ping", "-n", "-c", "2", "-W", "1", ip)
+		return err == nil, out
+	})
+}
+
+// probe runs `t1route check --probe` from a namespace: ping, HTTP, and the
+// echo's view of the source address must be the caller's own.
+func (w *world) probe(t *testing.T, fromNS, target string) string {
+	var out string
+	eventually(t, 15*time.Second, func() (bool, string) {
+		var err error
+		out, err = inNetns(fromNS, w.bin+"/t1route", "check", "--routes=false", "--probe", target, "--timeout", "10s")
+		return err == nil, out
+	})
+	return out
+}
+
+func (w *world) deleteRouteInNSX(t *testing.T, cidr string) {
+	ns, err := w.cluster.Client.CoreV1().Namespaces().Get(context.Background(), "kube-system", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var host, caB64 string
+	for _, kv := range w.simEnv {
+		if v, ok := strings.CutPrefix(kv, "NSXT_MANAGER_HOST="); ok {
+			host = v
+		}
+		if v, ok := strings.CutPrefix(kv, "NSXT_ROOT_CA_DATA_B64="); ok {
+			caB64 = v
+		}
+	}
+	pem, _ := base64.StdEncoding.DecodeString(caB64)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	id := "t1route-" + string(ns.UID) + "-" + strings.ReplaceAll(cidr, "/", "_")
+	req, _ := http.NewRequest(http.MethodDelete, "https://"+host+"/nsxsim/api/tier-1s/"+tier1+"/routes/"+id, nil)
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("delete route %s in nsxsim: HTTP %d", id, resp.StatusCode)
+	}
+}
+
+func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s:\n%s", timeout, detail)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// apiserverAddr is the kube-apiserver's host:port on loopback.
+func apiserverAddr(t *testing.T, c *integration.Cluster) string {
+	u, err := url.Parse(c.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}

@@ -1,0 +1,275 @@
+//go:build integration && e2e
+
+// Package e2e proves routability with real packets: network namespaces for a
+// Tier-1 router (realized by nsxsim), two nodes each with its own Open vSwitch
+// (userspace datapath) and t1route agent, pods attached by t1route-cni through
+// libcni as a container runtime does, and an external host.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// lab owns every namespace, link and process it creates, and removes them.
+type lab struct {
+	t      testing.TB
+	prefix string // short, unique: link and namespace names start with it
+	dir    string
+	mu     sync.Mutex
+	procs  []*exec.Cmd
+	nss    []string
+	undo   []func()
+}
+
+func newLab(t testing.TB) *lab {
+	b := make([]byte, 2)
+	rand.Read(b) //nolint:errcheck
+	l := &lab{t: t, prefix: "t1e" + hex.EncodeToString(b), dir: t.TempDir()}
+	t.Cleanup(l.teardown)
+	return l
+}
+
+func (l *lab) name(s string) string { return l.prefix + s }
+
+// run runs a command and fails the test on error.
+func (l *lab) run(args ...string) string {
+	l.t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// try runs a command and returns its output and error.
+func try(args ...string) (string, error) {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	return string(out), err
+}
+
+// netns creates a network namespace with loopback up.
+func (l *lab) netns(short string) string {
+	name := l.name(short)
+	l.run("ip", "netns", "add", name)
+	l.mu.Lock()
+	l.nss = append(l.nss, name)
+	l.mu.Unlock()
+	l.run("ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+// link connects two namespaces with a veth, addressing each end (CIDR or "").
+func (l *lab) link(nsA, ifA, addrA, nsB, ifB, addrB string) {
+	l.run("ip", "link", "add", ifA, "netns", nsA, "type", "veth", "peer", "name", ifB, "netns", nsB)
+	for _, e := range [][3]string{{nsA, ifA, addrA}, {nsB, ifB, addrB}} {
+		if e[2] != "" {
+			l.run("ip", "-n", e[0], "addr", "add", e[2], "dev", e[1])
+		}
+		l.run("ip", "-n", e[0], "link", "set", e[1], "up")
+	}
+}
+
+// start runs a long-lived process inside a namespace ("": this one); its output goes to a
+// log file under the lab directory.
+func (l *lab) start(ns, logName string, env []string, args ...string) *exec.Cmd {
+	l.t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	if ns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	}
+	cmd.Env = append(os.Environ(), env...)
+	f, err := os.Create(filepath.Join(l.dir, logName+".log"))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		l.t.Fatalf("start %v: %v", args, err)
+	}
+	l.mu.Lock()
+	l.procs = append(l.procs, cmd)
+	l.mu.Unlock()
+	return cmd
+}
+
+func (l *lab) logFile(name string) string {
+	b, _ := os.ReadFile(filepath.Join(l.dir, name+".log"))
+	return string(b)
+}
+
+func stopProc(cmd *exec.Cmd) {
+	if cmd.Process == nil || cmd.ProcessState != nil {
+		return
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) //nolint:errcheck
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }() //nolint:errcheck
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) //nolint:errcheck
+		<-done
+	}
+}
+
+func (l *lab) teardown() {
+	for i := len(l.undo) - 1; i >= 0; i-- {
+		l.undo[i]()
+	}
+	for i := len(l.procs) - 1; i >= 0; i-- {
+		stopProc(l.procs[i])
+	}
+	for _, ns := range l.nss {
+		try("ip", "netns", "del", ns) //nolint:errcheck
+	}
+}
+
+// leftovers lists what of this lab still exists: namespaces, links in the
+// root namespace, processes. Empty after teardown.
+func (l *lab) leftovers() []string {
+	var left []string
+	out, _ := try("ip", "netns", "list")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, l.prefix) {
+			left = append(left, "netns "+strings.Fields(line)[0])
+		}
+	}
+	out, _ = try("ip", "-o", "link", "show")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, l.prefix) || strings.Contains(line, "t1r-gw0") {
+			left = append(left, "link "+line)
+		}
+	}
+	out, _ = try("pgrep", "-af", l.dir)
+	for _, line := range strings.Split(out, "\n") {
+		if strings.TrimSpace(line) != "" {
+			left = append(left, "process "+line)
+		}
+	}
+	return left
+}
+
+// ovs runs one node's ovsdb-server and ovs-vswitchd (userspace datapath)
+// inside the node's namespace, with every file under dir.
+type ovs struct {
+	ns, dir string
+}
+
+func (o ovs) env() []string {
+	return []string{"OVS_RUNDIR=" + o.dir, "OVS_DBDIR=" + o.dir, "OVS_LOGDIR=" + o.dir, "OVS_SYSCONFDIR=" + o.dir, "OVS_PKGDATADIR=/usr/share/openvswitch"}
+}
+
+func (o ovs) cmd(args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", o.ns}, args...)...)
+	cmd.Env = append(os.Environ(), o.env()...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (l *lab) startOVS(ns string) ovs {
+	o := ovs{ns: ns, dir: filepath.Join(l.dir, ns+"-ovs")}
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		l.t.Fatal(err)
+	}
+	must := func(out string, err error) {
+		if err != nil {
+			l.t.Fatalf("ovs in %s: %v\n%s", ns, err, out)
+		}
+	}
+	must(o.cmd("ovsdb-tool", "create", o.dir+"/conf.db", "/usr/share/openvswitch/vswitch.ovsschema"))
+	must(o.cmd("ovsdb-server", o.dir+"/conf.db", "--remote=punix:"+o.dir+"/db.sock", "--pidfile="+o.dir+"/ovsdb-server.pid",
+		"--unixctl="+o.dir+"/ovsdb-server.ctl", "--log-file="+o.dir+"/ovsdb-server.log", "--detach"))
+	l.undo = append(l.undo, func() {
+		o.cmd("ovs-vsctl", "--db=unix:"+o.dir+"/db.sock", "--timeout=5", "--if-exists", "del-br", "br-int") //nolint:errcheck
+		o.cmd("ovs-appctl", "-t", o.dir+"/ovs-vswitchd.ctl", "exit")                                          //nolint:errcheck
+		o.cmd("ovs-appctl", "-t", o.dir+"/ovsdb-server.ctl", "exit")                                          //nolint:errcheck
+	})
+	must(o.cmd("ovs-vsctl", "--db=unix:"+o.dir+"/db.sock", "--no-wait", "init"))
+	must(o.cmd("ovs-vswitchd", "unix:"+o.dir+"/db.sock", "--pidfile="+o.dir+"/ovs-vswitchd.pid",
+		"--unixctl="+o.dir+"/ovs-vswitchd.ctl", "--log-file="+o.dir+"/ovs-vswitchd.log", "--detach"))
+	return o
+}
+
+// forwardIntoNetns makes a TCP address of the root namespace (the
+// kube-apiserver on loopback) reachable at the same address inside a
+// namespace, so a node agent can use the test's kubeconfig unchanged
+// without any address or route being added to the root namespace.
+func (l *lab) forwardIntoNetns(ns, addr string) {
+	ln, err := listenInNetns(ns, addr)
+	if err != nil {
+		l.t.Fatalf("listen in %s: %v", ns, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.undo = append(l.undo, func() { cancel(); ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go io.Copy(out, in) //nolint:errcheck
+				io.Copy(in, out)    //nolint:errcheck
+			}()
+		}
+	}()
+}
+
+func listenInNetns(name, addr string) (net.Listener, error) {
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	// A goroutine that locks its thread and never unlocks it: the thread,
+	// left in the namespace, exits with the goroutine.
+	go func() {
+		runtime.LockOSThread()
+		target, err := netns.GetFromName(name)
+		if err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		ln, err := net.Listen("tcp", addr) // the socket keeps this namespace
+		ch <- result{ln, err}
+	}()
+	r := <-ch
+	return r.ln, r.err
+}
+
+// inNetns runs a command inside a namespace and returns its output.
+func inNetns(ns string, args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}

@@ -1,0 +1,88 @@
+package datapath
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/safchain/ethtool"
+	"github.com/vishvananda/netlink"
+)
+
+// GatewayAddrs is the gateway's address in each IPv4 podCIDR: its first
+// host address, with the podCIDR's prefix length, so the kernel's connected
+// route for the podCIDR points at the gateway port.
+func GatewayAddrs(podCIDRs []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range podCIDRs {
+		p = p.Masked()
+		if !p.Addr().Is4() || p.Bits() > 30 {
+			continue
+		}
+		out = append(out, netip.PrefixFrom(p.Addr().Next(), p.Bits()))
+	}
+	return out
+}
+
+// ConfigureHost brings the gateway link up with its addresses and turns on
+// IPv4 forwarding. Idempotent. It never adds NAT: pod traffic leaves the node
+// with the pod's own address.
+func ConfigureHost(gatewayLink string, addrs []netip.Prefix) error {
+	link, err := netlink.LinkByName(gatewayLink)
+	if err != nil {
+		return fmt.Errorf("gateway link %s: %w", gatewayLink, err)
+	}
+	for _, a := range addrs {
+		ipn := &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), 32)}
+		if err := netlink.AddrReplace(link, &netlink.Addr{IPNet: ipn}); err != nil {
+			return fmt.Errorf("add %s to %s: %w", a, gatewayLink, err)
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", gatewayLink, err)
+	}
+	return enableForwarding()
+}
+
+func enableForwarding() error {
+	const path = "/proc/sys/net/ipv4/ip_forward"
+	b, err := os.ReadFile(path)
+	if err == nil && strings.TrimSpace(string(b)) == "1" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("enable IPv4 forwarding: %w", err)
+	}
+	return nil
+}
+
+// DisableTxChecksum turns off TX checksum offload on a link. The userspace
+// (netdev) datapath reads veths with AF_PACKET and never completes a
+// checksum a sender left to the hardware, so TCP through it fails silently
+// unless the sending side computes checksums itself.
+func DisableTxChecksum(link string) error {
+	e, err := ethtool.NewEthtool()
+	if err != nil {
+		return fmt.Errorf("ethtool: %w", err)
+	}
+	defer e.Close()
+	features, err := e.Features(link)
+	if err != nil {
+		return fmt.Errorf("read offloads of %s: %w", link, err)
+	}
+	change := map[string]bool{}
+	for name, on := range features {
+		if on && strings.HasPrefix(name, "tx-checksum") {
+			change[name] = false
+		}
+	}
+	if len(change) == 0 {
+		return nil
+	}
+	if err := e.Change(link, change); err != nil {
+		return fmt.Errorf("turn off TX checksum offload on %s: %w", link, err)
+	}
+	return nil
+}

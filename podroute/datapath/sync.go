@@ -1,0 +1,95 @@
+package datapath
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// FlowTable is where flows go. Replace is idempotent.
+type FlowTable interface {
+	Replace(ctx context.Context, flows []string) error
+}
+
+// PortSource lists a bridge's ports.
+type PortSource interface {
+	Ports(ctx context.Context, bridge string) ([]Port, error)
+}
+
+// SyncResult tells what a Sync installed.
+type SyncResult struct {
+	Flows, Pods int
+	BadPorts    []string // pod ports whose external_ids could not be parsed
+}
+
+// Sync rebuilds the bridge's whole flow table from OVSDB: the gateway port
+// (tagged by the agent) and every pod port (tagged by the CNI plugin). The
+// agent and each CNI invocation call it; a lock file under the OVS run
+// directory serialises them so that no caller installs a table computed
+// before another's port existed.
+func Sync(ctx context.Context, runDir, bridge string, ports PortSource, table FlowTable) (SyncResult, error) {
+	unlock, err := lockFile(filepath.Join(runDir, "t1route-flows.lock"))
+	if err != nil {
+		return SyncResult{}, err
+	}
+	defer unlock()
+	all, err := ports.Ports(ctx, bridge)
+	if err != nil {
+		return SyncResult{}, err
+	}
+	gw, err := gatewayOf(all)
+	if err != nil {
+		return SyncResult{}, err
+	}
+	pods, bad := PodPorts(all)
+	flows := Pipeline(gw, pods)
+	if err := table.Replace(ctx, flows); err != nil {
+		return SyncResult{}, err
+	}
+	return SyncResult{Flows: len(flows), Pods: len(pods), BadPorts: bad}, nil
+}
+
+func gatewayOf(ports []Port) (Gateway, error) {
+	for _, p := range ports {
+		if p.ExternalIDs[KeyGateway] != "true" {
+			continue
+		}
+		if p.OFPort <= 0 || p.MAC == "" {
+			return Gateway{}, fmt.Errorf("gateway port %s is not built yet (ofport %d, mac %q)", p.Name, p.OFPort, p.MAC)
+		}
+		if _, err := net.ParseMAC(p.MAC); err != nil {
+			return Gateway{}, fmt.Errorf("gateway port %s has MAC %q: %w", p.Name, p.MAC, err)
+		}
+		gw := Gateway{OFPort: p.OFPort, MAC: strings.ToLower(p.MAC)}
+		for _, s := range strings.Split(p.ExternalIDs[KeyIPs], ",") {
+			if s == "" {
+				continue
+			}
+			ip, err := netip.ParseAddr(s)
+			if err != nil {
+				return Gateway{}, fmt.Errorf("gateway port %s has address %q: %w", p.Name, s, err)
+			}
+			gw.IPs = append(gw.IPs, ip)
+		}
+		return gw, nil
+	}
+	return Gateway{}, fmt.Errorf("no gateway port on the bridge yet (the t1route agent creates it)")
+}
+
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open flow lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+}
