@@ -6,7 +6,7 @@ CACHE := .cache
 PKGS := ./...
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help build test test-unit test-integration kube-bins bench check demo soak fuzz-short clean
+.PHONY: help build test test-unit test-integration e2e kube-bins bench bench-datapath check demo soak fuzz-short clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ build: ## Build bin/t1route, bin/nsxsim
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: check test-unit fuzz-short test-integration ## Everything CI runs: checks, unit/component tests, short fuzzing, integration tests
+test: check test-unit fuzz-short test-integration e2e ## Everything CI runs: checks, unit/component tests, short fuzzing, integration tests, e2e (root)
 
 test-unit: ## Unit and component tests (client and auth against nsxsim over real TLS)
 	$(GO) test -count=1 -race $(PKGS)
@@ -34,6 +34,17 @@ kube-bins: ## Build kube-apiserver and etcd into .cache/bin (once; ~6 min cold)
 
 test-integration: kube-bins ## Integration tests: the controller on a real kube-apiserver + etcd, against nsxsim
 	$(GO) test -count=1 -tags integration -timeout 20m ./integration/...
+
+e2e: kube-bins ## Routability with real packets (root): netns, OVS userspace datapath, agents, t1route-cni, ping/HTTP
+	@if [ "$$(id -u)" != 0 ]; then echo "make e2e needs root (network namespaces, Open vSwitch): run it as root, as CI does"; exit 1; fi
+	@mkdir -p $(CACHE); rc=0; \
+	  $(GO) test -count=1 -tags 'integration e2e' -timeout 10m -run TestRoutability -v ./integration/e2e/ > $(CACHE)/e2e.log 2>&1 || rc=$$?; \
+	  grep -E '^ *--- (PASS|FAIL): TestRoutability/' $(CACHE)/e2e.log || true; \
+	  if [ $$rc != 0 ]; then grep -vE '^ +(I[0-9]{4}|\{")' $(CACHE)/e2e.log | tail -60; fi; \
+	  grep -E '^routability:' $(CACHE)/e2e.log || echo "routability: 0 passed, 1 failed"; exit $$rc
+
+bench-datapath: kube-bins ## Pod attach latency (CNI ADD -> first packet) p50/p99 over 50 pods, flows per pod (root)
+	$(GO) test -count=1 -tags 'integration e2e' -run '^$$' -bench PodAttach -benchtime 1x -timeout 10m ./integration/e2e/ | grep -E '^(pod attach|Benchmark)'
 
 bench: ## Benchmarks, printing figures (10,000 routes batched vs one call each)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./nsx/...

@@ -29,7 +29,7 @@ const tier1 = "t1-routable"
 
 // prerequisites fails (rather than skips) when asked to run and something is
 // missing: `make e2e` must never pass by not running.
-func prerequisites(t *testing.T) {
+func prerequisites(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e test needs root (network namespaces, OVS): run it as root, as CI does")
 	}
@@ -55,7 +55,7 @@ type pod struct {
 
 // world is the whole test topology.
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	lab      *lab
 	bin      string
 	cluster  *integration.Cluster
@@ -76,7 +76,7 @@ func (w *world) env(extra ...string) []string {
 
 // step runs one assertion as a subtest and counts it for the summary.
 func (w *world) step(name string, fn func(t *testing.T)) bool {
-	ok := w.t.Run(name, fn)
+	ok := w.t.(*testing.T).Run(name, fn)
 	if ok {
 		w.pass++
 	} else {
@@ -88,7 +88,12 @@ func (w *world) step(name string, fn func(t *testing.T)) bool {
 func TestRoutability(t *testing.T) {
 	prerequisites(t)
 	w := &world{t: t, lab: newLab(t)}
-	defer func() { fmt.Printf("routability: %d passed, %d failed\n", w.pass, w.fail) }()
+	defer func() {
+		if t.Failed() && w.fail == 0 {
+			w.fail++ // the setup itself failed
+		}
+		fmt.Printf("routability: %d passed, %d failed\n", w.pass, w.fail)
+	}()
 	w.bin = integration.BuildBinaries(t)
 	w.cluster = integration.StartCluster(t)
 	w.buildNetwork()
@@ -381,7 +386,7 @@ func lastLines(s string, n int) string {
 }
 
 // apiserverAddr is the kube-apiserver's host:port on loopback.
-func apiserverAddr(t *testing.T, c *integration.Cluster) string {
+func apiserverAddr(t testing.TB, c *integration.Cluster) string {
 	u, err := url.Parse(c.Config.Host)
 	if err != nil {
 		t.Fatal(err)
