@@ -51,4 +51,3 @@ func StartNSXSim(t testing.TB, bin string, args ...string) []string {
 	}
 	return env
 }
-

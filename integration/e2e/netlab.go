@@ -198,8 +198,8 @@ func (l *lab) startOVS(ns string) ovs {
 		"--unixctl="+o.dir+"/ovsdb-server.ctl", "--log-file="+o.dir+"/ovsdb-server.log", "--detach"))
 	l.undo = append(l.undo, func() {
 		o.cmd("ovs-vsctl", "--db=unix:"+o.dir+"/db.sock", "--timeout=5", "--if-exists", "del-br", "br-int") //nolint:errcheck
-		o.cmd("ovs-appctl", "-t", o.dir+"/ovs-vswitchd.ctl", "exit")                                          //nolint:errcheck
-		o.cmd("ovs-appctl", "-t", o.dir+"/ovsdb-server.ctl", "exit")                                          //nolint:errcheck
+		o.cmd("ovs-appctl", "-t", o.dir+"/ovs-vswitchd.ctl", "exit")                                        //nolint:errcheck
+		o.cmd("ovs-appctl", "-t", o.dir+"/ovsdb-server.ctl", "exit")                                        //nolint:errcheck
 	})
 	must(o.cmd("ovs-vsctl", "--db=unix:"+o.dir+"/db.sock", "--no-wait", "init"))
 	must(o.cmd("ovs-vswitchd", "unix:"+o.dir+"/db.sock", "--pidfile="+o.dir+"/ovs-vswitchd.pid",
