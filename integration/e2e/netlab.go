@@ -35,6 +35,7 @@ type lab struct {
 	procs  []*exec.Cmd
 	nss    []string
 	undo   []func()
+	down   sync.Once
 }
 
 func newLab(t testing.TB) *lab {
@@ -129,7 +130,9 @@ func stopProc(cmd *exec.Cmd) {
 	}
 }
 
-func (l *lab) teardown() {
+func (l *lab) teardown() { l.down.Do(l.teardownOnce) }
+
+func (l *lab) teardownOnce() {
 	for i := len(l.undo) - 1; i >= 0; i-- {
 		l.undo[i]()
 	}

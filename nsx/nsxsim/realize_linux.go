@@ -3,6 +3,7 @@ package nsxsim
 import (
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -124,7 +125,7 @@ func (r *realizer) apply(c change) {
 	}
 	r.sim.realizeErrors.Delete(key)
 	r.installed[key] = c.route.Network
-	r.logf("realized %s: %s via %v", key, c.route.Network, c.route.NextHops)
+	r.logf("realized %s: %s via %s", key, c.route.Network, hopIPs(c.route.NextHops))
 }
 
 func (r *realizer) replace(route StaticRoute) error {
@@ -150,7 +151,7 @@ func (r *realizer) replace(route StaticRoute) error {
 		kr.MultiPath = hops
 	}
 	if err := r.nl.RouteReplace(kr); err != nil {
-		return fmt.Errorf("kernel refused route %s via %v: %w", route.Network, route.NextHops, err)
+		return fmt.Errorf("kernel refused route %s via %s: %w", route.Network, hopIPs(route.NextHops), err)
 	}
 	return nil
 }
@@ -168,4 +169,12 @@ func (r *realizer) removeAll() {
 		r.del(network)
 		delete(r.installed, key)
 	}
+}
+
+func hopIPs(hops []NextHop) string {
+	ips := make([]string, len(hops))
+	for i, h := range hops {
+		ips[i] = h.IPAddress
+	}
+	return strings.Join(ips, ",")
 }

@@ -1,0 +1,98 @@
+package nsxsim
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The realizer follows the API: routes appear, change and disappear as
+// kernel routes in the namespace; a route the kernel refuses is an ERROR.
+// Needs root (it creates a network namespace); CI runs as root.
+func TestRealizeInNetns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace (make e2e covers this as root too)")
+	}
+	b := make([]byte, 3)
+	rand.Read(b) //nolint:errcheck
+	ns := "t1sim" + hex.EncodeToString(b)
+	ip := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	ip("netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() }) //nolint:errcheck
+	ip("-n", ns, "link", "add", "seg", "type", "veth", "peer", "name", "seg-peer")
+	ip("-n", ns, "link", "set", "seg-peer", "up")
+	ip("-n", ns, "addr", "add", "198.51.100.1/24", "dev", "seg")
+	ip("-n", ns, "link", "set", "seg", "up")
+	// A route of the namespace's own must survive the realizer.
+	ip("-n", ns, "route", "add", "203.0.113.0/24", "via", "198.51.100.254")
+
+	s := StartTest(t, Options{Tier1s: []string{"t1"}})
+	if err := s.PutRoute("t1", "before", "100.96.0.0/24", []string{"198.51.100.10"}); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := s.RealizeInNetns(ns, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := func() string { return ip("-n", ns, "route") }
+	eventually := func(what string, cond func(string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond(routes()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s; routes:\n%s", what, routes())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	eventually("a route existing before the realizer started is realized", func(r string) bool {
+		return strings.Contains(r, "100.96.0.0/24 via 198.51.100.10")
+	})
+	if err := s.PutRoute("t1", "r1", "100.96.1.0/24", []string{"198.51.100.11"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("an added route is realized", func(r string) bool { return strings.Contains(r, "100.96.1.0/24 via 198.51.100.11") })
+	if err := s.PutRoute("t1", "r1", "100.96.1.0/24", []string{"198.51.100.12"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("a changed next hop is realized", func(r string) bool {
+		return strings.Contains(r, "100.96.1.0/24 via 198.51.100.12") && !strings.Contains(r, "198.51.100.11")
+	})
+	s.DeleteRoute("t1", "r1")
+	eventually("a deleted route is removed", func(r string) bool { return !strings.Contains(r, "100.96.1.0/24") })
+
+	// Unreachable next hop: the kernel refuses, the realized state says ERROR.
+	if err := s.PutRoute("t1", "bad", "100.96.9.0/24", []string{"192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if msg, ok := s.realizeErrors.Load("t1/bad"); ok {
+			if !strings.Contains(msg.(string), "kernel refused") {
+				t.Fatalf("realization error %q", msg)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an unrealizable route shows no realization error")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	stop()
+	r := routes()
+	if strings.Contains(r, "100.96.0.0/24") || !strings.Contains(r, "203.0.113.0/24 via 198.51.100.254") {
+		t.Fatalf("after stop, the realizer's routes must be gone and the namespace's own kept:\n%s", r)
+	}
+}
