@@ -48,6 +48,10 @@ type Config struct {
 	// (set it from NSX's configuration maximums for the version in use, minus
 	// routes others keep there); 0 means no limit is checked.
 	MaxRoutes int
+	// AdoptCloudProviderRoutes replaces the vSphere cloud provider's routes
+	// of this cluster (tag vsphere.k8s.io/cluster-name = the cluster's name)
+	// with t1route's for the same networks, one atomic call per chunk.
+	AdoptCloudProviderRoutes bool
 }
 
 // Controller keeps the Tier-1's routes equal to the nodes' pod CIDRs.
@@ -323,6 +327,16 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	for _, r := range c.actual {
 		actual = append(actual, r)
 	}
+	if c.cfg.AdoptCloudProviderRoutes {
+		if adopted, err := c.adopt(ctx, desired, actual); err != nil {
+			return err
+		} else if adopted > 0 {
+			actual = actual[:0]
+			for _, r := range c.actual {
+				actual = append(actual, r)
+			}
+		}
+	}
 	changes := Diff(c.cfg.Identity, desired, actual)
 	owned := c.ownedCount()
 	c.metrics.DesiredRoutes.Set(float64(len(desired)))
@@ -519,4 +533,30 @@ func (c *Controller) reportProblems(problems []NodeProblem) {
 func nodeRef(name string) *corev1.ObjectReference {
 	// As the Kubernetes route controller does: events on a node use its name as UID.
 	return &corev1.ObjectReference{Kind: "Node", Name: name, UID: types.UID(name)}
+}
+
+// adopt swaps the cloud provider's routes for t1route's, each pair in the
+// same hierarchical call, so no network is ever without its route or has two.
+func (c *Controller) adopt(ctx context.Context, desired map[string]nsx.Route, actual []nsx.Route) (int, error) {
+	pairs := Adoptions(c.cfg.Identity, desired, actual)
+	for start := 0; start < len(pairs); start += adoptChunk {
+		chunk := pairs[start:min(start+adoptChunk, len(pairs))]
+		ups := make([]nsx.Route, 0, len(chunk))
+		dels := make([]string, 0, len(chunk))
+		for _, p := range chunk {
+			ups = append(ups, p.Route)
+			dels = append(dels, p.Replaces.ID)
+		}
+		if err := c.nsx.Apply(ctx, c.cfg.Tier1Path, ups, dels); err != nil {
+			return start, fmt.Errorf("adopting cloud provider routes: %w", err)
+		}
+		for _, p := range chunk {
+			delete(c.actual, p.Replaces.ID)
+			c.actual[p.Route.ID] = p.Route
+			c.log.Info("adopted a cloud provider route", zap.String("replaced_id", p.Replaces.ID), zap.String("route_id", p.Route.ID),
+				zap.String("network", p.Route.Network), zap.String("node", NodeOf(p.Route)))
+		}
+		c.markDirty(Changes{Upserts: ups, Deletes: dels})
+	}
+	return len(pairs), nil
 }

@@ -45,6 +45,7 @@ type controllerFlags struct {
 	nsxInFlight    int
 	nsxBatch       int
 	maxRoutes      int
+	adopt          bool
 }
 
 func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -82,6 +83,7 @@ func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string,
 	fl.Float64Var(&f.nsxRate, "nsx-rate-limit", 50, "NSX requests per second (NSX allows 100 per client)")
 	fl.IntVar(&f.nsxInFlight, "nsx-max-in-flight", 10, "concurrent NSX requests (NSX allows 40 per client)")
 	fl.IntVar(&f.nsxBatch, "nsx-batch-size", 1000, "routes per hierarchical API call")
+	fl.BoolVar(&f.adopt, "adopt-cloud-provider-routes", false, "take over the vSphere cloud provider's routes of this cluster (tag vsphere.k8s.io/cluster-name = CLUSTER_NAME), swapping each atomically for t1route's")
 	fl.IntVar(&f.maxRoutes, "max-routes", 0, "most routes this cluster may create on the Tier-1 (from NSX's configuration maximums for your version); 0: no check")
 	return cmd
 }
@@ -159,7 +161,8 @@ func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io
 	}
 	opts := podroute.RunOptions{
 		Config: podroute.Config{Identity: podroute.Identity{UID: uid, Name: cfg.ClusterName}, Tier1Path: cfg.RouterPath,
-			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync, Window: f.window, MaxRoutes: f.maxRoutes},
+			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync, Window: f.window, MaxRoutes: f.maxRoutes,
+			AdoptCloudProviderRoutes: f.adopt},
 		Metrics: metrics, Log: log, OnReady: func() { ready.Store(true) },
 	}
 	if f.leaderElect {
