@@ -47,6 +47,16 @@ type env struct {
 func newEnv(t *testing.T, simOpts nsxsim.Options) *env {
 	c := StartCluster(t)
 	sim := nsxsim.StartTest(t, simOpts)
+	client := newSimClient(t, sim)
+	uid, err := podroute.ClusterUID(context.Background(), c.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, cluster: c, kube: c.Client, sim: sim, nsx: client, id: podroute.Identity{UID: uid, Name: "kubernetes"}}
+}
+
+// newSimClient is an NSX client of sim, logged in with a session.
+func newSimClient(t *testing.T, sim *nsxsim.Simulator) *nsx.Client {
 	user, pass := sim.User()
 	client, err := nsx.New(nsx.Config{Host: sim.URL(), TLS: &tls.Config{RootCAs: sim.CertPool()},
 		Auth: &auth.Session{BaseURL: sim.URL(), Credentials: auth.Static{Username: user, Password: pass}},
@@ -55,11 +65,7 @@ func newEnv(t *testing.T, simOpts nsxsim.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uid, err := podroute.ClusterUID(context.Background(), c.Client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, cluster: c, kube: c.Client, sim: sim, nsx: client, id: podroute.Identity{UID: uid, Name: "kubernetes"}}
+	return client
 }
 
 type runningController struct {

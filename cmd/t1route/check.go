@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
@@ -65,12 +63,10 @@ Kubernetes (e.g. from a host outside the cluster).`,
 			defer cancel()
 			c := &checker{out: stdout}
 			if f.routes {
-				cfg, problems := LoadConfig(settings{flags: cmd.Flags(), getenv: getenv})
-				if len(problems) > 0 {
-					for _, p := range problems {
-						c.result(false, "configuration: %s", p.String())
-					}
-				} else if err := checkRoutes(ctx, cfg, f, c, stderr); err != nil {
+				o, err := connectOneShot(ctx, cmd, getenv, f.kubeconfig, true, stderr)
+				if err != nil {
+					c.result(false, "routes: cannot check them: %v", err)
+				} else if err := checkRoutes(ctx, o, c); err != nil {
 					c.result(false, "routes: %v", err)
 				}
 			}
@@ -93,24 +89,12 @@ Kubernetes (e.g. from a host outside the cluster).`,
 	return cmd
 }
 
-func checkRoutes(ctx context.Context, cfg Config, f checkFlags, c *checker, stderr io.Writer) error {
+func checkRoutes(ctx context.Context, o *oneShot, c *checker) error {
+	cfg, kube := o.cfg, o.kube
 	if !cfg.PodRoutingEnabled {
 		return fmt.Errorf("pod routing is disabled (NSXT_POD_ROUTING_ENABLED is not true)")
 	}
-	rc, err := kubeClientConfig(f.kubeconfig)
-	if err != nil {
-		return err
-	}
-	kube, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return err
-	}
 	uid, err := podroute.ClusterUID(ctx, kube)
-	if err != nil {
-		return err
-	}
-	log, _ := newLogger(stderr, "console", zap.WarnLevel)
-	conn, err := connectNSX(ctx, cfg, kube, log, nsx.Limits{RateLimit: 50, MaxInFlight: 10}, nil, 1000)
 	if err != nil {
 		return err
 	}
@@ -122,7 +106,7 @@ func checkRoutes(ctx context.Context, cfg Config, f checkFlags, c *checker, stde
 	for i := range nodeList.Items {
 		nodes = append(nodes, podroute.FromNode(&nodeList.Items[i]))
 	}
-	actual, err := conn.Client.ListRoutes(ctx, cfg.RouterPath)
+	actual, err := o.nsx.ListRoutes(ctx, cfg.RouterPath)
 	if err != nil {
 		return fmt.Errorf("list routes on %s: %w", cfg.RouterPath, err)
 	}
@@ -137,7 +121,7 @@ func checkRoutes(ctx context.Context, cfg Config, f checkFlags, c *checker, stde
 			c.result(false, "%s: %s", what, ch.Problem)
 			continue
 		}
-		r, err := conn.Client.Realized(ctx, ch.Route.Path)
+		r, err := o.nsx.Realized(ctx, ch.Route.Path)
 		switch {
 		case err != nil:
 			c.result(false, "%s: realization unknown: %v", what, err)

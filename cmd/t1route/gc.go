@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/t1route/t1route/nsx"
+	"github.com/t1route/t1route/podroute"
+)
+
+type gcFlags struct {
+	cluster, liveKubeconfig, kubeconfig string
+	orphans, yes                        bool
+	keep                                []string
+}
+
+func newGCCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
+	var f gcFlags
+	cmd := &cobra.Command{
+		Use:   "gc (--cluster <name or UID> | --orphans --live-clusters-kubeconfig <file>) [--yes]",
+		Short: "Remove the routes of deleted clusters from the Tier-1 (dry run unless --yes)",
+		Long: `gc removes from the Tier-1 the routes of a cluster that no longer exists, so nobody
+has to find and delete them by hand in the NSX UI. It only ever touches routes
+carrying t1route's ownership tags.
+
+  --cluster <name or UID>   every route of that cluster (a name shared by two
+                            clusters is refused: give the UID)
+  --orphans                 the routes of every cluster that no longer exists as a
+                            Cluster API Cluster in the management cluster given by
+                            --live-clusters-kubeconfig (--keep protects a cluster
+                            that is not managed by Cluster API)
+
+Without --yes it lists exactly what would go and changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (f.cluster == "") == !f.orphans {
+				fmt.Fprintln(stderr, "give exactly one of --cluster <name or UID> and --orphans")
+				return exitError{2}
+			}
+			if f.orphans && f.liveKubeconfig == "" {
+				fmt.Fprintln(stderr, "--orphans needs --live-clusters-kubeconfig: the management cluster whose Cluster API Clusters are alive")
+				return exitError{2}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			o, err := connectOneShot(ctx, cmd, getenv, f.kubeconfig, false, stderr)
+			if err != nil {
+				return err
+			}
+			return runGC(ctx, o, f, stdout, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	addConfigFlags(fl)
+	fl.StringVar(&f.cluster, "cluster", "", "name (CLUSTER_NAME) or UID of the cluster whose routes to remove")
+	fl.BoolVar(&f.orphans, "orphans", false, "remove the routes of every cluster no longer alive in --live-clusters-kubeconfig")
+	fl.StringVar(&f.liveKubeconfig, "live-clusters-kubeconfig", "", "kubeconfig of the Cluster API management cluster")
+	fl.StringArrayVar(&f.keep, "keep", nil, "with --orphans, a cluster name or UID never to collect (repeatable)")
+	fl.BoolVar(&f.yes, "yes", false, "delete (without it: a dry run)")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster holding the NSX credentials Secret (Secret auth only)")
+	return cmd
+}
+
+func runGC(ctx context.Context, o *oneShot, f gcFlags, stdout, stderr io.Writer) error {
+	routes, err := o.nsx.ListRoutes(ctx, o.cfg.RouterPath)
+	if err != nil {
+		return fmt.Errorf("list routes of %s: %w", o.cfg.RouterPath, err)
+	}
+	var doomed []nsx.Route
+	var clusters []podroute.ClusterRef
+	if f.cluster != "" {
+		doomed, clusters = podroute.RoutesOfCluster(routes, f.cluster)
+		if len(clusters) > 1 {
+			var uids []string
+			for _, c := range clusters {
+				uids = append(uids, c.UID)
+			}
+			fmt.Fprintf(stderr, "cluster name %q is used by %d clusters (UIDs %s): give --cluster <UID>\n", f.cluster, len(clusters), strings.Join(uids, ", "))
+			return exitError{2}
+		}
+	} else {
+		live, err := liveClusters(ctx, f.liveKubeconfig)
+		if err != nil {
+			return err
+		}
+		keep := map[string]bool{}
+		for _, k := range f.keep {
+			keep[k] = true
+		}
+		doomed, clusters = podroute.OrphanRoutes(routes, live, keep)
+	}
+	if len(doomed) == 0 {
+		fmt.Fprintln(stdout, "nothing to collect: no t1route route on", o.cfg.RouterPath, "matches")
+		return nil
+	}
+	verb := "would delete"
+	if f.yes {
+		verb = "deleting"
+	}
+	for _, c := range clusters {
+		fmt.Fprintf(stdout, "%s the routes of cluster %s (UID %s)\n", verb, c.Name, c.UID)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNETWORK\tNEXT HOP\tCLUSTER\tNODE")
+	ids := make([]string, 0, len(doomed))
+	for _, r := range doomed {
+		ref, _ := podroute.ClusterOf(r)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Network, nextHopList(r), ref.Name, podroute.NodeOf(r))
+		ids = append(ids, r.ID)
+	}
+	tw.Flush()
+	if !f.yes {
+		fmt.Fprintf(stdout, "dry run: %d route(s) would be deleted; run again with --yes to delete them\n", len(doomed))
+		return nil
+	}
+	if err := o.nsx.Apply(ctx, o.cfg.RouterPath, nil, ids); err != nil {
+		return fmt.Errorf("delete routes: %w", err)
+	}
+	fmt.Fprintf(stdout, "deleted %d route(s)\n", len(doomed))
+	return nil
+}
+
+// liveClusters lists the Cluster API Clusters of a management cluster by name.
+func liveClusters(ctx context.Context, kubeconfig string) (map[string]bool, error) {
+	rc, err := kubeClientConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	list, err := dc.Resource(podroute.ClusterAPIClusters).List(ctx, metav1ListAll)
+	if err != nil {
+		return nil, fmt.Errorf("list Cluster API Clusters (cluster.x-k8s.io/v1beta1) in %s: %w; is this the management cluster?", kubeconfig, err)
+	}
+	live := map[string]bool{}
+	for _, c := range list.Items {
+		live[c.GetName()] = true
+	}
+	return live, nil
+}
+
+func nextHopList(r nsx.Route) string {
+	var hops []string
+	for _, h := range r.NextHops {
+		hops = append(hops, h.IP)
+	}
+	return strings.Join(hops, ",")
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/t1route/t1route/nsx"
+)
+
+// oneShot is what a one-shot command (gc, routes, check) needs: the
+// configuration, an NSX connection whose credentials are loaded, and, when
+// asked for or when credentials come from a Secret, a Kubernetes client.
+type oneShot struct {
+	cfg  Config
+	nsx  *nsx.Client
+	kube kubernetes.Interface
+	log  *zap.Logger
+}
+
+// configProblems prints LoadConfig's problems and returns exit status 2.
+func configProblems(stderr io.Writer, problems []Problem) error {
+	fmt.Fprintf(stderr, "invalid configuration: %d problem(s)\n", len(problems))
+	for _, p := range problems {
+		fmt.Fprintln(stderr, p.String())
+	}
+	return exitError{2}
+}
+
+// connectOneShot reads the NSXT_* configuration (flags win) and connects.
+// needKube makes a Kubernetes client even when credentials do not need one.
+func connectOneShot(ctx context.Context, cmd *cobra.Command, getenv func(string) (string, bool), kubeconfig string, needKube bool, stderr io.Writer) (*oneShot, error) {
+	cfg, problems := LoadConfig(settings{flags: cmd.Flags(), getenv: getenv})
+	if len(problems) > 0 {
+		return nil, configProblems(stderr, problems)
+	}
+	var missing []string
+	if cfg.ManagerURL == "" {
+		missing = append(missing, "NSXT_MANAGER_HOST")
+	}
+	if cfg.RouterPath == "" {
+		missing = append(missing, "NSXT_ROUTER_PATH")
+	}
+	if cfg.Auth.Mode == "" {
+		missing = append(missing, "a way to authenticate (NSXT_CLIENT_CERT_DATA+NSXT_CLIENT_CERT_KEY_DATA, NSXT_VMC_ACCESS_TOKEN+NSXT_VMC_AUTH_HOST, NSXT_SECRET_NAMESPACE+NSXT_SECRET_NAME, or NSXT_USERNAME+NSXT_PASSWORD)")
+	}
+	if len(missing) > 0 {
+		for _, m := range missing {
+			fmt.Fprintf(stderr, "%s: is required for this command\n", m)
+		}
+		return nil, exitError{2}
+	}
+	log, err := newLogger(stderr, "console", zap.WarnLevel)
+	if err != nil {
+		return nil, err
+	}
+	o := &oneShot{cfg: cfg, log: log}
+	if needKube || cfg.Auth.Mode == AuthSecret {
+		rc, err := kubeClientConfig(kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		if o.kube, err = kubernetes.NewForConfig(rc); err != nil {
+			return nil, err
+		}
+	}
+	conn, err := connectNSX(ctx, cfg, o.kube, log, nsx.Limits{RateLimit: 50, MaxInFlight: 10}, nil, 1000)
+	if err != nil {
+		return nil, err
+	}
+	// Credentials from a Secret arrive asynchronously.
+	deadline := time.Now().Add(15 * time.Second)
+	for conn.Ready() != nil {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("NSX credentials not available: %w", conn.Ready())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	o.nsx = conn.Client
+	return o, nil
+}

@@ -1,0 +1,205 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/t1route/t1route/nsx/nsxsim"
+	"github.com/t1route/t1route/podroute"
+)
+
+// putClusterRoutes puts n routes of another cluster (as its t1route
+// controller would have made them) on the Tier-1.
+func putClusterRoutes(t *testing.T, sim *nsxsim.Simulator, uid, name string, first, n int) {
+	t.Helper()
+	for i := first; i < first+n; i++ {
+		network := fmt.Sprintf("100.97.%d.0/24", i)
+		id := podroute.Identity{UID: uid, Name: name}.RouteID(network)
+		err := sim.PutRoute(tier1, id, network, []string{nodeIP(i)},
+			nsxsim.Tag{Scope: podroute.ScopeManagedBy, Tag: podroute.ManagedByValue},
+			nsxsim.Tag{Scope: podroute.ScopeClusterUID, Tag: uid},
+			nsxsim.Tag{Scope: podroute.ScopeClusterName, Tag: name},
+			nsxsim.Tag{Scope: podroute.ScopeNode, Tag: nodeName(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func routeIDs(sim *nsxsim.Simulator) []string {
+	var ids []string
+	for _, r := range sim.Routes(tier1) {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+func countCluster(sim *nsxsim.Simulator, name string) int {
+	n := 0
+	for _, r := range sim.Routes(tier1) {
+		for _, tag := range r.Tags {
+			if tag.Scope == podroute.ScopeClusterName && tag.Tag == name {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// simEnv is the NSXT_* environment that points the t1route binary at sim.
+func simEnv(sim *nsxsim.Simulator) []string {
+	user, pass := sim.User()
+	return []string{"NSXT_MANAGER_HOST=" + sim.Addr(), "NSXT_ROUTER_PATH=" + tier1Path, "NSXT_USERNAME=" + user,
+		"NSXT_PASSWORD=" + pass, "NSXT_ROOT_CA_DATA_B64=" + base64.StdEncoding.EncodeToString(sim.CACertPEM())}
+}
+
+func TestGCCommand(t *testing.T) {
+	bin := BuildBinaries(t)
+	c := StartCluster(t)
+	dyn := InstallClusterAPICRD(t, c)
+	sim := nsxsim.StartTest(t, nsxsim.Options{Tier1s: []string{tier1}})
+	putClusterRoutes(t, sim, "uid-gone", "gone", 0, 3)
+	putClusterRoutes(t, sim, "uid-live", "live", 10, 2)
+	putClusterRoutes(t, sim, "uid-mgmt", "mgmt", 20, 1)
+	// Hand-made routes, even ones naming a cluster, are never touched.
+	if err := sim.PutRoute(tier1, "handmade", "100.97.99.0/24", []string{"198.51.100.5"}, nsxsim.Tag{Scope: podroute.ScopeClusterName, Tag: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	CreateCAPICluster(t, dyn, "default", "live", nil)
+
+	gc := func(args ...string) (string, error) {
+		cmd := exec.Command(filepath.Join(bin, "t1route"), append([]string{"gc"}, args...)...)
+		cmd.Env = append(os.Environ(), simEnv(sim)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	before := routeIDs(sim)
+	out, err := gc("--cluster", "gone")
+	if err != nil || !strings.Contains(out, "dry run: 3 route(s) would be deleted") || !slices.Equal(before, routeIDs(sim)) {
+		t.Fatalf("dry run changed something or said the wrong thing: %v\n%s", err, out)
+	}
+	for i := range 3 {
+		if !strings.Contains(out, fmt.Sprintf("100.97.%d.0/24", i)) {
+			t.Fatalf("the dry run does not list 100.97.%d.0/24:\n%s", i, out)
+		}
+	}
+	if out, err = gc("--cluster", "gone", "--yes"); err != nil || !strings.Contains(out, "deleted 3 route(s)") {
+		t.Fatalf("gc --yes: %v\n%s", err, out)
+	}
+	if countCluster(sim, "gone") != 1 { // the hand-made route only
+		t.Fatalf("after gc: %v", routeIDs(sim))
+	}
+	if _, ok := sim.Route(tier1, "handmade"); !ok {
+		t.Fatal("gc deleted a route without t1route's tags")
+	}
+	if out, err = gc("--cluster", "gone", "--yes"); err != nil || !strings.Contains(out, "nothing to collect") {
+		t.Fatalf("second gc: %v\n%s", err, out)
+	}
+
+	// Orphans: "mgmt" is not a Cluster API cluster, "live" is.
+	kubeconfig := c.Kubeconfig
+	out, err = gc("--orphans", "--live-clusters-kubeconfig", kubeconfig)
+	if err != nil || !strings.Contains(out, "cluster mgmt (UID uid-mgmt)") || strings.Contains(out, "cluster live") {
+		t.Fatalf("orphans dry run: %v\n%s", err, out)
+	}
+	if out, err = gc("--orphans", "--live-clusters-kubeconfig", kubeconfig, "--keep", "mgmt", "--yes"); err != nil || !strings.Contains(out, "nothing to collect") {
+		t.Fatalf("--keep: %v\n%s", err, out)
+	}
+	if countCluster(sim, "live") != 2 || countCluster(sim, "mgmt") != 1 {
+		t.Fatalf("live or kept routes removed: %v", routeIDs(sim))
+	}
+
+	// Bad input: clear errors, exit 2, nothing changed.
+	for _, args := range [][]string{{}, {"--cluster", "x", "--orphans"}, {"--orphans"}} {
+		out, err := gc(args...)
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || strings.TrimSpace(out) == "" {
+			t.Fatalf("gc %v: want exit 2 with a message, got %v\n%s", args, err, out)
+		}
+	}
+}
+
+// The cleanup controller protects clusters with routable pods and, when one
+// is deleted, removes its routes and releases it once Cluster API is done;
+// stopped and restarted mid-cleanup, it finishes the job.
+func TestCleanupController(t *testing.T) {
+	c := StartCluster(t)
+	dyn := InstallClusterAPICRD(t, c)
+	sim := nsxsim.StartTest(t, nsxsim.Options{Tier1s: []string{tier1}})
+	client := newSimClient(t, sim)
+	putClusterRoutes(t, sim, "uid-w1", "wl-1", 0, 3)
+	putClusterRoutes(t, sim, "uid-w2", "wl-2", 10, 2)
+	const capiFinalizer = "cluster.cluster.x-k8s.io"
+	CreateCAPICluster(t, dyn, "default", "wl-1", nil, capiFinalizer)
+	CreateCAPICluster(t, dyn, "default", "wl-2", nil, capiFinalizer)
+	CreateCAPICluster(t, dyn, "default", "no-routes", nil)
+	CreateCAPICluster(t, dyn, "default", "labelled", map[string]string{podroute.PodRoutingLabel: "true"})
+	clusters := dyn.Resource(podroute.ClusterAPIClusters).Namespace("default")
+	finalizers := func(name string) ([]string, bool) {
+		u, err := clusters.Get(context.Background(), name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.GetFinalizers(), true
+	}
+	start := func() func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			podroute.NewCleanupController(podroute.CleanupConfig{Tier1Path: tier1Path, Resync: time.Second}, dyn, client, zap.NewNop()).Run(ctx) //nolint:errcheck
+		}()
+		return func() { cancel(); <-done }
+	}
+	stop := start()
+	eventually(t, 20*time.Second, "finalizers on clusters with routable pods", func() (bool, string) {
+		f1, _ := finalizers("wl-1")
+		f2, _ := finalizers("wl-2")
+		fl, _ := finalizers("labelled")
+		fn, _ := finalizers("no-routes")
+		return slices.Contains(f1, podroute.CleanupFinalizer) && slices.Contains(f2, podroute.CleanupFinalizer) &&
+			slices.Contains(fl, podroute.CleanupFinalizer) && !slices.Contains(fn, podroute.CleanupFinalizer), fmt.Sprint(f1, f2, fl, fn)
+	})
+
+	if err := clusters.Delete(context.Background(), "wl-1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "wl-1's routes removed", func() (bool, string) { return countCluster(sim, "wl-1") == 0, fmt.Sprint(routeIDs(sim)) })
+	// Cluster API is still tearing wl-1 down (its finalizer is there): ours stays.
+	stop()
+	if f, ok := finalizers("wl-1"); !ok || !slices.Contains(f, podroute.CleanupFinalizer) {
+		t.Fatalf("released before Cluster API finished: %v %v", f, ok)
+	}
+	// While the controller is down, wl-1's own t1route re-creates a route, then Cluster API finishes.
+	putClusterRoutes(t, sim, "uid-w1", "wl-1", 5, 1)
+	u, _ := clusters.Get(context.Background(), "wl-1", metav1.GetOptions{})
+	u.SetFinalizers(slices.DeleteFunc(u.GetFinalizers(), func(f string) bool { return f == capiFinalizer }))
+	if _, err := clusters.Update(context.Background(), u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stop = start()
+	defer stop()
+	eventually(t, 20*time.Second, "wl-1 released after its late route is removed", func() (bool, string) {
+		_, exists := finalizers("wl-1")
+		return !exists && countCluster(sim, "wl-1") == 0, fmt.Sprint(routeIDs(sim))
+	})
+	if countCluster(sim, "wl-2") != 2 {
+		t.Fatalf("another cluster's routes were touched: %v", routeIDs(sim))
+	}
+}
