@@ -19,7 +19,9 @@ import (
 // its routes of other clusters, and of networks t1route does not want, stay.
 func TestAdoptCloudProviderRoutes(t *testing.T) {
 	e := newEnv(t, nsxsim.Options{Tier1s: []string{tier1}})
-	cpTag := func(cluster string) nsxsim.Tag { return nsxsim.Tag{Scope: podroute.ScopeCloudProviderCluster, Tag: cluster} }
+	cpTag := func(cluster string) nsxsim.Tag {
+		return nsxsim.Tag{Scope: podroute.ScopeCloudProviderCluster, Tag: cluster}
+	}
 	for i := range 3 {
 		e.createNode(nodeName(i), podCIDR(i), nodeIP(i))
 		if err := e.sim.PutRoute(tier1, "cpi-"+nodeName(i), podCIDR(i), []string{nodeIP(i)}, cpTag(e.id.Name)); err != nil {
