@@ -54,6 +54,7 @@ the flags of the same meaning (flags win).`,
 		newGCCommand(stdout, stderr, getenv),
 		newRoutesCommand(stdout, stderr, getenv),
 		newCleanupControllerCommand(stderr, getenv),
+		newRenderCommand(stdout, stderr, getenv),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
