@@ -222,7 +222,9 @@ func dropEmpty(v any) {
 	}
 }
 
-func tm(apiVersion, kind string) metav1.TypeMeta { return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind} }
+func tm(apiVersion, kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
+}
 
 // controllerClusterRules is everything the controller does cluster-wide.
 func controllerClusterRules() []rbacv1.PolicyRule {
@@ -275,10 +277,10 @@ func controllerDeployment(o renderOptions, meta metav1.ObjectMeta, labels map[st
 						WhenUnsatisfiable: corev1.ScheduleAnyway, LabelSelector: &metav1.LabelSelector{MatchLabels: labels}}},
 					Tolerations: []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
 					Containers: []corev1.Container{{
-						Name:  "controller",
-						Image: o.image,
-						Args:  []string{"controller", "--leader-elect=true", "--metrics-bind-address=:8080"},
-						Env: []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}},
+						Name:           "controller",
+						Image:          o.image,
+						Args:           []string{"controller", "--leader-elect=true", "--metrics-bind-address=:8080"},
+						Env:            []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}},
 						EnvFrom:        envFrom,
 						Ports:          []corev1.ContainerPort{{Name: "metrics", ContainerPort: 8080}},
 						LivenessProbe:  probe("/healthz"),
