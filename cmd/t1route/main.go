@@ -55,6 +55,7 @@ the flags of the same meaning (flags win).`,
 		newRoutesCommand(stdout, stderr, getenv),
 		newCleanupControllerCommand(stderr, getenv),
 		newRenderCommand(stdout, stderr, getenv),
+		newDoctorCommand(stdout, stderr, getenv),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

@@ -17,6 +17,21 @@ import (
 
 // nsxConnection is an NSX client built from the configuration, and whether
 // its credentials are ready (a Secret may not be readable yet).
+// managerTLS is the TLS configuration for the manager: the pinned CA, or the
+// system's roots.
+func managerTLS(cfg Config) (*tls.Config, error) {
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLS.RootCAPEM != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(cfg.TLS.RootCAPEM) {
+			return nil, fmt.Errorf("NSXT_ROOT_CA_DATA_B64 holds no usable certificate")
+		}
+		tlsConf.RootCAs = pool
+	}
+	tlsConf.InsecureSkipVerify = cfg.TLS.InsecureSkipVerify //nolint:gosec // the operator asked for it, and is warned
+	return tlsConf, nil
+}
+
 type nsxConnection struct {
 	Client *nsx.Client
 	// Ready returns nil when credentials are available, or why not.
@@ -27,16 +42,11 @@ type nsxConnection struct {
 // starts watching the Secret (until ctx ends) and needs kube.
 func connectNSX(ctx context.Context, cfg Config, kube kubernetes.Interface, log *zap.Logger, limits nsx.Limits,
 	observe func(op string, status, attempts int, d time.Duration), batchSize int) (*nsxConnection, error) {
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.TLS.RootCAPEM != nil {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(cfg.TLS.RootCAPEM) {
-			return nil, fmt.Errorf("NSXT_ROOT_CA_DATA_B64 holds no usable certificate")
-		}
-		tlsConf.RootCAs = pool
+	tlsConf, err := managerTLS(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.TLS.InsecureSkipVerify {
-		tlsConf.InsecureSkipVerify = true //nolint:gosec // the operator asked for it, and is warned
 		log.Warn("NSXT_ALLOW_UNVERIFIED_SSL=true: the NSX Manager's certificate is not verified; do not use this in production")
 	}
 	conn := &nsxConnection{Ready: func() error { return nil }}
