@@ -63,8 +63,12 @@ check: ## gofmt and go vet
 soak: kube-bins ## The fault soak for 5 minutes (make test runs it for 30 s); SOAK=10m to change
 	T1ROUTE_SOAK_DURATION=$${SOAK:-5m} $(GO) test -count=1 -tags integration -timeout 60m -run TestFaultSoak -v ./integration/ | grep -E '^(soak:|---|ok|FAIL)'
 
-demo: kube-bins ## The main job on an embedded default: nsxsim + a real kube-apiserver + the controller
+demo: kube-bins ## The main job on an embedded default: nsxsim + a real kube-apiserver + the controller (+ packets, as root)
 	$(GO) run -tags integration ./integration/demo
+	@if [ "$$(id -u)" = 0 ] && command -v ovs-vswitchd >/dev/null; then \
+	  echo; echo "==> packet-level routability: a Tier-1 router (nsxsim --realize-netns), two nodes with OVS and t1route agent, pods via t1route-cni, an external host"; \
+	  $(MAKE) --no-print-directory e2e; \
+	else echo "(the packet-level demo needs root and Open vSwitch: apt-get install -y openvswitch-switch iproute2 iputils-ping)"; fi
 
 clean: ## Remove build outputs (keeps .cache)
 	rm -rf $(BIN)

@@ -10,11 +10,10 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
-	"testing"
 )
 
 // BuildBinaries builds t1route, t1route-cni and nsxsim into a temporary directory.
-func BuildBinaries(t testing.TB) string {
+func BuildBinaries(t TB) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..")
@@ -28,7 +27,7 @@ func BuildBinaries(t testing.TB) string {
 }
 
 // StartNSXSim runs the nsxsim binary and returns the NSXT_* environment it prints.
-func StartNSXSim(t testing.TB, bin string, args ...string) []string {
+func StartNSXSim(t TB, bin string, args ...string) []string {
 	cmd := exec.Command(filepath.Join(bin, "nsxsim"), args...)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard

@@ -97,6 +97,9 @@ func TestGCCommand(t *testing.T) {
 			t.Fatalf("the dry run does not list 100.97.%d.0/24:\n%s", i, out)
 		}
 	}
+	if strings.Contains(out, "Invoking action") {
+		t.Fatalf("the SDK's request log leaks into the command's output:\n%s", out)
+	}
 	if out, err = gc("--cluster", "gone", "--yes"); err != nil || !strings.Contains(out, "deleted 3 route(s)") {
 		t.Fatalf("gc --yes: %v\n%s", err, out)
 	}

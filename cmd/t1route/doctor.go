@@ -150,6 +150,7 @@ func doctorManager(ctx context.Context, cfg Config, d *doctor) bool {
 // doctorNSX: credentials, version and cluster status, the Tier-1 and its advertisement.
 func doctorNSX(ctx context.Context, cfg Config, kube kubernetes.Interface, d *doctor, stderr io.Writer) {
 	log, _ := newLogger(stderr, "console", zap.ErrorLevel)
+	nsx.RouteSDKLogs(log)
 	conn, err := connectNSX(ctx, cfg, kube, log, nsx.Limits{RateLimit: 20, MaxInFlight: 4, MaxRetries: 1}, nil, 1000)
 	if err != nil {
 		d.line("FAIL", "credentials", err.Error(), "see t1route validate-config")

@@ -59,6 +59,7 @@ func connectOneShot(ctx context.Context, cmd *cobra.Command, getenv func(string)
 	if err != nil {
 		return nil, err
 	}
+	nsx.RouteSDKLogs(log) // the SDK logs every request to the standard logger otherwise
 	o := &oneShot{cfg: cfg, log: log}
 	if needKube || cfg.Auth.Mode == AuthSecret {
 		rc, err := kubeClientConfig(kubeconfig)

@@ -8,9 +8,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -136,9 +139,47 @@ func main() {
 	waitRoutes(r, sim, 3)
 	showRoutes(sim)
 
+	step("t1route check: every node's route is on the Tier-1, points at the node, and is realized")
+	bin := integration.BuildBinaries(r)
+	env := []string{"NSXT_POD_ROUTING_ENABLED=true", "CLUSTER_CIDR=100.96.0.0/11", "CLUSTER_NAME=demo",
+		"NSXT_MANAGER_HOST=" + sim.Addr(), "NSXT_ROUTER_PATH=/infra/tier-1s/t1-routable", "NSXT_USERNAME=" + user,
+		"NSXT_PASSWORD=" + pass, "NSXT_ROOT_CA_DATA_B64=" + base64.StdEncoding.EncodeToString(sim.CACertPEM())}
+	run(r, bin, env, true, "check", "--kubeconfig", cluster.Kubeconfig)
+
+	step("a deleted cluster left routes behind: t1route gc removes them (dry run, then --yes)")
+	for i := 1; i <= 2; i++ {
+		network := fmt.Sprintf("100.98.%d.0/24", i)
+		old := podroute.Identity{UID: "0d1c1a55-0000-4000-8000-000000000001", Name: "old-cluster"}
+		sim.PutRoute("t1-routable", old.RouteID(network), network, []string{fmt.Sprintf("198.51.100.%d", 50+i)},
+			nsxsim.Tag{Scope: podroute.ScopeManagedBy, Tag: podroute.ManagedByValue}, nsxsim.Tag{Scope: podroute.ScopeClusterUID, Tag: old.UID},
+			nsxsim.Tag{Scope: podroute.ScopeClusterName, Tag: old.Name}, nsxsim.Tag{Scope: podroute.ScopeNode, Tag: fmt.Sprintf("old-worker-%d", i)})
+	}
+	showRoutes(sim)
+	run(r, bin, env, true, "gc", "--cluster", "old-cluster")
+	run(r, bin, env, true, "gc", "--cluster", "old-cluster", "--yes")
+	showRoutes(sim)
+
 	st := sim.Stats()
 	step("done: %d NSX requests in all, %d hierarchical PATCH calls; the operator's route was never touched", st.Requests, st.HierarchicalCalls)
-	fmt.Println("  (the packet-level routability demo — OVS datapath, ping and curl — is not built yet)")
+	if os.Geteuid() == 0 {
+		fmt.Println("  next (as root): the packet-level demo with OVS, pods, ping and curl (make e2e)")
+	} else {
+		fmt.Println("  as root, make demo also runs the packet-level demo with OVS, pods, ping and curl (make e2e)")
+	}
+}
+
+// run runs the t1route binary and shows its output indented.
+func run(r *runner, bin string, env []string, mustPass bool, args ...string) {
+	fmt.Printf("  $ t1route %s\n", strings.Join(args, " "))
+	cmd := exec.Command(filepath.Join(bin, "t1route"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		fmt.Println("    " + line)
+	}
+	if err != nil && mustPass {
+		r.Fatalf("t1route %s: %v", strings.Join(args, " "), err)
+	}
 }
 
 func routeTable(sim *nsxsim.Simulator) string {
