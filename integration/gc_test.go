@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -204,5 +205,48 @@ func TestCleanupController(t *testing.T) {
 	})
 	if countCluster(sim, "wl-2") != 2 {
 		t.Fatalf("another cluster's routes were touched: %v", routeIDs(sim))
+	}
+}
+
+func TestRoutesList(t *testing.T) {
+	bin := BuildBinaries(t)
+	c := StartCluster(t)
+	sim := nsxsim.StartTest(t, nsxsim.Options{Tier1s: []string{tier1}})
+	uid, err := podroute.ClusterUID(context.Background(), c.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putClusterRoutes(t, sim, uid, "mine", 0, 2)
+	putClusterRoutes(t, sim, "uid-other", "other", 10, 1)
+	list := func(args ...string) string {
+		cmd := exec.Command(filepath.Join(bin, "t1route"), append([]string{"routes", "list", "--kubeconfig", c.Kubeconfig}, args...)...)
+		cmd.Env = append(os.Environ(), append(simEnv(sim), "CLUSTER_NAME=mine")...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("routes list %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	var views []struct {
+		Network  string   `json:"network"`
+		NextHops []string `json:"nextHops"`
+		Node     string   `json:"node"`
+		Realized string   `json:"realized"`
+	}
+	if err := json.Unmarshal([]byte(list("-o", "json")), &views); err != nil || len(views) != 2 {
+		t.Fatalf("json: %v %+v", err, views)
+	}
+	if views[0].Network != "100.97.0.0/24" || views[0].NextHops[0] != nodeIP(0) || views[0].Node != nodeName(0) || views[0].Realized != "REALIZED" {
+		t.Fatalf("json view: %+v", views[0])
+	}
+	if y := list("-o", "yaml"); !strings.Contains(y, "network: 100.97.1.0/24") || strings.Contains(y, "100.97.10.0/24") {
+		t.Fatalf("yaml:\n%s", y)
+	}
+	table := list()
+	if !strings.Contains(table, "NETWORK") || !strings.Contains(table, "100.97.0.0/24  "+nodeIP(0)) || strings.Contains(table, "other") {
+		t.Fatalf("table:\n%s", table)
+	}
+	if all := list("--all-clusters", "--realization=false"); !strings.Contains(all, "other") {
+		t.Fatalf("--all-clusters:\n%s", all)
 	}
 }

@@ -19,6 +19,7 @@ import (
 // renderOptions are the deployment choices that are not NSX configuration.
 type renderOptions struct {
 	namespace, image, ovsImage, datapathType string
+	adopt                                    bool
 }
 
 // Names of what render creates.
@@ -76,6 +77,7 @@ controller may read that one Secret only.
 	fl.StringVar(&o.image, "image", "ghcr.io/t1route/t1route:"+imageTag(), "t1route image (t1route and t1route-cni in /usr/local/bin)")
 	fl.StringVar(&o.ovsImage, "ovs-image", "", "Open vSwitch image for the agent's ovs container (default: --image, which includes openvswitch-switch)")
 	fl.StringVar(&o.datapathType, "datapath-type", "system", "OVS datapath: system (kernel module) or netdev (userspace)")
+	fl.BoolVar(&o.adopt, "adopt-cloud-provider-routes", false, "run the controller with --adopt-cloud-provider-routes (migrating from the vSphere cloud provider)")
 	return cmd
 }
 
@@ -297,6 +299,14 @@ func controllerDeployment(o renderOptions, meta metav1.ObjectMeta, labels map[st
 			},
 		},
 	}
+}
+
+func controllerArgs(o renderOptions) []string {
+	args := []string{"controller", "--leader-elect=true", "--metrics-bind-address=:8080"}
+	if o.adopt {
+		args = append(args, "--adopt-cloud-provider-routes")
+	}
+	return args
 }
 
 func agentDaemonSet(o renderOptions, meta metav1.ObjectMeta, labels map[string]string) *appsv1.DaemonSet {
