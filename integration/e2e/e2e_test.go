@@ -33,9 +33,9 @@ func prerequisites(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e test needs root (network namespaces, OVS): run it as root, as CI does")
 	}
-	for _, bin := range []string{"ip", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ping"} {
+	for _, bin := range []string{"ip", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ping", "iptables"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s not found: apt-get install -y openvswitch-switch iproute2 iputils-ping", bin)
+			t.Fatalf("%s not found: apt-get install -y openvswitch-switch iproute2 iputils-ping iptables", bin)
 		}
 	}
 }
@@ -166,6 +166,23 @@ func TestRoutability(t *testing.T) {
 		if !strings.Contains(out.String(), "40 received") {
 			t.Fatalf("pings lost during the agent restart:\n%s", lastLines(out.String(), 3))
 		}
+	})
+	w.step("a NAT on the way is caught: the check fails while a node masquerades its pods", func(t *testing.T) {
+		n := b1.node
+		rule := []string{"-t", "nat", "POSTROUTING", "-s", n.podCIDR, "-o", w.lab.name("u1"), "-j", "MASQUERADE"}
+		nat := func(op string) {
+			args := append([]string{"netns", "exec", n.ns, "iptables", rule[0], rule[1], op}, rule[2:]...)
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Fatalf("iptables %s: %v\n%s", op, err, out)
+			}
+		}
+		nat("-A")
+		out, err := inNetns(b1.ns, w.bin+"/t1route", "check", "--routes=false", "--probe", "http://203.0.113.10:8080/", "--timeout", "15s")
+		nat("-D")
+		if err == nil || !strings.Contains(out, "the echo saw "+n.ip+" but this host sent from "+b1.ip) || !strings.Contains(out, "translated (NAT)") {
+			t.Fatalf("a masqueraded pod passed the check (err %v):\n%s", err, out)
+		}
+		w.probe(t, b1.ns, "http://203.0.113.10:8080/") // and passes again without the NAT
 	})
 	w.step("route deleted in NSX: the pods are unreachable and check fails", func(t *testing.T) {
 		// Stop the controller so the outage lasts long enough to observe.
