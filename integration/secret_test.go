@@ -5,6 +5,11 @@ package integration
 import (
 	"context"
 	"crypto/tls"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,4 +76,45 @@ func TestSecretRotationOnRealAPIServer(t *testing.T) {
 		t.Fatalf("%d logins: the rotated credentials were never used", st.Logins)
 	}
 	t.Logf("converged with the rotated Secret; %d session logins", sim.Stats().Logins)
+}
+
+// The binary's /readyz turns 503 when its credentials Secret goes away
+// (the controller can no longer authenticate), and recovers when it is back.
+func TestReadyzFollowsSecretCredentials(t *testing.T) {
+	bin := BuildBinaries(t)
+	c := StartCluster(t)
+	sim := nsxsim.StartTest(t, nsxsim.Options{Tier1s: []string{tier1}})
+	ctx := context.Background()
+	user, pass := sim.User()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "nsx-credentials"},
+		StringData: map[string]string{"username": user, "password": pass}}
+	if _, err := c.Client.CoreV1().Secrets("kube-system").Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	metrics := freeAddr(t)
+	env := []string{"NSXT_POD_ROUTING_ENABLED=true", "CLUSTER_CIDR=100.96.0.0/11", "NSXT_SECRET_NAMESPACE=kube-system", "NSXT_SECRET_NAME=nsx-credentials"}
+	for _, kv := range simEnv(sim) {
+		if !strings.HasPrefix(kv, "NSXT_USERNAME=") && !strings.HasPrefix(kv, "NSXT_PASSWORD=") {
+			env = append(env, kv)
+		}
+	}
+	cmd := exec.Command(filepath.Join(bin, "t1route"), "controller", "--kubeconfig", c.Kubeconfig, "--metrics-bind-address", metrics, "--leader-elect=false")
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }) //nolint:errcheck
+	readyz := func() (int, string) { return get("http://" + metrics + "/readyz") }
+	eventually(t, 20*time.Second, "ready", func() (bool, string) { code, body := readyz(); return code == 200, body })
+	if err := c.Client.CoreV1().Secrets("kube-system").Delete(ctx, "nsx-credentials", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "not ready without the Secret", func() (bool, string) {
+		code, body := readyz()
+		return code == 503 && strings.Contains(body, "NSX credentials unavailable") && strings.Contains(body, "was deleted"), body
+	})
+	if _, err := c.Client.CoreV1().Secrets("kube-system").Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "ready again", func() (bool, string) { code, body := readyz(); return code == 200, body })
 }

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -102,22 +102,16 @@ func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
 		return err
 	}
 	agent := datapath.NewAgent(f.cfg, kube, log)
-	var ready atomic.Bool
-	srv, err := serveMetrics(f.healthAddr, prometheus.NewRegistry(), &ready, log)
+	srv, err := serveMetrics(f.healthAddr, prometheus.NewRegistry(), func() error {
+		if !agent.Ready() {
+			return errors.New("the datapath is not set up yet")
+		}
+		return nil
+	}, log)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	go func() {
-		for !agent.Ready() {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		ready.Store(true)
-	}()
 	log.Info("starting agent", zap.String("node", f.cfg.NodeName))
 	return agent.Run(ctx)
 }

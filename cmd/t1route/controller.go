@@ -127,7 +127,20 @@ func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := podroute.NewMetrics(reg)
 	var ready atomic.Bool
-	srv, err := serveMetrics(f.metricsAddr, reg, &ready, log)
+	var credentials atomic.Pointer[func() error] // set once NSX is connected
+	srv, err := serveMetrics(f.metricsAddr, reg, func() error {
+		if !ready.Load() {
+			return errors.New("no reconcile pass has completed yet")
+		}
+		if fn := credentials.Load(); fn != nil {
+			if err := (*fn)(); err != nil {
+				// Secret credentials not (or no longer) readable: the
+				// controller cannot reach NSX, so it must not look ready.
+				return fmt.Errorf("NSX credentials unavailable: %w", err)
+			}
+		}
+		return nil
+	}, log)
 	if err != nil {
 		return err
 	}
@@ -159,6 +172,7 @@ func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io
 	if err != nil {
 		return err
 	}
+	credentials.Store(&conn.Ready)
 	opts := podroute.RunOptions{
 		Config: podroute.Config{Identity: podroute.Identity{UID: uid, Name: cfg.ClusterName}, Tier1Path: cfg.RouterPath,
 			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync, Window: f.window, MaxRoutes: f.maxRoutes,
@@ -188,13 +202,15 @@ func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io
 	return err
 }
 
-func serveMetrics(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *zap.Logger) (*http.Server, error) {
+// serveMetrics serves /metrics, /healthz, and /readyz, which answers 503
+// with ready's error until it returns nil.
+func serveMetrics(addr string, reg *prometheus.Registry, ready func() error, log *zap.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }) //nolint:errcheck
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready: no reconcile pass has completed yet", http.StatusServiceUnavailable)
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ok\n") //nolint:errcheck
