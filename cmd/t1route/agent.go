@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/zapr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -101,8 +102,10 @@ func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	agent := datapath.NewAgent(f.cfg, kube, log)
-	srv, err := serveMetrics(f.healthAddr, prometheus.NewRegistry(), func() error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	agent := datapath.NewAgent(f.cfg, kube, log, datapath.NewMetrics(reg))
+	srv, err := serveMetrics(f.healthAddr, reg, func() error {
 		if !agent.Ready() {
 			return errors.New("the datapath is not set up yet")
 		}

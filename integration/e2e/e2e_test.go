@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +147,15 @@ func TestRoutability(t *testing.T) {
 			if got, want := len(flows), base+2*datapath.FlowsPerPod; got != want {
 				t.Fatalf("%s: %d flows, want %d for 2 pods:\n%s", n.name, got, want, strings.Join(flows, "\n"))
 			}
+			// The agent's metrics say the same (read inside the node: it serves on the node's loopback).
+			m := agentAddr.FindStringSubmatch(w.lab.logFile("agent-" + n.name))
+			if m == nil {
+				t.Fatal("the agent did not log its metrics address")
+			}
+			eventually(t, 10*time.Second, func() (bool, string) {
+				out, _ := inNetns(n.ns, "curl", "-s", "http://"+m[1]+"/metrics")
+				return strings.Contains(out, "t1route_agent_pods 2") && strings.Contains(out, fmt.Sprintf("t1route_agent_flows %d", len(flows))), out
+			})
 		}
 	})
 	w.step("agent restart rebuilds the same flows without disturbing pods", func(t *testing.T) {
@@ -378,6 +388,8 @@ func (w *world) deleteRouteInNSX(t *testing.T, cidr string) {
 		t.Fatalf("delete route %s in nsxsim: HTTP %d", id, resp.StatusCode)
 	}
 }
+
+var agentAddr = regexp.MustCompile(`serving metrics and health\s+\{"address": "([0-9.:]+)"\}`)
 
 func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()

@@ -59,16 +59,20 @@ func (c *AgentConfig) Defaults() {
 // Agent keeps one node's datapath: bridge, gateway, host routing, CNI
 // configuration and the flow table.
 type Agent struct {
-	cfg   AgentConfig
-	kube  kubernetes.Interface
-	log   *zap.Logger
-	ready atomic.Bool
+	cfg     AgentConfig
+	metrics *Metrics
+	kube    kubernetes.Interface
+	log     *zap.Logger
+	ready   atomic.Bool
 }
 
-// NewAgent returns an agent; Run starts it.
-func NewAgent(cfg AgentConfig, kube kubernetes.Interface, log *zap.Logger) *Agent {
+// NewAgent returns an agent; Run starts it. metrics may be nil.
+func NewAgent(cfg AgentConfig, kube kubernetes.Interface, log *zap.Logger, metrics *Metrics) *Agent {
 	cfg.Defaults()
-	return &Agent{cfg: cfg, kube: kube, log: log}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	return &Agent{cfg: cfg, kube: kube, log: log, metrics: metrics}
 }
 
 // Ready reports whether the datapath is set up and the flow table installed.
@@ -121,11 +125,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	tick := time.NewTicker(a.cfg.FlowResync)
 	defer tick.Stop()
 	for {
+		start := time.Now()
 		res, err := Sync(ctx, a.cfg.RunDir, a.cfg.Bridge, db, table)
+		a.metrics.SyncDuration.Observe(time.Since(start).Seconds())
 		switch {
 		case err != nil && ctx.Err() == nil:
+			a.metrics.SyncFailures.Inc()
 			a.log.Warn("flow sync failed; retrying", zap.Error(err))
 		case err == nil:
+			a.metrics.Flows.Set(float64(res.Flows))
+			a.metrics.Pods.Set(float64(res.Pods))
 			if !a.ready.Swap(true) {
 				a.log.Info("datapath ready", zap.Int("flows", res.Flows), zap.Int("pods", res.Pods))
 			}
