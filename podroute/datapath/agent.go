@@ -26,8 +26,8 @@ type AgentConfig struct {
 	DatapathType string // "system" (kernel module) or "netdev" (userspace)
 	GatewayPort  string
 	MTU          int
-	// CNI installation: the plugin binary is copied from CNIPluginSource to
-	// CNIBinDir and the conflist written to CNIConfDir. Empty source: skip.
+	// CNI installation: the conflist is written to CNIConfDir and, unless
+	// CNIPluginSource is empty, the plugin binary copied to CNIBinDir.
 	CNIPluginSource, CNIBinDir, CNIConfDir string
 	IPAMDataDir                            string
 	// FlowResync is how often the flow table is rebuilt even without change.
@@ -212,22 +212,22 @@ func (a *Agent) dialOVSDB(ctx context.Context) (*OVSDB, error) {
 	return db, err
 }
 
-// installCNI copies the plugin binary and writes the conflist, both
-// atomically (write then rename) so kubelet never reads half a file.
+// installCNI writes the conflist and, if a source is given, copies the
+// plugin binary, both atomically (write then rename) so kubelet never reads
+// half a file.
 func (a *Agent) installCNI(cidrs, gwAddrs []netip.Prefix) error {
-	if a.cfg.CNIPluginSource == "" {
-		return nil
-	}
-	src, err := os.Open(a.cfg.CNIPluginSource)
-	if err != nil {
-		return fmt.Errorf("CNI plugin to install: %w", err)
-	}
-	defer src.Close()
-	if err := writeAtomic(filepath.Join(a.cfg.CNIBinDir, PluginType), 0o755, func(w io.Writer) error {
-		_, err := io.Copy(w, src)
-		return err
-	}); err != nil {
-		return err
+	if a.cfg.CNIPluginSource != "" {
+		src, err := os.Open(a.cfg.CNIPluginSource)
+		if err != nil {
+			return fmt.Errorf("CNI plugin to install: %w", err)
+		}
+		defer src.Close()
+		if err := writeAtomic(filepath.Join(a.cfg.CNIBinDir, PluginType), 0o755, func(w io.Writer) error {
+			_, err := io.Copy(w, src)
+			return err
+		}); err != nil {
+			return err
+		}
 	}
 	conf, err := ConfList(a.cfg, cidrs, gwAddrs)
 	if err != nil {
