@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,32 @@ func TestRoutability(t *testing.T) {
 		out := w.probe(t, b1.ns, "http://203.0.113.10:8080/")
 		if !strings.Contains(out, "own address "+b1.ip) {
 			t.Fatalf("the external echo did not see %s:\n%s", b1.ip, out)
+		}
+	})
+	w.step("spoof guard: a pod cannot send from an address that is not its own", func(t *testing.T) {
+		// Replies to a spoofed source are lost anyway, so count what reaches
+		// the target instead: its kernel's received echo requests.
+		echos := func() int {
+			out, err := inNetns(b1.ns, "cat", "/proc/net/snmp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return icmpInEchos(t, out)
+		}
+		const spoofed = "100.96.1.200"
+		if out, err := inNetns(a1.ns, "ip", "addr", "add", spoofed+"/24", "dev", "eth0"); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		defer inNetns(a1.ns, "ip", "addr", "del", spoofed+"/24", "dev", "eth0") //nolint:errcheck
+		before := echos()
+		inNetns(a1.ns, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", "-I", spoofed, b1.ip) //nolint:errcheck
+		if got := echos() - before; got != 0 {
+			t.Fatalf("%d echo requests from a spoofed source reached %s", got, b1.ip)
+		}
+		before = echos()
+		w.ping(t, a1.ns, b1.ip) // the pod's own address still gets through
+		if echos() == before {
+			t.Fatal("the control ping was not counted: the counter proves nothing")
 		}
 	})
 	w.step("flows per pod are bounded", func(t *testing.T) {
@@ -344,6 +371,9 @@ func (w *world) check() (string, error) {
 func (w *world) ping(t *testing.T, fromNS, ip string) {
 	eventually(t, 10*time.Second, func() (bool, string) {
 		out, err := inNetns(fromNS, "ping", "-n", "-c", "2", "-W", "1", ip)
+		if strings.Contains(out, "DUP!") {
+			t.Fatalf("duplicate replies: a packet took two paths:\n%s", out)
+		}
 		return err == nil, out
 	})
 }
@@ -387,6 +417,24 @@ func (w *world) deleteRouteInNSX(t *testing.T, cidr string) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("delete route %s in nsxsim: HTTP %d", id, resp.StatusCode)
 	}
+}
+
+// icmpInEchos reads InEchos from /proc/net/snmp.
+func icmpInEchos(t *testing.T, snmp string) int {
+	lines := strings.Split(snmp, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "Icmp:") && strings.HasPrefix(lines[i+1], "Icmp:") {
+			names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			for j, n := range names {
+				if n == "InEchos" && j < len(values) {
+					v, _ := strconv.Atoi(values[j])
+					return v
+				}
+			}
+		}
+	}
+	t.Fatalf("no Icmp InEchos in /proc/net/snmp:\n%s", snmp)
+	return 0
 }
 
 var agentAddr = regexp.MustCompile(`serving metrics and health\s+\{"address": "([0-9.:]+)"\}`)

@@ -157,6 +157,9 @@ func Add(args *skel.CmdArgs) (err error) {
 	}); err != nil {
 		return fmt.Errorf("set up %s in the pod: %w", args.IfName, err)
 	}
+	if err := datapath.IsolateHostPort(hostName); err != nil {
+		return err
+	}
 
 	db, err := datapath.DialOVSDB(ctx, conf.OVSRunDir, logr.Discard())
 	if err != nil {

@@ -86,3 +86,23 @@ func DisableTxChecksum(link string) error {
 	}
 	return nil
 }
+
+// IsolateHostPort keeps the node's own IP stack off a pod's host-side veth:
+// it never answers ARP there, and has no IPv6 on it. With the userspace
+// (netdev) datapath the veth stays an ordinary kernel interface beside its
+// OVS port; left alone, the node answers the pod's ARP for the gateway with
+// the veth's MAC, and the pod's frames then reach the node's routing
+// directly, around OVS and its spoof guard. Harmless with the kernel
+// datapath, whose ports the stack never sees.
+func IsolateHostPort(link string) error {
+	if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+link+"/arp_ignore", []byte("8"), 0o644); err != nil {
+		return fmt.Errorf("stop ARP answers on %s: %w", link, err)
+	}
+	v6 := "/proc/sys/net/ipv6/conf/" + link + "/disable_ipv6"
+	if _, err := os.Stat(v6); err == nil {
+		if err := os.WriteFile(v6, []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("disable IPv6 on %s: %w", link, err)
+		}
+	}
+	return nil
+}
