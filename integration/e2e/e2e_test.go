@@ -204,6 +204,72 @@ func TestRoutability(t *testing.T) {
 			t.Fatalf("pings lost during the agent restart:\n%s", lastLines(out.String(), 3))
 		}
 	})
+	w.step("ovs-vswitchd restarted (flows lost): the agent reinstalls them and pods forward again", func(t *testing.T) {
+		n := a1.node
+		if out, err := n.ovs.stopVSwitchd(); err != nil {
+			t.Fatalf("stop ovs-vswitchd: %v %s", err, out)
+		}
+		if out, err := n.ovs.startVSwitchd(); err != nil {
+			t.Fatalf("start ovs-vswitchd: %v %s", err, out)
+		}
+		start := time.Now()
+		w.probe(t, w.ext, a1.ip)
+		t.Logf("external -> pod again %s after ovs-vswitchd restarted", time.Since(start).Round(10*time.Millisecond))
+	})
+	w.step("8 pods attached and detached concurrently: every one forwards, nothing is left", func(t *testing.T) {
+		n := b1.node
+		table := datapath.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
+		before, _ := table.Dump(ctx)
+		const count = 8
+		type result struct {
+			p   *pod
+			err error
+		}
+		results := make(chan result, count)
+		var burst []*pod
+		for i := range count {
+			p := &pod{name: fmt.Sprintf("burst-%d", i), node: n, containerID: fmt.Sprintf("burst%d%s", i, w.lab.prefix)}
+			p.ns = w.lab.netns(fmt.Sprintf("-burst%d", i))
+			burst = append(burst, p)
+		}
+		for _, p := range burst {
+			go func() {
+				res, err := n.cni.add(ctx, p.containerID, p.ns, p.name)
+				if err == nil {
+					r, _ := current.NewResultFromResult(res)
+					p.ip = r.IPs[0].Address.IP.String()
+				}
+				results <- result{p, err}
+			}()
+		}
+		seen := map[string]bool{}
+		for range count {
+			r := <-results
+			if r.err != nil {
+				t.Fatalf("concurrent ADD %s: %v", r.p.name, r.err)
+			}
+			if seen[r.p.ip] {
+				t.Fatalf("address %s given twice", r.p.ip)
+			}
+			seen[r.p.ip] = true
+		}
+		for _, p := range burst {
+			w.ping(t, w.ext, p.ip) // from outside, through the Tier-1 and OVS
+		}
+		errs := make(chan error, count)
+		for _, p := range burst {
+			go func() { errs <- n.cni.del(ctx, p.containerID, p.ns, p.name) }()
+		}
+		for range count {
+			if err := <-errs; err != nil {
+				t.Fatalf("concurrent DEL: %v", err)
+			}
+		}
+		after, _ := table.Dump(ctx)
+		if strings.Join(before, "\n") != strings.Join(after, "\n") {
+			t.Fatalf("flows differ after the burst came and went:\nbefore:\n%s\nafter:\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
+		}
+	})
 	w.step("a NAT on the way is caught: the check fails while a node masquerades its pods", func(t *testing.T) {
 		n := b1.node
 		rule := []string{"-t", "nat", "POSTROUTING", "-s", n.podCIDR, "-o", w.lab.name("u1"), "-j", "MASQUERADE"}
@@ -370,7 +436,7 @@ func (w *world) check() (string, error) {
 
 func (w *world) ping(t *testing.T, fromNS, ip string) {
 	eventually(t, 10*time.Second, func() (bool, string) {
-		out, err := inNetns(fromNS, "ping", "-n", "-c", "2", "-W", "1", ip)
+		out, err := inNetns(fromNS, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", ip)
 		if strings.Contains(out, "DUP!") {
 			t.Fatalf("duplicate replies: a packet took two paths:\n%s", out)
 		}

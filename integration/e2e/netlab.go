@@ -11,12 +11,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,9 +207,36 @@ func (l *lab) startOVS(ns string) ovs {
 		o.cmd("ovs-appctl", "-t", o.dir+"/ovsdb-server.ctl", "exit")                                        //nolint:errcheck
 	})
 	must(o.cmd("ovs-vsctl", "--db=unix:"+o.dir+"/db.sock", "--no-wait", "init"))
-	must(o.cmd("ovs-vswitchd", "unix:"+o.dir+"/db.sock", "--pidfile="+o.dir+"/ovs-vswitchd.pid",
-		"--unixctl="+o.dir+"/ovs-vswitchd.ctl", "--log-file="+o.dir+"/ovs-vswitchd.log", "--detach"))
+	must(o.startVSwitchd())
 	return o
+}
+
+// startVSwitchd starts (or restarts) the node's ovs-vswitchd.
+func (o ovs) startVSwitchd() (string, error) {
+	return o.cmd("ovs-vswitchd", "unix:"+o.dir+"/db.sock", "--pidfile="+o.dir+"/ovs-vswitchd.pid",
+		"--unixctl="+o.dir+"/ovs-vswitchd.ctl", "--log-file="+o.dir+"/ovs-vswitchd.log", "--detach")
+}
+
+// stopVSwitchd stops ovs-vswitchd as a crash or upgrade would (its flows go
+// with it) and waits until the process is gone.
+func (o ovs) stopVSwitchd() (string, error) {
+	b, err := os.ReadFile(o.dir + "/ovs-vswitchd.pid")
+	if err != nil {
+		return "", err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", err
+	}
+	if out, err := o.cmd("ovs-appctl", "-t", o.dir+"/ovs-vswitchd.ctl", "exit"); err != nil {
+		return out, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if syscall.Kill(pid, 0) != nil {
+			return "", nil
+		}
+	}
+	return "", fmt.Errorf("ovs-vswitchd (pid %d) still running 10 s after exit", pid)
 }
 
 // forwardIntoNetns makes a TCP address of the root namespace (the
