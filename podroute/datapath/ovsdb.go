@@ -2,6 +2,8 @@ package datapath
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -97,10 +99,25 @@ func DialOVSDB(ctx context.Context, runDir string, log logr.Logger) (*OVSDB, err
 		default:
 		}
 	}
+	// Flows depend on ports and interfaces only; Bridge rows change with
+	// every Barrier, which must not wake the agent into another sync.
+	flowRelevant := func(table string) bool { return table == "Port" || table == "Interface" }
 	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
-		AddFunc:    func(table string, _ model.Model) { notify() },
-		UpdateFunc: func(table string, _, _ model.Model) { notify() },
-		DeleteFunc: func(table string, _ model.Model) { notify() },
+		AddFunc: func(table string, _ model.Model) {
+			if flowRelevant(table) {
+				notify()
+			}
+		},
+		UpdateFunc: func(table string, _, _ model.Model) {
+			if flowRelevant(table) {
+				notify()
+			}
+		},
+		DeleteFunc: func(table string, _ model.Model) {
+			if flowRelevant(table) {
+				notify()
+			}
+		},
 	})
 	// Monitor exactly the modelled columns: the cache cannot hold others.
 	root, br, port, iface := &ovsRoot{}, &ovsBridge{}, &ovsPort{}, &ovsInterface{}
@@ -236,6 +253,47 @@ func (db *OVSDB) iface(name string) (*ovsInterface, bool) {
 		return nil, false
 	}
 	return &found[0], true
+}
+
+// barrierKey is the Bridge external_ids key Barrier writes.
+const barrierKey = "t1route-barrier"
+
+// Barrier returns once everything committed to OVSDB before it was called
+// (by any client: another CNI invocation, the agent) is in this
+// connection's cache. It writes a fresh token on the bridge and waits for
+// the monitor to show it: ovsdb-server sends updates in commit order, so
+// every earlier commit has arrived by then. Without it, a CNI invocation
+// could compute the flow table from a cache that lacks a port another one
+// just added, and remove that pod's flows.
+func (db *OVSDB) Barrier(ctx context.Context, bridge string) error {
+	br, ok := db.bridge(bridge)
+	if !ok {
+		return fmt.Errorf("bridge %s does not exist", bridge)
+	}
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	token := hex.EncodeToString(b)
+	ops, err := db.c.Where(br).Mutate(br,
+		model.Mutation{Field: &br.ExternalIDs, Mutator: ovsdb.MutateOperationDelete, Value: []string{barrierKey}},
+		model.Mutation{Field: &br.ExternalIDs, Mutator: ovsdb.MutateOperationInsert, Value: map[string]string{barrierKey: token}})
+	if err != nil {
+		return err
+	}
+	if err := db.transact(ctx, ops); err != nil {
+		return fmt.Errorf("OVSDB barrier: %w", err)
+	}
+	for {
+		if cur, ok := db.bridge(bridge); ok && cur.ExternalIDs[barrierKey] == token {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("OVSDB barrier: %w", ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // Ports lists the ports of a bridge with their interfaces' state.
