@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/t1route/t1route/nsx"
@@ -139,7 +140,7 @@ func liveClusters(ctx context.Context, kubeconfig string) (map[string]bool, erro
 	if err != nil {
 		return nil, err
 	}
-	list, err := dc.Resource(podroute.ClusterAPIClusters).List(ctx, metav1ListAll)
+	list, err := dc.Resource(podroute.ClusterAPIClusters).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list Cluster API Clusters (cluster.x-k8s.io/v1beta1) in %s: %w; is this the management cluster?", kubeconfig, err)
 	}

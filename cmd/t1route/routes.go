@@ -5,17 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
 )
-
-var metav1ListAll = metav1.ListOptions{}
 
 // RouteView is one route as `t1route routes list` shows it.
 type RouteView struct {
@@ -115,12 +113,9 @@ func printRoutes(w io.Writer, output string, views []RouteView) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NETWORK\tNEXT HOP\tNODE\tCLUSTER\tREALIZED")
 	for _, v := range views {
-		hops := "-"
-		if len(v.NextHops) > 0 {
-			hops = fmt.Sprint(v.NextHops[0])
-			for _, h := range v.NextHops[1:] {
-				hops += "," + h
-			}
+		hops := strings.Join(v.NextHops, ",")
+		if hops == "" {
+			hops = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Network, hops, v.Node, v.Cluster, v.Realized)
 	}
