@@ -54,7 +54,7 @@ type Cluster struct {
 func binDir(t TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Join(filepath.Dir(file), "..", ".cache", "bin")
-	for _, b := range []string{"kube-apiserver", "etcd"} {
+	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
 			t.Fatalf("%s not found in %s: run integration/tools/build.sh (make test does)", b, dir)
 		}

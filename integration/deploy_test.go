@@ -10,22 +10,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
-	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
-	"sigs.k8s.io/yaml"
 
 	"github.com/t1route/t1route/auth"
 	"github.com/t1route/t1route/nsx"
@@ -35,8 +29,8 @@ import (
 
 const deployNS = "t1route-system"
 
-// renderFor runs `t1route render` with an environment and returns its objects.
-func renderFor(t *testing.T, bin string, env []string) []*unstructured.Unstructured {
+// render runs `t1route render` with an environment and returns its YAML.
+func render(t *testing.T, bin string, env []string) string {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "t1route"), "render")
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
@@ -46,57 +40,16 @@ func renderFor(t *testing.T, bin string, env []string) []*unstructured.Unstructu
 	if err != nil {
 		t.Fatalf("render: %v\n%s", err, stderr.String())
 	}
-	var objs []*unstructured.Unstructured
-	for _, doc := range strings.Split(string(out), "\n---\n") {
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			t.Fatalf("render printed invalid YAML: %v", err)
-		}
-		if u.GetKind() != "" {
-			objs = append(objs, u)
-		}
-	}
-	return objs
+	return string(out)
 }
 
-// applier applies objects with server-side apply, as kubectl apply --server-side does.
-type applier struct {
-	dyn    dynamic.Interface
-	mapper *restmapper.DeferredDiscoveryRESTMapper
-}
-
-func newApplier(t *testing.T, c *Cluster) *applier {
-	dyn, err := dynamic.NewForConfig(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &applier{dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memCache{dc})}
-}
-
-func (a *applier) apply(ctx context.Context, u *unstructured.Unstructured, dryRun bool) error {
-	gvk := u.GroupVersionKind()
-	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return err
-	}
-	body, err := u.MarshalJSON()
-	if err != nil {
-		return err
-	}
-	opts := metav1.PatchOptions{FieldManager: "t1route-test", Force: ptr(true)}
-	if dryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
-	var ri dynamic.ResourceInterface = a.dyn.Resource(m.Resource)
-	if u.GetNamespace() != "" {
-		ri = a.dyn.Resource(m.Resource).Namespace(u.GetNamespace())
-	}
-	_, err = ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, opts)
-	return err
+// kubectl runs the real kubectl (built with kube-apiserver into .cache/bin).
+func kubectl(t *testing.T, c *Cluster, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir(t), "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -109,7 +62,6 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 	c := StartCluster(t)
 	sim := nsxsim.StartTest(t, nsxsim.Options{Tier1s: []string{tier1}})
 	ctx := context.Background()
-	a := newApplier(t, c)
 	user, pass := sim.User()
 	base := []string{"NSXT_POD_ROUTING_ENABLED=true", "CLUSTER_CIDR=100.96.0.0/11", "CLUSTER_NAME=deploy-test",
 		"NSXT_MANAGER_HOST=" + sim.Addr(), "NSXT_ROUTER_PATH=" + tier1Path}
@@ -123,27 +75,27 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 		"vmc token":          {"NSXT_VMC_AUTH_HOST=" + sim.Addr(), "NSXT_VMC_ACCESS_TOKEN=some-api-token"},
 		"kubernetes secret":  {"NSXT_SECRET_NAMESPACE=" + deployNS, "NSXT_SECRET_NAME=nsx-credentials"},
 	}
-	var secretModeObjs []*unstructured.Unstructured
+	// The namespace must exist for a dry run of what lives in it.
+	if out, err := kubectl(t, c, "", "create", "namespace", deployNS); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var secretMode string
 	for name, env := range modes {
-		objs := renderFor(t, bin, append(append([]string{}, base...), env...))
-		// The namespace must exist for a dry run of what lives in it.
-		if err := a.apply(ctx, objs[0], false); err != nil {
-			t.Fatalf("%s: apply namespace: %v", name, err)
+		manifests := render(t, bin, append(append([]string{}, base...), env...))
+		out, err := kubectl(t, c, manifests, "apply", "--server-side", "--dry-run=server", "-f", "-")
+		if err != nil {
+			t.Fatalf("%s: kubectl apply --server-side --dry-run=server: %v\n%s", name, err, out)
 		}
-		for _, o := range objs[1:] {
-			if err := a.apply(ctx, o, true); err != nil {
-				t.Fatalf("%s: server-side dry-run apply of %s %s: %v", name, o.GetKind(), o.GetName(), err)
-			}
+		if n, want := strings.Count(out, "(server dry run)"), strings.Count(manifests, "\n---\n"); n != want {
+			t.Fatalf("%s: %d objects dry-run applied, %d rendered:\n%s", name, n, want, out)
 		}
 		if name == "kubernetes secret" {
-			secretModeObjs = objs
+			secretMode = manifests
 		}
 	}
-	// Install for real (Secret authentication: the strictest RBAC).
-	for _, o := range secretModeObjs {
-		if err := a.apply(ctx, o, false); err != nil {
-			t.Fatalf("apply %s %s: %v", o.GetKind(), o.GetName(), err)
-		}
+	// Install for real (Secret authentication: the strictest RBAC), exactly as the README says.
+	if out, err := kubectl(t, c, secretMode, "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply -f -: %v\n%s", err, out)
 	}
 
 	asSA := func(sa string) *rest.Config {
@@ -175,17 +127,33 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 		},
 	}
 	for sa, list := range checks {
-		kube := kubernetes.NewForConfigOrDie(asSA(sa))
 		for _, ch := range list {
-			// What `kubectl auth can-i --as=system:serviceaccount:...` asks.
-			r, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{Spec: authzv1.SelfSubjectAccessReviewSpec{
-				ResourceAttributes: &authzv1.ResourceAttributes{Verb: ch.verb, Group: ch.group, Resource: ch.resource, Subresource: ch.sub, Namespace: ch.ns, Name: ch.name}}},
-				metav1.CreateOptions{})
-			if err != nil {
+			resource := ch.resource
+			if ch.group != "" {
+				resource += "." + ch.group
+			}
+			if ch.name != "" {
+				resource += "/" + ch.name
+			}
+			args := []string{"auth", "can-i", "--as=system:serviceaccount:" + deployNS + ":" + sa, ch.verb, resource}
+			if ch.sub != "" {
+				args = append(args, "--subresource="+ch.sub)
+			}
+			if ch.ns != "" {
+				args = append(args, "-n", ch.ns)
+			} else {
+				args = append(args, "--all-namespaces")
+			}
+			out, err := kubectl(t, c, "", args...)
+			if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
 				t.Fatal(err)
 			}
-			if r.Status.Allowed != ch.allowed {
-				t.Errorf("%s can %s %s/%s (ns %q, name %q): %v, want %v", sa, ch.verb, ch.resource, ch.sub, ch.ns, ch.name, r.Status.Allowed, ch.allowed)
+			answer := strings.TrimSpace(out)
+			if answer != "yes" && answer != "no" {
+				t.Fatalf("kubectl %s: %q is neither yes nor no", strings.Join(args, " "), answer)
+			}
+			if got := answer == "yes"; got != ch.allowed {
+				t.Errorf("kubectl %s: %q, want allowed=%v", strings.Join(args, " "), strings.TrimSpace(out), ch.allowed)
 			}
 		}
 	}
@@ -246,8 +214,51 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 	}
 }
 
-// memCache is a discovery client without caching, enough for a RESTMapper.
-type memCache struct{ discovery.DiscoveryInterface }
+// deploy/base and the example overlay build with kubectl's kustomize and
+// pass a server-side dry run; the overlay really replaces the settings.
+func TestKustomizeBaseAndOverlay(t *testing.T) {
+	c := StartCluster(t)
+	_, file, _, _ := runtime.Caller(0)
+	deploy := filepath.Join(filepath.Dir(file), "..", "deploy")
+	tmp := t.TempDir()
+	if out, err := exec.Command("cp", "-r", deploy, tmp).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	overlay := filepath.Join(tmp, "deploy", "overlays", "example")
+	if err := os.WriteFile(filepath.Join(overlay, "nsx-credentials.env"), []byte("NSXT_USERNAME=t1route\nNSXT_PASSWORD=overlay-Secret-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base, err := kubectl(t, c, "", "kustomize", filepath.Join(tmp, "deploy", "base"))
+	if err != nil {
+		t.Fatalf("kubectl kustomize deploy/base: %v\n%s", err, base)
+	}
+	committed, _ := os.ReadFile(filepath.Join(deploy, "base", "t1route.yaml"))
+	if got, want := strings.Count(base, "\nkind: ")+boolInt(strings.HasPrefix(base, "kind: ")), strings.Count(string(committed), "\nkind: "); got != want {
+		t.Fatalf("the base builds %d objects, t1route.yaml has %d", got, want)
+	}
+	built, err := kubectl(t, c, "", "kustomize", overlay)
+	if err != nil {
+		t.Fatalf("kubectl kustomize deploy/overlays/example: %v\n%s", err, built)
+	}
+	for _, want := range []string{"CLUSTER_NAME: prod-east-1", "NSXT_ROUTER_PATH: /infra/tier-1s/t1-routable"} {
+		if !strings.Contains(built, want) {
+			t.Fatalf("the overlay did not set %q:\n%s", want, built)
+		}
+	}
+	if strings.Contains(built, "change-me") || strings.Contains(built, "CHANGE-ME") {
+		t.Fatalf("placeholders survive the overlay:\n%s", built)
+	}
+	if out, err := kubectl(t, c, "", "create", "namespace", deployNS); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if out, err := kubectl(t, c, built, "apply", "--server-side", "--dry-run=server", "-f", "-"); err != nil {
+		t.Fatalf("dry run of the overlay: %v\n%s", err, out)
+	}
+}
 
-func (memCache) Fresh() bool { return true }
-func (memCache) Invalidate() {}
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
