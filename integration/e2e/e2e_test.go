@@ -216,6 +216,22 @@ func TestRoutability(t *testing.T) {
 		w.probe(t, w.ext, a1.ip)
 		t.Logf("external -> pod again %s after ovs-vswitchd restarted", time.Since(start).Round(10*time.Millisecond))
 	})
+	w.step("ovsdb-server restarted, then ovs-vswitchd: the agent reconnects and restores the flows", func(t *testing.T) {
+		n := a1.node
+		if out, err := n.ovs.restartOVSDB(); err != nil {
+			t.Fatalf("restart ovsdb-server: %v %s", err, out)
+		}
+		// Only the agent installs flows without a CNI call: if its OVSDB
+		// connection did not come back, the pods stay cut off.
+		time.Sleep(time.Second)
+		if out, err := n.ovs.stopVSwitchd(); err != nil {
+			t.Fatalf("stop ovs-vswitchd: %v %s", err, out)
+		}
+		if out, err := n.ovs.startVSwitchd(); err != nil {
+			t.Fatalf("start ovs-vswitchd: %v %s", err, out)
+		}
+		w.probe(t, w.ext, a1.ip)
+	})
 	w.step("8 pods attached and detached concurrently: every one forwards, nothing is left", func(t *testing.T) {
 		n := b1.node
 		table := datapath.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}

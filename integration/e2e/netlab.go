@@ -217,10 +217,23 @@ func (o ovs) startVSwitchd() (string, error) {
 		"--unixctl="+o.dir+"/ovs-vswitchd.ctl", "--log-file="+o.dir+"/ovs-vswitchd.log", "--detach")
 }
 
+// restartOVSDB stops and starts ovsdb-server on the same database, as an
+// OVS upgrade would.
+func (o ovs) restartOVSDB() (string, error) {
+	if out, err := o.stopDaemon("ovsdb-server"); err != nil {
+		return out, err
+	}
+	return o.cmd("ovsdb-server", o.dir+"/conf.db", "--remote=punix:"+o.dir+"/db.sock", "--pidfile="+o.dir+"/ovsdb-server.pid",
+		"--unixctl="+o.dir+"/ovsdb-server.ctl", "--log-file="+o.dir+"/ovsdb-server.log", "--detach")
+}
+
 // stopVSwitchd stops ovs-vswitchd as a crash or upgrade would (its flows go
 // with it) and waits until the process is gone.
-func (o ovs) stopVSwitchd() (string, error) {
-	b, err := os.ReadFile(o.dir + "/ovs-vswitchd.pid")
+func (o ovs) stopVSwitchd() (string, error) { return o.stopDaemon("ovs-vswitchd") }
+
+// stopDaemon asks an OVS daemon to exit and waits until it has.
+func (o ovs) stopDaemon(name string) (string, error) {
+	b, err := os.ReadFile(o.dir + "/" + name + ".pid")
 	if err != nil {
 		return "", err
 	}
@@ -228,7 +241,7 @@ func (o ovs) stopVSwitchd() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if out, err := o.cmd("ovs-appctl", "-t", o.dir+"/ovs-vswitchd.ctl", "exit"); err != nil {
+	if out, err := o.cmd("ovs-appctl", "-t", o.dir+"/"+name+".ctl", "exit"); err != nil {
 		return out, err
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -236,7 +249,7 @@ func (o ovs) stopVSwitchd() (string, error) {
 			return "", nil
 		}
 	}
-	return "", fmt.Errorf("ovs-vswitchd (pid %d) still running 10 s after exit", pid)
+	return "", fmt.Errorf("%s (pid %d) still running 10 s after exit", name, pid)
 }
 
 // forwardIntoNetns makes a TCP address of the root namespace (the

@@ -64,6 +64,7 @@ type Agent struct {
 	kube    kubernetes.Interface
 	log     *zap.Logger
 	ready   atomic.Bool
+	db      atomic.Pointer[OVSDB]
 }
 
 // NewAgent returns an agent; Run starts it. metrics may be nil.
@@ -75,8 +76,12 @@ func NewAgent(cfg AgentConfig, kube kubernetes.Interface, log *zap.Logger, metri
 	return &Agent{cfg: cfg, kube: kube, log: log, metrics: metrics}
 }
 
-// Ready reports whether the datapath is set up and the flow table installed.
-func (a *Agent) Ready() bool { return a.ready.Load() }
+// Ready reports whether the datapath is set up, the flow table installed,
+// and OVSDB connected (without it, OVS restarts go unrepaired).
+func (a *Agent) Ready() bool {
+	db := a.db.Load()
+	return a.ready.Load() && db != nil && db.Connected()
+}
 
 // Run sets the node up and keeps its flow table until ctx ends. Pods keep
 // forwarding when the agent stops: flows stay in OVS.
@@ -97,6 +102,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
+	a.db.Store(db)
 	if err := db.EnsureBridge(ctx, a.cfg.Bridge, a.cfg.DatapathType); err != nil {
 		return fmt.Errorf("ensure bridge %s: %w", a.cfg.Bridge, err)
 	}
@@ -206,7 +212,7 @@ func (a *Agent) dialOVSDB(ctx context.Context) (*OVSDB, error) {
 	var db *OVSDB
 	err := retry(ctx, 60*time.Second, func() error {
 		var err error
-		db, err = DialOVSDB(ctx, a.cfg.RunDir, zapr.NewLogger(a.log))
+		db, err = DialOVSDBPersistent(ctx, a.cfg.RunDir, zapr.NewLogger(a.log))
 		return err
 	})
 	return db, err

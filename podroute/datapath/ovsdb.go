@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/go-logr/logr"
 	"github.com/ovn-org/libovsdb/cache"
 	"github.com/ovn-org/libovsdb/client"
@@ -76,8 +77,23 @@ const DefaultRunDir = "/var/run/openvswitch"
 // DBSocket is the OVSDB socket under an OVS run directory.
 func DBSocket(runDir string) string { return filepath.Join(runDir, "db.sock") }
 
-// DialOVSDB connects to the ovsdb-server listening on runDir/db.sock.
+// DialOVSDB connects to the ovsdb-server listening on runDir/db.sock, for
+// a short-lived user (a CNI invocation): a lost connection is an error.
 func DialOVSDB(ctx context.Context, runDir string, log logr.Logger) (*OVSDB, error) {
+	return dialOVSDB(ctx, runDir, log, false)
+}
+
+// DialOVSDBPersistent connects like DialOVSDB and, when ovsdb-server goes
+// away (an OVS restart or upgrade), reconnects and re-establishes the
+// monitor; calls wait for the connection meanwhile. For the agent.
+func DialOVSDBPersistent(ctx context.Context, runDir string, log logr.Logger) (*OVSDB, error) {
+	return dialOVSDB(ctx, runDir, log, true)
+}
+
+// Connected reports whether the connection to ovsdb-server is up.
+func (db *OVSDB) Connected() bool { return db.c.Connected() }
+
+func dialOVSDB(ctx context.Context, runDir string, log logr.Logger, reconnect bool) (*OVSDB, error) {
 	dbModel, err := model.NewClientDBModel("Open_vSwitch", map[string]model.Model{
 		"Open_vSwitch": &ovsRoot{}, "Bridge": &ovsBridge{}, "Port": &ovsPort{}, "Interface": &ovsInterface{},
 	})
@@ -85,7 +101,13 @@ func DialOVSDB(ctx context.Context, runDir string, log logr.Logger) (*OVSDB, err
 		return nil, err
 	}
 	l := log.WithName("ovsdb").V(2) // libovsdb is verbose; keep it out of info logs
-	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint("unix:"+DBSocket(runDir)), client.WithLogger(&l))
+	opts := []client.Option{client.WithEndpoint("unix:" + DBSocket(runDir)), client.WithLogger(&l)}
+	if reconnect {
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, 0 // forever
+		opts = append(opts, client.WithReconnect(5*time.Second, b))
+	}
+	c, err := client.NewOVSDBClient(dbModel, opts...)
 	if err != nil {
 		return nil, err
 	}
