@@ -21,8 +21,9 @@ import (
 // (libovsdb maps a struct onto a subset of a table's columns).
 
 type ovsRoot struct {
-	UUID    string   `ovsdb:"_uuid"`
-	Bridges []string `ovsdb:"bridges"`
+	UUID        string            `ovsdb:"_uuid"`
+	Bridges     []string          `ovsdb:"bridges"`
+	ExternalIDs map[string]string `ovsdb:"external_ids"`
 }
 
 type ovsBridge struct {
@@ -121,7 +122,7 @@ func dialOVSDB(ctx context.Context, runDir string, log logr.Logger, reconnect bo
 		default:
 		}
 	}
-	// Flows depend on ports and interfaces only; Bridge rows change with
+	// Flows depend on ports and interfaces only; the root row changes with
 	// every Barrier, which must not wake the agent into another sync.
 	flowRelevant := func(table string) bool { return table == "Port" || table == "Interface" }
 	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
@@ -144,7 +145,7 @@ func dialOVSDB(ctx context.Context, runDir string, log logr.Logger, reconnect bo
 	// Monitor exactly the modelled columns: the cache cannot hold others.
 	root, br, port, iface := &ovsRoot{}, &ovsBridge{}, &ovsPort{}, &ovsInterface{}
 	if _, err := c.Monitor(ctx, c.NewMonitor(
-		client.WithTable(root, &root.Bridges),
+		client.WithTable(root, &root.Bridges, &root.ExternalIDs),
 		client.WithTable(br, &br.Name, &br.Ports, &br.DatapathType, &br.FailMode, &br.Protocols, &br.ExternalIDs),
 		client.WithTable(port, &port.Name, &port.Interfaces, &port.ExternalIDs),
 		client.WithTable(iface, &iface.Name, &iface.Type, &iface.OFPort, &iface.MACInUse, &iface.Error, &iface.ExternalIDs),
@@ -277,29 +278,31 @@ func (db *OVSDB) iface(name string) (*ovsInterface, bool) {
 	return &found[0], true
 }
 
-// barrierKey is the Bridge external_ids key Barrier writes.
+// barrierKey is the Open_vSwitch external_ids key Barrier writes.
 const barrierKey = "t1route-barrier"
 
 // Barrier returns once everything committed to OVSDB before it was called
 // (by any client: another CNI invocation, the agent) is in this
-// connection's cache. It writes a fresh token on the bridge and waits for
-// the monitor to show it: ovsdb-server sends updates in commit order, so
-// every earlier commit has arrived by then. Without it, a CNI invocation
-// could compute the flow table from a cache that lacks a port another one
-// just added, and remove that pod's flows.
-func (db *OVSDB) Barrier(ctx context.Context, bridge string) error {
-	br, ok := db.bridge(bridge)
-	if !ok {
-		return fmt.Errorf("bridge %s does not exist", bridge)
+// connection's cache. It writes a fresh token on the root row (which exists
+// from `ovs-vsctl init` on, unlike a bridge another client may have just
+// created) and waits for the monitor to show it: ovsdb-server sends updates
+// in commit order, so every earlier commit has arrived by then. Without it,
+// a CNI invocation could compute the flow table from a cache that lacks a
+// port another one just added, and remove that pod's flows.
+func (db *OVSDB) Barrier(ctx context.Context) error {
+	var roots []ovsRoot
+	if err := db.c.List(ctx, &roots); err != nil || len(roots) == 0 {
+		return fmt.Errorf("OVSDB has no Open_vSwitch row yet (is ovsdb-server initialised?)")
 	}
+	root := &roots[0]
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
 		return err
 	}
 	token := hex.EncodeToString(b)
-	ops, err := db.c.Where(br).Mutate(br,
-		model.Mutation{Field: &br.ExternalIDs, Mutator: ovsdb.MutateOperationDelete, Value: []string{barrierKey}},
-		model.Mutation{Field: &br.ExternalIDs, Mutator: ovsdb.MutateOperationInsert, Value: map[string]string{barrierKey: token}})
+	ops, err := db.c.Where(root).Mutate(root,
+		model.Mutation{Field: &root.ExternalIDs, Mutator: ovsdb.MutateOperationDelete, Value: []string{barrierKey}},
+		model.Mutation{Field: &root.ExternalIDs, Mutator: ovsdb.MutateOperationInsert, Value: map[string]string{barrierKey: token}})
 	if err != nil {
 		return err
 	}
@@ -307,7 +310,8 @@ func (db *OVSDB) Barrier(ctx context.Context, bridge string) error {
 		return fmt.Errorf("OVSDB barrier: %w", err)
 	}
 	for {
-		if cur, ok := db.bridge(bridge); ok && cur.ExternalIDs[barrierKey] == token {
+		var now []ovsRoot
+		if err := db.c.List(ctx, &now); err == nil && len(now) > 0 && now[0].ExternalIDs[barrierKey] == token {
 			return nil
 		}
 		select {

@@ -55,7 +55,7 @@ func TestBarrierSeesOtherClientsCommits(t *testing.T) {
 	if err := a.EnsureBridge(ctx, "br-int", "netdev"); err != nil {
 		t.Fatalf("EnsureBridge is not idempotent: %v", err)
 	}
-	if err := b.Barrier(ctx, "br-int"); err != nil {
+	if err := b.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 50 {
@@ -63,7 +63,7 @@ func TestBarrierSeesOtherClientsCommits(t *testing.T) {
 		if err := a.EnsurePort(ctx, "br-int", name, "", map[string]string{KeyContainerID: name}); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Barrier(ctx, "br-int"); err != nil {
+		if err := b.Barrier(ctx); err != nil {
 			t.Fatal(err)
 		}
 		ports, err := b.Ports(ctx, "br-int")

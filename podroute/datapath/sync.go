@@ -20,7 +20,7 @@ type FlowTable interface {
 // PortSource lists a bridge's ports.
 type PortSource interface {
 	// Barrier returns once every change committed before it is visible to Ports.
-	Barrier(ctx context.Context, bridge string) error
+	Barrier(ctx context.Context) error
 	Ports(ctx context.Context, bridge string) ([]Port, error)
 }
 
@@ -41,7 +41,7 @@ func Sync(ctx context.Context, runDir, bridge string, ports PortSource, table Fl
 		return SyncResult{}, err
 	}
 	defer unlock()
-	if err := ports.Barrier(ctx, bridge); err != nil {
+	if err := ports.Barrier(ctx); err != nil {
 		return SyncResult{}, err
 	}
 	all, err := ports.Ports(ctx, bridge)
