@@ -44,6 +44,7 @@ func prerequisites(t testing.TB) {
 
 type node struct {
 	name, ns, ip, podCIDR string
+	ip6, podCIDR6         string // dual-stack only
 	ovs                   ovs
 	agent                 *exec.Cmd
 	cni                   *cniRuntime
@@ -52,6 +53,7 @@ type node struct {
 
 type pod struct {
 	name, ns, containerID, ip string
+	ip6                       string // dual-stack only
 	node                      *node
 }
 
@@ -68,12 +70,17 @@ type world struct {
 	pods     []*pod
 	ctrl     *exec.Cmd
 	ctrlArgs []string
+	dual     bool // IPv4 and IPv6 everywhere
 	pass     int
 	fail     int
 }
 
 func (w *world) env(extra ...string) []string {
-	return append(append(append([]string{}, w.simEnv...), "NSXT_POD_ROUTING_ENABLED=true", "CLUSTER_CIDR=100.96.0.0/11", "CLUSTER_NAME=e2e"), extra...)
+	cidr := "CLUSTER_CIDR=100.96.0.0/11"
+	if w.dual {
+		cidr += ",fd00:100:96::/48"
+	}
+	return append(append(append([]string{}, w.simEnv...), "NSXT_POD_ROUTING_ENABLED=true", cidr, "CLUSTER_NAME=e2e"), extra...)
 }
 
 // step runs one assertion as a subtest and counts it for the summary.
@@ -89,7 +96,7 @@ func (w *world) step(name string, fn func(t *testing.T)) bool {
 
 func TestRoutability(t *testing.T) {
 	prerequisites(t)
-	w := &world{t: t, lab: newLab(t)}
+	w := &world{t: t, lab: newLab(t), dual: true}
 	defer func() {
 		if t.Failed() && w.fail == 0 {
 			w.fail++ // the setup itself failed
@@ -109,14 +116,36 @@ func TestRoutability(t *testing.T) {
 	w.step("routes realized on the Tier-1 router", func(t *testing.T) {
 		eventually(t, 30*time.Second, func() (bool, string) {
 			out, _ := try("ip", "-n", w.router, "route")
-			return strings.Contains(out, "100.96.1.0/24 via 198.51.100.11") && strings.Contains(out, "100.96.2.0/24 via 198.51.100.12"), out
+			ok := strings.Contains(out, "100.96.1.0/24 via 198.51.100.11") && strings.Contains(out, "100.96.2.0/24 via 198.51.100.12")
+			if w.dual {
+				out6, _ := try("ip", "-n", w.router, "-6", "route")
+				out += out6
+				ok = ok && strings.Contains(out6, "fd00:100:96:1::/64 via 2001:db8:51::11") && strings.Contains(out6, "fd00:100:96:2::/64 via 2001:db8:51::12")
+			}
+			return ok, out
 		})
 	})
 	w.step("t1route check passes for every node", func(t *testing.T) {
 		eventually(t, 20*time.Second, func() (bool, string) {
 			out, err := w.check()
-			return err == nil && strings.Count(out, "PASS route") == 2, out
+			want := len(w.nodes) // one route per node and family
+			if w.dual {
+				want *= 2
+			}
+			return err == nil && strings.Count(out, "PASS route") == want, out
 		})
+	})
+	w.step("IPv6: pod to pod across nodes (ping) and external host to pod (HTTP sees its own IPv6 address)", func(t *testing.T) {
+		w.ping(t, a1.ns, b1.ip6)
+		w.ping(t, a1.ns, a2.ip6) // same node
+		out := w.probe(t, w.ext, "http://["+a1.ip6+"]:8080/")
+		if !strings.Contains(out, "own address 2001:db8:113::10") {
+			t.Fatalf("the pod's echo did not see 2001:db8:113::10:\n%s", out)
+		}
+		out = w.probe(t, b2.ns, "http://[2001:db8:113::10]:8080/")
+		if !strings.Contains(out, "own address "+b2.ip6) {
+			t.Fatalf("the external echo did not see %s:\n%s", b2.ip6, out)
+		}
 	})
 	w.step("CNI CHECK confirms an attached pod", func(t *testing.T) {
 		if err := a1.node.cni.check(ctx, a1.containerID, a1.ns, a1.name); err != nil {
@@ -163,6 +192,39 @@ func TestRoutability(t *testing.T) {
 		if echos() == before {
 			t.Fatal("the control ping was not counted: the counter proves nothing")
 		}
+		if !w.dual {
+			return
+		}
+		echos6 := func() int {
+			out, err := inNetns(b1.ns, "cat", "/proc/net/snmp6")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(out, "\n") {
+				if f := strings.Fields(line); len(f) == 2 && f[0] == "Icmp6InEchos" {
+					v, _ := strconv.Atoi(f[1])
+					return v
+				}
+			}
+			t.Fatalf("no Icmp6InEchos in /proc/net/snmp6:\n%s", out)
+			return 0
+		}
+		const spoofed6 = "fd00:100:96:1::200"
+		if out, err := inNetns(a1.ns, "ip", "addr", "add", spoofed6+"/64", "dev", "eth0", "nodad"); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		before = echos6()
+		inNetns(a1.ns, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", "-I", spoofed6, b1.ip6) //nolint:errcheck
+		// Remove it before the control ping: IPv6 source selection may prefer it.
+		inNetns(a1.ns, "ip", "addr", "del", spoofed6+"/64", "dev", "eth0") //nolint:errcheck
+		if got := echos6() - before; got != 0 {
+			t.Fatalf("%d IPv6 echo requests from a spoofed source reached %s", got, b1.ip6)
+		}
+		before = echos6()
+		w.ping(t, a1.ns, b1.ip6)
+		if echos6() == before {
+			t.Fatal("the IPv6 control ping was not counted")
+		}
 	})
 	w.step("flows per pod are bounded", func(t *testing.T) {
 		for _, n := range w.nodes {
@@ -170,8 +232,11 @@ func TestRoutability(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			base := len(datapath.Pipeline(datapath.Gateway{IPs: nil}, nil)) + 1 // + the gateway's ARP answer
-			if got, want := len(flows), base+2*datapath.FlowsPerPod; got != want {
+			want := datapath.NodeFlows + 2*datapath.FlowsPerPod
+			if w.dual {
+				want = datapath.DualStackNodeFlows + 2*datapath.FlowsPerDualStackPod
+			}
+			if got := len(flows); got != want {
 				t.Fatalf("%s: %d flows, want %d for 2 pods:\n%s", n.name, got, want, strings.Join(flows, "\n"))
 			}
 			// The agent's metrics say the same (read inside the node: it serves on the node's loopback).
@@ -253,7 +318,11 @@ func TestRoutability(t *testing.T) {
 				res, err := n.cni.add(ctx, p.containerID, p.ns, p.name)
 				if err == nil {
 					r, _ := current.NewResultFromResult(res)
-					p.ip = r.IPs[0].Address.IP.String()
+					for _, c := range r.IPs {
+						if c.Address.IP.To4() != nil {
+							p.ip = c.Address.IP.String()
+						}
+					}
 				}
 				results <- result{p, err}
 			}()
@@ -375,15 +444,31 @@ func (w *world) buildNetwork() {
 	l.run("ip", "netns", "exec", w.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	l.link(w.router, "rext", "203.0.113.1/24", w.ext, l.name("x"), "203.0.113.10/24")
 	l.run("ip", "-n", w.ext, "route", "add", "default", "via", "203.0.113.1")
+	if w.dual { // documentation prefixes; no duplicate address detection in a lab
+		l.run("ip", "netns", "exec", w.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+		l.run("ip", "-n", w.router, "addr", "add", "2001:db8:51::1/64", "dev", "rbr", "nodad")
+		l.run("ip", "-n", w.router, "addr", "add", "2001:db8:113::1/64", "dev", "rext", "nodad")
+		l.run("ip", "-n", w.ext, "addr", "add", "2001:db8:113::10/64", "dev", l.name("x"), "nodad")
+		l.run("ip", "-n", w.ext, "-6", "route", "add", "default", "via", "2001:db8:113::1")
+	}
 	for i, name := range []string{"node-a", "node-b"} {
 		n := &node{name: name, ns: l.netns("-" + name), ip: fmt.Sprintf("198.51.100.%d", 11+i), podCIDR: fmt.Sprintf("100.96.%d.0/24", 1+i)}
-		l.link(w.router, fmt.Sprintf("rn%d", i), "", n.ns, l.name(fmt.Sprintf("u%d", i)), n.ip+"/24")
+		up := l.name(fmt.Sprintf("u%d", i))
+		l.link(w.router, fmt.Sprintf("rn%d", i), "", n.ns, up, n.ip+"/24")
 		l.run("ip", "-n", w.router, "link", "set", fmt.Sprintf("rn%d", i), "master", "rbr")
 		l.run("ip", "-n", n.ns, "route", "add", "default", "via", "198.51.100.1")
+		if w.dual {
+			n.ip6, n.podCIDR6 = fmt.Sprintf("2001:db8:51::%d", 11+i), fmt.Sprintf("fd00:100:96:%d::/64", 1+i)
+			l.run("ip", "-n", n.ns, "addr", "add", n.ip6+"/64", "dev", up, "nodad")
+			l.run("ip", "-n", n.ns, "-6", "route", "add", "default", "via", "2001:db8:51::1")
+		}
 		w.nodes = append(w.nodes, n)
 	}
 	// The external host's echo, for pod -> external.
 	l.start(w.ext, "echo-ext", nil, w.bin+"/t1route", "echo", "--listen", "203.0.113.10:8080")
+	if w.dual {
+		l.start(w.ext, "echo-ext6", nil, w.bin+"/t1route", "echo", "--listen", "[2001:db8:113::10]:8080")
+	}
 }
 
 func (w *world) startController() {
@@ -394,11 +479,16 @@ func (w *world) startController() {
 func (w *world) startNodes() {
 	ctx := context.Background()
 	for _, n := range w.nodes {
-		_, err := w.cluster.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{
+		node := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: n.name},
 			Spec:       corev1.NodeSpec{PodCIDR: n.podCIDR, PodCIDRs: []string{n.podCIDR}},
 			Status:     corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: n.ip}}},
-		}, metav1.CreateOptions{})
+		}
+		if w.dual {
+			node.Spec.PodCIDRs = append(node.Spec.PodCIDRs, n.podCIDR6)
+			node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: n.ip6})
+		}
+		_, err := w.cluster.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 		if err != nil {
 			w.t.Fatal(err)
 		}
@@ -433,11 +523,21 @@ func (w *world) attachPods() {
 				w.t.Fatalf("CNI ADD %s: %v\nagent log:\n%s", p.name, err, lastLines(w.lab.logFile("agent-"+n.name), 20))
 			}
 			r, err := current.NewResultFromResult(res)
-			if err != nil || len(r.IPs) != 1 {
-				w.t.Fatalf("ADD result %v: %v", res, err)
+			want := 1
+			if w.dual {
+				want = 2
 			}
-			p.ip = r.IPs[0].Address.IP.String()
-			w.lab.start(p.ns, "echo-"+p.name, nil, w.bin+"/t1route", "echo", "--listen", ":8080")
+			if err != nil || len(r.IPs) != want {
+				w.t.Fatalf("ADD result %v: %v (want %d addresses)", res, err, want)
+			}
+			for _, c := range r.IPs {
+				if c.Address.IP.To4() != nil {
+					p.ip = c.Address.IP.String()
+				} else {
+					p.ip6 = c.Address.IP.String()
+				}
+			}
+			w.lab.start(p.ns, "echo-"+p.name, nil, w.bin+"/t1route", "echo", "--listen", ":8080") // both families
 			w.pods = append(w.pods, p)
 		}
 	}

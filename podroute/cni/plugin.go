@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -127,7 +128,13 @@ func Add(args *skel.CmdArgs) (err error) {
 	}()
 
 	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, IPs: ipConfs}
-	result.Routes = []*types.Route{{Dst: net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}}
+	for _, c := range ipConfs { // a default route per family, via that family's gateway
+		if c.Address.IP.To4() != nil {
+			result.Routes = append(result.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}, GW: c.Gateway})
+		} else {
+			result.Routes = append(result.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, GW: c.Gateway})
+		}
+	}
 	hostNS, err := ns.GetCurrentNS()
 	if err != nil {
 		return err
@@ -146,6 +153,11 @@ func Add(args *skel.CmdArgs) (err error) {
 		}
 		for _, c := range result.IPs {
 			c.Interface = current.Int(1)
+		}
+		// The pod's addresses are allocated, not guessed: skip duplicate
+		// address detection, which would hold an IPv6 address for a second.
+		if err := disableDAD(args.IfName); err != nil {
+			return err
 		}
 		if err := ipam.ConfigureIface(args.IfName, result); err != nil {
 			return err
@@ -340,4 +352,17 @@ func Check(args *skel.CmdArgs) error {
 		}
 		return ip.ValidateExpectedRoute(prev.Routes)
 	})
+}
+
+// disableDAD turns off IPv6 duplicate address detection on a link of the
+// current network namespace (no error where IPv6 is off).
+func disableDAD(link string) error {
+	path := "/proc/sys/net/ipv6/conf/" + link + "/accept_dad"
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte("0"), 0o644); err != nil {
+		return fmt.Errorf("turn off IPv6 duplicate address detection on %s: %w", link, err)
+	}
+	return nil
 }

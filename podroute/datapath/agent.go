@@ -92,7 +92,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	gwAddrs := GatewayAddrs(cidrs)
 	if len(gwAddrs) == 0 {
-		return fmt.Errorf("node %s has no IPv4 podCIDR (%v): the t1route datapath is IPv4 only", a.cfg.NodeName, cidrs)
+		return fmt.Errorf("node %s's podCIDRs %v are too small for a gateway and pods (/30 or /126 at most)", a.cfg.NodeName, cidrs)
 	}
 	a.log.Info("node podCIDRs", zap.Stringers("podCIDRs", cidrs), zap.String("bridge", a.cfg.Bridge),
 		zap.String("datapathType", a.cfg.DatapathType))
@@ -255,8 +255,14 @@ const ConfListFile = "10-t1route.conflist"
 // ConfList renders the node's CNI network configuration list.
 func ConfList(cfg AgentConfig, cidrs, gwAddrs []netip.Prefix) ([]byte, error) {
 	var ranges [][]map[string]string
+	var routes []map[string]string
 	for _, g := range gwAddrs {
 		ranges = append(ranges, []map[string]string{{"subnet": g.Masked().String(), "gateway": g.Addr().String()}})
+		def := "0.0.0.0/0"
+		if g.Addr().Is6() {
+			def = "::/0"
+		}
+		routes = append(routes, map[string]string{"dst": def})
 	}
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
@@ -271,7 +277,7 @@ func ConfList(cfg AgentConfig, cidrs, gwAddrs []netip.Prefix) ([]byte, error) {
 			"ipam": map[string]any{
 				"type":    "host-local",
 				"ranges":  ranges,
-				"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+				"routes":  routes,
 				"dataDir": cfg.IPAMDataDir,
 			},
 		}},

@@ -5,9 +5,10 @@
 // The pipeline (OpenFlow 1.3, tables):
 //
 //	0  classify + spoof guard: the gateway is trusted; a pod port passes only
-//	   IPv4 and ARP from its own MAC and IP; everything else is dropped.
-//	10 ARP responder: requests for the gateway or a local pod are answered by
-//	   the switch; nothing else is flooded.
+//	   IPv4/IPv6 and ARP/neighbour solicitations from its own MAC and IPs
+//	   (solicitations also from its link-local address); the rest is dropped.
+//	10 ARP and IPv6 neighbour discovery responder: requests for the gateway
+//	   or a local pod are answered by the switch; nothing else is flooded.
 //	20 L3 forwarding: to a local pod by destination IP (MACs rewritten);
 //	   from a pod to anywhere else out the gateway; the gateway never hairpins.
 //
@@ -40,6 +41,7 @@ const (
 const (
 	tableClassify = 0
 	tableARP      = 10
+	tableNDAdvert = 11 // finishes neighbour advertisements begun in tableARP
 	tableForward  = 20
 )
 
@@ -58,13 +60,20 @@ type PodPort struct {
 	IPs    []netip.Addr
 }
 
-// FlowsPerPod is the number of flows Pipeline installs for a pod with one
-// address (spoof guard IP + ARP, ARP answer, forward).
-const FlowsPerPod = 4
+// Flow counts, for checks and tests: per pod with one IPv4 address (spoof
+// guard IP + ARP, ARP answer, forward), per pod with one IPv4 and one IPv6
+// address (adds spoof guard IPv6 + solicitation, link-local solicitation,
+// ND answer, forward), and for the node (gateway) in either case.
+const (
+	FlowsPerPod          = 4
+	FlowsPerDualStackPod = 10
+	NodeFlows            = 8
+	DualStackNodeFlows   = 15
+)
 
 // Pipeline returns the complete flow table of the bridge for this gateway and
-// these pods, sorted, in ovs-ofctl syntax. Pure; IPv6 addresses are ignored
-// (the datapath is IPv4 for now).
+// these pods, sorted, in ovs-ofctl syntax. Pure. IPv6 flows exist only when
+// the gateway has an IPv6 address.
 func Pipeline(gw Gateway, pods []PodPort) []string {
 	var flows []string
 	add := func(format string, args ...any) { flows = append(flows, fmt.Sprintf(format, args...)) }
@@ -81,6 +90,20 @@ func Pipeline(gw Gateway, pods []PodPort) []string {
 	add("table=%d,priority=100,in_port=%d,ip actions=drop", tableForward, gw.OFPort)
 	add("table=%d,priority=90,ip actions=set_field:%s->eth_dst,output:%d", tableForward, gw.MAC, gw.OFPort)
 	add("table=%d,priority=0 actions=drop", tableForward)
+	gw6 := v6(gw.IPs)
+	if len(gw6) > 0 {
+		// The node resolves pod addresses with solicitations from the gateway.
+		add("table=%d,priority=210,in_port=%d,icmp6,icmp_type=135 actions=goto_table:%d", tableClassify, gw.OFPort, tableARP)
+		add("table=%d,priority=200,in_port=%d,ipv6 actions=goto_table:%d", tableClassify, gw.OFPort, tableForward)
+		for _, ip := range gw6 {
+			ns, na := ndAdvert(gw.MAC, ip, true)
+			add("table=%d,priority=200,icmp6,icmp_type=135,nd_target=%s actions=%s", tableARP, ip, ns)
+			add("table=%d,priority=200,icmp6,icmp_type=136,nd_target=%s actions=%s", tableNDAdvert, ip, na)
+		}
+		add("table=%d,priority=0 actions=drop", tableNDAdvert)
+		add("table=%d,priority=100,in_port=%d,ipv6 actions=drop", tableForward, gw.OFPort)
+		add("table=%d,priority=90,ipv6 actions=set_field:%s->eth_dst,output:%d", tableForward, gw.MAC, gw.OFPort)
+	}
 
 	for _, p := range pods {
 		if p.OFPort <= 0 || p.MAC == "" {
@@ -93,6 +116,25 @@ func Pipeline(gw Gateway, pods []PodPort) []string {
 				tableClassify, p.OFPort, p.MAC, ip, p.MAC, tableARP)
 			add("table=%d,priority=190,arp,arp_op=1,arp_tpa=%s actions=%s", tableARP, ip, arpReply(p.MAC, ip))
 			add("table=%d,priority=200,ip,nw_dst=%s actions=set_field:%s->eth_src,set_field:%s->eth_dst,output:%d",
+				tableForward, ip, gw.MAC, p.MAC, p.OFPort)
+		}
+		if len(gw6) == 0 {
+			continue
+		}
+		pod6 := v6(p.IPs)
+		if len(pod6) > 0 {
+			add("table=%d,priority=195,in_port=%d,dl_src=%s,icmp6,ipv6_src=fe80::/10,icmp_type=135 actions=goto_table:%d",
+				tableClassify, p.OFPort, p.MAC, tableARP)
+		}
+		for _, ip := range pod6 {
+			add("table=%d,priority=195,in_port=%d,dl_src=%s,icmp6,ipv6_src=%s,icmp_type=135 actions=goto_table:%d",
+				tableClassify, p.OFPort, p.MAC, ip, tableARP)
+			add("table=%d,priority=190,in_port=%d,dl_src=%s,ipv6,ipv6_src=%s actions=goto_table:%d",
+				tableClassify, p.OFPort, p.MAC, ip, tableForward)
+			ns, na := ndAdvert(p.MAC, ip, false)
+			add("table=%d,priority=190,icmp6,icmp_type=135,nd_target=%s actions=%s", tableARP, ip, ns)
+			add("table=%d,priority=190,icmp6,icmp_type=136,nd_target=%s actions=%s", tableNDAdvert, ip, na)
+			add("table=%d,priority=200,ipv6,ipv6_dst=%s actions=set_field:%s->eth_src,set_field:%s->eth_dst,output:%d",
 				tableForward, ip, gw.MAC, p.MAC, p.OFPort)
 		}
 	}
@@ -113,6 +155,49 @@ func arpReply(mac string, ip netip.Addr) string {
 		"set_field:" + ip.String() + "->arp_spa",
 		"IN_PORT",
 	}, ",")
+}
+
+// ndAdvert returns the actions that turn a neighbour solicitation into the
+// advertisement for ip at mac (solicited, override; router for the gateway)
+// and send it back, in two steps: OVS accepts a field only with its own
+// ICMPv6 type's prerequisites, so the solicitation half (addresses, the
+// link-layer option's MAC, the type) runs where type 135 is matched, and
+// the advertisement half (target link-layer address, flags, option type)
+// in tableNDAdvert, where the packet now matches type 136. The option's MAC
+// is written both as source and as target link-layer address: the same
+// bytes, whichever type the option has when OVS writes them.
+func ndAdvert(mac string, ip netip.Addr, router bool) (solicitation, advertisement string) {
+	flags := "0x60000000" // S|O
+	if router {
+		flags = "0xe0000000" // R|S|O
+	}
+	solicitation = strings.Join([]string{
+		"move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]",
+		"set_field:" + mac + "->eth_src",
+		"move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[]",
+		"set_field:" + ip.String() + "->ipv6_src",
+		"set_field:" + mac + "->nd_sll",
+		"set_field:136->icmpv6_type",
+		"set_field:0->icmpv6_code",
+		fmt.Sprintf("goto_table:%d", tableNDAdvert),
+	}, ",")
+	advertisement = strings.Join([]string{
+		"set_field:" + mac + "->nd_tll",
+		"set_field:" + flags + "->nd_reserved",
+		"set_field:2->nd_options_type",
+		"IN_PORT",
+	}, ",")
+	return solicitation, advertisement
+}
+
+func v6(ips []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range ips {
+		if ip.Is6() && !ip.Is4In6() && !ip.IsLinkLocalUnicast() {
+			out = append(out, ip)
+		}
+	}
+	return out
 }
 
 func v4(ips []netip.Addr) []netip.Addr {

@@ -9,16 +9,18 @@ import (
 
 	"github.com/safchain/ethtool"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
-// GatewayAddrs is the gateway's address in each IPv4 podCIDR: its first
-// host address, with the podCIDR's prefix length, so the kernel's connected
-// route for the podCIDR points at the gateway port.
+// GatewayAddrs is the gateway's address in each podCIDR (IPv4 and IPv6):
+// its first address after the network's, with the podCIDR's prefix length,
+// so the kernel's connected route for the podCIDR points at the gateway
+// port. CIDRs too small for a gateway and pods are skipped.
 func GatewayAddrs(podCIDRs []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range podCIDRs {
 		p = p.Masked()
-		if !p.Addr().Is4() || p.Bits() > 30 {
+		if (p.Addr().Is4() && p.Bits() > 30) || (p.Addr().Is6() && p.Bits() > 126) {
 			continue
 		}
 		out = append(out, netip.PrefixFrom(p.Addr().Next(), p.Bits()))
@@ -34,26 +36,40 @@ func ConfigureHost(gatewayLink string, addrs []netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("gateway link %s: %w", gatewayLink, err)
 	}
+	v6 := false
 	for _, a := range addrs {
-		ipn := &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), 32)}
-		if err := netlink.AddrReplace(link, &netlink.Addr{IPNet: ipn}); err != nil {
+		ipn := &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), a.Addr().BitLen())}
+		addr := &netlink.Addr{IPNet: ipn}
+		if a.Addr().Is6() {
+			v6 = true
+			// No duplicate address detection: the address is the switch's
+			// to answer for, and DAD would hold it tentative for a second.
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if err := netlink.AddrReplace(link, addr); err != nil {
 			return fmt.Errorf("add %s to %s: %w", a, gatewayLink, err)
 		}
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("set %s up: %w", gatewayLink, err)
 	}
-	return enableForwarding()
+	if err := enableSysctl("/proc/sys/net/ipv4/ip_forward", "IPv4 forwarding"); err != nil {
+		return err
+	}
+	if v6 {
+		return enableSysctl("/proc/sys/net/ipv6/conf/all/forwarding", "IPv6 forwarding")
+	}
+	return nil
 }
 
-func enableForwarding() error {
-	const path = "/proc/sys/net/ipv4/ip_forward"
+// enableSysctl sets a sysctl to 1 unless it is already.
+func enableSysctl(path, what string) error {
 	b, err := os.ReadFile(path)
 	if err == nil && strings.TrimSpace(string(b)) == "1" {
 		return nil
 	}
 	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("enable IPv4 forwarding: %w", err)
+		return fmt.Errorf("enable %s: %w", what, err)
 	}
 	return nil
 }
