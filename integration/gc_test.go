@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,4 +250,44 @@ func TestRoutesList(t *testing.T) {
 	if all := list("--all-clusters", "--realization=false"); !strings.Contains(all, "other") {
 		t.Fatalf("--all-clusters:\n%s", all)
 	}
+}
+
+// Two cleanup-controller replicas: one leads; when the first is stopped the
+// job still gets done.
+func TestCleanupControllerBinaryLeaderElection(t *testing.T) {
+	bin := BuildBinaries(t)
+	c := StartCluster(t)
+	dyn := InstallClusterAPICRD(t, c)
+	sim := nsxsim.StartTest(t, nsxsim.Options{Tier1s: []string{tier1}})
+	putClusterRoutes(t, sim, "uid-w9", "wl-9", 0, 2)
+	CreateCAPICluster(t, dyn, "default", "wl-9", nil)
+	clusters := dyn.Resource(podroute.ClusterAPIClusters).Namespace("default")
+	var procs []*exec.Cmd
+	for range 2 {
+		cmd := exec.Command(filepath.Join(bin, "t1route"), "cleanup-controller", "--kubeconfig", c.Kubeconfig,
+			"--resync-period", "1s", "--leader-election-namespace", "kube-system", "--log-format", "console")
+		cmd.Env = append(os.Environ(), simEnv(sim)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }) //nolint:errcheck
+		procs = append(procs, cmd)
+	}
+	eventually(t, 30*time.Second, "a leader and the finalizer", func() (bool, string) {
+		lease, err := c.Client.CoordinationV1().Leases("kube-system").Get(context.Background(), "t1route-cleanup-controller", metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+			return false, fmt.Sprint("no leader: ", err)
+		}
+		u, err := clusters.Get(context.Background(), "wl-9", metav1.GetOptions{})
+		return err == nil && slices.Contains(u.GetFinalizers(), podroute.CleanupFinalizer), fmt.Sprint(err)
+	})
+	procs[0].Process.Signal(syscall.SIGTERM) //nolint:errcheck
+	procs[0].Wait()                          //nolint:errcheck
+	if err := clusters.Delete(context.Background(), "wl-9", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 40*time.Second, "wl-9's routes removed and the Cluster released by whichever replica leads", func() (bool, string) {
+		_, err := clusters.Get(context.Background(), "wl-9", metav1.GetOptions{})
+		return apierrors.IsNotFound(err) && countCluster(sim, "wl-9") == 0, fmt.Sprint(err, routeIDs(sim))
+	})
 }

@@ -86,10 +86,26 @@ func Run(ctx context.Context, kube kubernetes.Interface, client RouteClient, o R
 		}
 		factory.Shutdown()
 	}
-	le := o.LeaderElection
+	return RunElected(ctx, kube, o.LeaderElection, o.Log, func(leading bool) {
+		if leading {
+			o.Metrics.Leader.Set(1)
+		} else {
+			o.Metrics.Leader.Set(0)
+		}
+	}, runCtrl)
+}
+
+// RunElected runs run while this replica holds the Lease le (or at once and
+// until ctx ends if le is nil). It returns when ctx ends or the lease is lost;
+// the lease is released on return. onLeader, if set, hears of gaining and
+// losing leadership.
+func RunElected(ctx context.Context, kube kubernetes.Interface, le *LeaderElection, log *zap.Logger, onLeader func(bool), run func(context.Context)) error {
 	if le == nil {
-		runCtrl(ctx)
+		run(ctx)
 		return nil
+	}
+	if onLeader == nil {
+		onLeader = func(bool) {}
 	}
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: le.Namespace, Name: le.Name},
@@ -105,17 +121,17 @@ func Run(ctx context.Context, kube kubernetes.Interface, client RouteClient, o R
 		Name:            le.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
-				o.Metrics.Leader.Set(1)
-				o.Log.Info("became the leader", zap.String("identity", le.Identity))
-				runCtrl(ctx)
+				onLeader(true)
+				log.Info("became the leader", zap.String("lease", le.Name), zap.String("identity", le.Identity))
+				run(ctx)
 			},
 			OnStoppedLeading: func() {
-				o.Metrics.Leader.Set(0)
-				o.Log.Info("no longer the leader", zap.String("identity", le.Identity))
+				onLeader(false)
+				log.Info("no longer the leader", zap.String("lease", le.Name), zap.String("identity", le.Identity))
 			},
 			OnNewLeader: func(id string) {
 				if id != le.Identity {
-					o.Log.Info("another replica leads", zap.String("leader", id))
+					log.Info("another replica leads", zap.String("lease", le.Name), zap.String("leader", id))
 				}
 			},
 		},

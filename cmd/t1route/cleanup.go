@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/t1route/t1route/nsx"
@@ -21,8 +23,9 @@ import (
 )
 
 func newCleanupControllerCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
-	var kubeconfig, logFormat, logLevel string
+	var kubeconfig, logFormat, logLevel, leaseNamespace, leaseName string
 	var resync time.Duration
+	var leaderElect bool
 	cmd := &cobra.Command{
 		Use:   "cleanup-controller",
 		Short: "In a Cluster API management cluster: remove a deleted cluster's routes from the Tier-1",
@@ -58,14 +61,35 @@ The workload clusters' CLUSTER_NAME must be their Cluster API Cluster name.`,
 			if err != nil {
 				return err
 			}
-			log.Info("starting the cluster cleanup controller", zap.String("tier1", o.cfg.RouterPath))
-			return podroute.NewCleanupController(podroute.CleanupConfig{Tier1Path: o.cfg.RouterPath, Resync: resync}, dyn, o.nsx, log).Run(ctx)
+			kube, err := kubernetes.NewForConfig(rc)
+			if err != nil {
+				return err
+			}
+			var le *podroute.LeaderElection
+			if leaderElect {
+				le = leaderElection(getenv, leaseNamespace, leaseName, 15*time.Second)
+			}
+			log.Info("starting the cluster cleanup controller", zap.String("tier1", o.cfg.RouterPath), zap.Bool("leader_elect", leaderElect))
+			var runErr error
+			err = podroute.RunElected(ctx, kube, le, log, nil, func(ctx context.Context) {
+				runErr = podroute.NewCleanupController(podroute.CleanupConfig{Tier1Path: o.cfg.RouterPath, Resync: resync}, dyn, o.nsx, log).Run(ctx)
+			})
+			if err == nil {
+				err = runErr
+			}
+			if err == nil && ctx.Err() == nil && leaderElect {
+				return errors.New("lost the leader lease; exiting so that a fresh start rejoins the election")
+			}
+			return err
 		},
 	}
 	fl := cmd.Flags()
 	addConfigFlags(fl)
 	fl.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the management cluster (default: in-cluster, then $KUBECONFIG)")
 	fl.DurationVar(&resync, "resync-period", time.Minute, "revisit every Cluster and re-list NSX this often")
+	fl.BoolVar(&leaderElect, "leader-elect", true, "run only while holding the leader Lease (run 2 replicas)")
+	fl.StringVar(&leaseNamespace, "leader-election-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else kube-system)")
+	fl.StringVar(&leaseName, "leader-election-name", "t1route-cleanup-controller", "name of the Lease")
 	fl.StringVar(&logFormat, "log-format", "json", "json or console")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd

@@ -180,17 +180,7 @@ func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io
 		Metrics: metrics, Log: log, OnReady: func() { ready.Store(true) },
 	}
 	if f.leaderElect {
-		ns := f.leaseNamespace
-		if ns == "" {
-			if v, ok := getenv("POD_NAMESPACE"); ok && v != "" {
-				ns = v
-			} else {
-				ns = "kube-system"
-			}
-		}
-		host, _ := os.Hostname()
-		opts.LeaderElection = &podroute.LeaderElection{Namespace: ns, Name: f.leaseName, Identity: host + "_" + uuid.NewString()[:8],
-			LeaseDuration: f.leaseDuration, RenewDeadline: f.leaseDuration * 2 / 3, RetryPeriod: f.leaseDuration / 7}
+		opts.LeaderElection = leaderElection(getenv, f.leaseNamespace, f.leaseName, f.leaseDuration)
 		// A standby replica is ready: it is healthy and waiting for the lease.
 		ready.Store(true)
 	}
@@ -223,4 +213,20 @@ func serveMetrics(addr string, reg *prometheus.Registry, ready func() error, log
 	go srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed
 	log.Info("serving metrics and health", zap.String("address", ln.Addr().String()))
 	return srv, nil
+}
+
+// leaderElection configures a Lease in namespace (default: $POD_NAMESPACE,
+// else kube-system) with this replica's identity (host name and a random
+// suffix, so a restarted pod never impersonates its predecessor).
+func leaderElection(getenv func(string) (string, bool), namespace, name string, duration time.Duration) *podroute.LeaderElection {
+	if namespace == "" {
+		if v, ok := getenv("POD_NAMESPACE"); ok && v != "" {
+			namespace = v
+		} else {
+			namespace = "kube-system"
+		}
+	}
+	host, _ := os.Hostname()
+	return &podroute.LeaderElection{Namespace: namespace, Name: name, Identity: host + "_" + uuid.NewString()[:8],
+		LeaseDuration: duration, RenewDeadline: duration * 2 / 3, RetryPeriod: duration / 7}
 }
