@@ -39,7 +39,7 @@ func CheckRoutes(id Identity, clusterCIDRs []netip.Prefix, nodes []Node, actual 
 		case got.Network != w.Network:
 			c.Problem = fmt.Sprintf("network is %s on the Tier-1", got.Network)
 		case len(got.NextHops) != 1 || got.NextHops[0].IP != c.NextHop:
-			c.Problem = fmt.Sprintf("next hop is %v on the Tier-1, want %s", hops(got.NextHops), c.NextHop)
+			c.Problem = fmt.Sprintf("next hop is %v on the Tier-1, want %s", NextHopIPs(got), c.NextHop)
 		}
 		c.Route = got
 		out = append(out, c)
@@ -56,10 +56,11 @@ func CheckRoutes(id Identity, clusterCIDRs []netip.Prefix, nodes []Node, actual 
 	return out
 }
 
-func hops(h []nsx.NextHop) []string {
-	out := make([]string, 0, len(h))
-	for _, x := range h {
-		out = append(out, x.IP)
+// NextHopIPs lists a route's next-hop addresses.
+func NextHopIPs(r nsx.Route) []string {
+	out := make([]string, 0, len(r.NextHops))
+	for _, h := range r.NextHops {
+		out = append(out, h.IP)
 	}
 	return out
 }

@@ -156,8 +156,9 @@ func doctorNSX(ctx context.Context, cfg Config, kube kubernetes.Interface, d *do
 		d.line("FAIL", "credentials", err.Error(), "see t1route validate-config")
 		return
 	}
-	for conn.Ready() != nil && ctx.Err() == nil {
-		time.Sleep(50 * time.Millisecond)
+	if err := conn.waitReady(ctx, 15*time.Second); err != nil {
+		d.line("FAIL", "credentials", err.Error(), "check the Secret named by NSXT_SECRET_NAMESPACE/NSXT_SECRET_NAME")
+		return
 	}
 	// Management Plane API (go-vmware-nsxt) over t1route's own transport:
 	// the same TLS, limits and authentication as the Policy API calls.

@@ -115,7 +115,7 @@ func runGC(ctx context.Context, o *oneShot, f gcFlags, stdout, stderr io.Writer)
 	ids := make([]string, 0, len(doomed))
 	for _, r := range doomed {
 		ref, _ := podroute.ClusterOf(r)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Network, nextHopList(r), ref.Name, podroute.NodeOf(r))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Network, strings.Join(podroute.NextHopIPs(r), ","), ref.Name, podroute.NodeOf(r))
 		ids = append(ids, r.ID)
 	}
 	tw.Flush()
@@ -149,12 +149,4 @@ func liveClusters(ctx context.Context, kubeconfig string) (map[string]bool, erro
 		live[c.GetName()] = true
 	}
 	return live, nil
-}
-
-func nextHopList(r nsx.Route) string {
-	var hops []string
-	for _, h := range r.NextHops {
-		hops = append(hops, h.IP)
-	}
-	return strings.Join(hops, ",")
 }

@@ -32,6 +32,22 @@ func managerTLS(cfg Config) (*tls.Config, error) {
 	return tlsConf, nil
 }
 
+// waitReady waits up to limit (or ctx) for the credentials, which arrive
+// asynchronously when they come from a Secret.
+func (c *nsxConnection) waitReady(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := c.Ready()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("NSX credentials not available: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 type nsxConnection struct {
 	Client *nsx.Client
 	// Ready returns nil when credentials are available, or why not.

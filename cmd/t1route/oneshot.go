@@ -74,13 +74,8 @@ func connectOneShot(ctx context.Context, cmd *cobra.Command, getenv func(string)
 	if err != nil {
 		return nil, err
 	}
-	// Credentials from a Secret arrive asynchronously.
-	deadline := time.Now().Add(15 * time.Second)
-	for conn.Ready() != nil {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("NSX credentials not available: %w", conn.Ready())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := conn.waitReady(ctx, 15*time.Second); err != nil {
+		return nil, err
 	}
 	o.nsx = conn.Client
 	return o, nil

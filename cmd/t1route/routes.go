@@ -80,10 +80,7 @@ func listRoutes(ctx context.Context, o *oneShot, all, realization bool) ([]Route
 		if !ok || (!all && !id.Owns(r)) {
 			continue
 		}
-		v := RouteView{ID: r.ID, Network: r.Network, Node: podroute.NodeOf(r), Cluster: ref.Name, Realized: "-"}
-		for _, h := range r.NextHops {
-			v.NextHops = append(v.NextHops, h.IP)
-		}
+		v := RouteView{ID: r.ID, Network: r.Network, NextHops: podroute.NextHopIPs(r), Node: podroute.NodeOf(r), Cluster: ref.Name, Realized: "-"}
 		if realization {
 			if st, err := o.nsx.Realized(ctx, r.Path); err != nil {
 				v.Realized, v.Error = nsx.StateUnknown, err.Error()

@@ -148,25 +148,17 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.log.Warn("pod ports with unreadable external_ids get no flows", zap.Strings("ports", res.BadPorts))
 			}
 		}
-		retryAfter := time.NewTimer(time.Second)
+		var retry <-chan time.Time // a failed sync is retried after a second
+		if err != nil {
+			retry = time.After(time.Second)
+		}
 		select {
 		case <-ctx.Done():
-			retryAfter.Stop()
 			return nil
 		case <-db.Changes():
 		case <-tick.C:
-		case <-retryAfter.C:
-			if err == nil {
-				// Nothing changed: wait for a change or the resync.
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-db.Changes():
-				case <-tick.C:
-				}
-			}
+		case <-retry:
 		}
-		retryAfter.Stop()
 	}
 }
 

@@ -200,6 +200,22 @@ func v6(ips []netip.Addr) []netip.Addr {
 	return out
 }
 
+// parseIPs reads a comma-separated address list (the KeyIPs external_id).
+func parseIPs(list string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ip)
+	}
+	return out, nil
+}
+
 func v4(ips []netip.Addr) []netip.Addr {
 	var out []netip.Addr
 	for _, ip := range ips {
@@ -220,17 +236,10 @@ func PodPorts(ports []Port) (pods []PodPort, bad []string) {
 		}
 		pod := PodPort{Name: p.Name, OFPort: p.OFPort}
 		mac, err := net.ParseMAC(p.ExternalIDs[KeyMAC])
-		ok := err == nil && len(mac) == 6
 		pod.MAC = mac.String()
-		for _, s := range strings.Split(p.ExternalIDs[KeyIPs], ",") {
-			ip, err := netip.ParseAddr(strings.TrimSpace(s))
-			if err != nil {
-				ok = false
-				break
-			}
-			pod.IPs = append(pod.IPs, ip)
-		}
-		if !ok {
+		var ipErr error
+		pod.IPs, ipErr = parseIPs(p.ExternalIDs[KeyIPs])
+		if err != nil || len(mac) != 6 || ipErr != nil || len(pod.IPs) == 0 {
 			bad = append(bad, p.Name)
 			continue
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,18 +70,11 @@ func gatewayOf(ports []Port) (Gateway, error) {
 		if _, err := net.ParseMAC(p.MAC); err != nil {
 			return Gateway{}, fmt.Errorf("gateway port %s has MAC %q: %w", p.Name, p.MAC, err)
 		}
-		gw := Gateway{OFPort: p.OFPort, MAC: strings.ToLower(p.MAC)}
-		for _, s := range strings.Split(p.ExternalIDs[KeyIPs], ",") {
-			if s == "" {
-				continue
-			}
-			ip, err := netip.ParseAddr(s)
-			if err != nil {
-				return Gateway{}, fmt.Errorf("gateway port %s has address %q: %w", p.Name, s, err)
-			}
-			gw.IPs = append(gw.IPs, ip)
+		ips, err := parseIPs(p.ExternalIDs[KeyIPs])
+		if err != nil {
+			return Gateway{}, fmt.Errorf("gateway port %s has addresses %q: %w", p.Name, p.ExternalIDs[KeyIPs], err)
 		}
-		return gw, nil
+		return Gateway{OFPort: p.OFPort, MAC: strings.ToLower(p.MAC), IPs: ips}, nil
 	}
 	return Gateway{}, fmt.Errorf("no gateway port on the bridge yet (the t1route agent creates it)")
 }
