@@ -94,6 +94,7 @@ func newHTTPClient(tlsConf *tls.Config, authn Authenticator, lim Limits, log *za
 	if authn != nil {
 		rt = authn.Wrap(rt)
 	}
+	rt = overwriteTransport{next: rt} // X-Allow-Overwrite from the call's context (overwrite.go)
 	rt = &timeoutTransport{next: rt, timeout: lim.RequestTimeout}
 	rt = &limitTransport{next: rt, bucket: rate.NewLimiter(rate.Limit(lim.RateLimit), lim.Burst), slots: make(chan struct{}, lim.MaxInFlight)}
 	rt = &recordTransport{next: rt}

@@ -134,6 +134,18 @@ func (s *Simulator) IssuedSecrets() []string {
 	return append([]string{}, s.auth.issued...)
 }
 
+// SetRealizationError makes a route's realization fail with msg, as an edge
+// refusing it would: its realized state is ERROR and it leaves the forwarding
+// table. An empty msg clears it. (The netns realizer sets and clears these
+// itself.)
+func (s *Simulator) SetRealizationError(tier1, id, msg string) {
+	if msg == "" {
+		s.realizeErrors.Delete(tier1 + "/" + id)
+		return
+	}
+	s.realizeErrors.Store(tier1+"/"+id, msg)
+}
+
 // AddFault adds a fault rule.
 func (s *Simulator) AddFault(f FaultRule) error { return s.faults.add(f) }
 
