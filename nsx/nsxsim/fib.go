@@ -136,7 +136,11 @@ func (s *Simulator) modelEntries(tier1 string, want bool) ([]routingEntry, strin
 		}
 		network := canonicalPrefix(route.Network)
 		for _, h := range route.NextHops {
-			out = append(out, routingEntry{AdminDistance: h.AdminDistance, Network: network, NextHop: h.IPAddress, RouteType: routeTypeStatic})
+			hop := h.IPAddress
+			if a, err := netip.ParseAddr(hop); err == nil {
+				hop = a.String() // as the data plane shows it
+			}
+			out = append(out, routingEntry{AdminDistance: h.AdminDistance, Network: network, NextHop: hop, RouteType: routeTypeStatic})
 		}
 	}
 	return out, t.componentID(), true

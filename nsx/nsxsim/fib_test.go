@@ -77,7 +77,7 @@ func TestForwardingTable(t *testing.T) {
 		c.sim.PutRoute("t1-routable", fmt.Sprintf("r%02d", i), fmt.Sprintf("100.96.%d.0/24", i), []string{"198.51.100.1"})
 	}
 	c.sim.PutRoute("t1-routable", "ecmp", "100.97.0.0/24", []string{"198.51.100.2", "198.51.100.3"})
-	c.sim.PutRoute("t1-routable", "v6", "2001:db8:1::/64", []string{"2001:db8::1"})
+	c.sim.PutRoute("t1-routable", "v6", "2001:DB8:1::5/64", []string{"2001:DB8:0::1"}) // shown canonical
 	c.sim.AddTier1("t1-other", "TIER1_STATIC_ROUTES")
 	c.sim.PutRoute("t1-other", "elsewhere", "100.98.0.0/24", []string{"198.51.100.4"})
 
