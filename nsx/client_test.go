@@ -423,3 +423,28 @@ func TestNewRejectsBadHost(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeRetryAfterWaits: a Retry-After so large it overflowed to a
+// negative wait (9 attempts in 27 ms) is obeyed up to MaxRetryAfter, and
+// reported, clamped, in the error.
+func TestHugeRetryAfterWaits(t *testing.T) {
+	sim := nsxsim.StartTest(t, nsxsim.Options{})
+	sim.AddFault(nsxsim.FaultRule{Method: "GET", Status: 429, RetryAfter: 9223372037, Count: 3})
+	lim := fastRetries
+	lim.MaxRetryAfter = 40 * time.Millisecond
+	c := newClient(t, sim, nsx.Config{Limits: lim})
+	start := time.Now()
+	if _, err := c.Tier1(context.Background(), t1Path); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 3*lim.MaxRetryAfter {
+		t.Fatalf("3 answers asking to wait took %v in all; each wait should be MaxRetryAfter (%v)", waited, lim.MaxRetryAfter)
+	}
+	sim.AddFault(nsxsim.FaultRule{Method: "GET", Status: 429, RetryAfter: 9223372037})
+	lim.MaxRetries = -1
+	_, err := newClient(t, sim, nsx.Config{Limits: lim}).Tier1(context.Background(), t1Path)
+	var e *nsx.APIError
+	if !errors.As(err, &e) || e.RetryAfter != lim.MaxRetryAfter {
+		t.Fatalf("= %v; want RetryAfter %v", err, lim.MaxRetryAfter)
+	}
+}
