@@ -396,7 +396,12 @@ func TestErrorsAreTyped(t *testing.T) {
 }
 
 func TestRealized(t *testing.T) {
-	sim := nsxsim.StartTest(t, nsxsim.Options{RealizeDelay: 300 * time.Millisecond})
+	// The simulator's clock is the test's: the route realizes when the
+	// test moves the clock past the delay, not when a sleep guesses it has.
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	sim := nsxsim.StartTest(t, nsxsim.Options{RealizeDelay: 300 * time.Millisecond, Now: now})
 	c := newClient(t, sim, nsx.Config{})
 	ctx := context.Background()
 	if err := c.Apply(ctx, t1Path, makeRoutes(1, "r"), nil); err != nil {
@@ -407,7 +412,11 @@ func TestRealized(t *testing.T) {
 	if err != nil || st.State != nsx.StateUnrealized {
 		t.Fatalf("just after apply: %+v, %v", st, err)
 	}
-	time.Sleep(350 * time.Millisecond)
+	clock.Add(int64(299 * time.Millisecond))
+	if st, err := c.Realized(ctx, path); err != nil || st.State != nsx.StateUnrealized {
+		t.Fatalf("within the realization delay: %+v, %v", st, err)
+	}
+	clock.Add(int64(time.Millisecond))
 	if st, err := c.Realized(ctx, path); err != nil || st.State != nsx.StateRealized {
 		t.Fatalf("after the realization delay: %+v, %v", st, err)
 	}
