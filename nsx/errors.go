@@ -69,14 +69,16 @@ func IsNotFound(err error) bool {
 }
 
 // IsTemporary reports whether err is an NSX answer worth retrying later, or a
-// failure to reach NSX at all.
+// failure to reach NSX at all (an untrusted certificate or a redirect
+// included: the transport does not retry those at once, but the manager or
+// the path to it may be fixed later). Refused credentials are not.
 func IsTemporary(err error) bool {
 	var e *APIError
 	if errors.As(err, &e) {
 		return e.Temporary()
 	}
 	var te *TransportError
-	return errors.As(err, &te) && !permanent(err, false)
+	return errors.As(err, &te) && !isPermanent(err)
 }
 
 // TransportError is a failure to get a usable answer from NSX (connection
@@ -154,9 +156,6 @@ type RedirectError struct {
 func (e *RedirectError) Error() string {
 	return fmt.Sprintf("the server answered HTTP %d, a redirect to %s; refusing to follow it (NSX never redirects API calls, and credentials would follow the request)", e.StatusCode, e.Location)
 }
-
-// Permanent reports that retrying the request cannot help (see isPermanent).
-func (e *RedirectError) Permanent() bool { return true }
 
 // newRedirectError describes resp, a redirect answer, without secrets.
 func newRedirectError(resp *http.Response) *RedirectError {

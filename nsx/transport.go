@@ -167,6 +167,10 @@ func permanent(err error, failFast bool) bool {
 	if kind, _ := certCause(err); kind != 0 {
 		return true
 	}
+	var re *RedirectError
+	if errors.As(err, &re) {
+		return true
+	}
 	if _, ok := tlsRefusal(err); ok {
 		return true
 	}
