@@ -83,3 +83,11 @@ demo: kube-bins ## The main job on an embedded default: nsxsim + a real kube-api
 
 clean: ## Remove build outputs (keeps .cache)
 	rm -rf $(BIN)
+
+# --- Images and a local cluster of real nodes (deploy/image, integration/cluster) ---
+IMAGE ?=
+PUSH ?=
+.PHONY: image
+
+image: ## Build the t1route and t1route-node images without Docker (OCI layout in .cache/image, digests printed); IMAGE=registry/repo:tag PUSH=1 pushes
+	$(GO) run ./deploy/image $(if $(IMAGE),--image $(IMAGE)) $(if $(filter 1 true yes,$(PUSH)),--push)
