@@ -142,7 +142,7 @@ func (f *forwarder) serve(ln net.Listener, dial func(ctx context.Context) (net.C
 				defer out.Close()
 				done := make(chan struct{})
 				go func() { io.Copy(out, in); closeWrite(out); close(done) }() //nolint:errcheck
-				io.Copy(in, out)                                                 //nolint:errcheck
+				io.Copy(in, out)                                               //nolint:errcheck
 				closeWrite(in)
 				<-done
 			}()

@@ -137,7 +137,9 @@ func (c *Cluster) startNode(ctx context.Context, n *Node) error {
 	if err != nil {
 		return fmt.Errorf("%s: registry port: %w", n.Name, err)
 	}
-	c.fwd.serve(ln, func(ctx context.Context) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", c.Registry) })
+	c.fwd.serve(ln, func(ctx context.Context) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", c.Registry)
+	})
 
 	ctdConfig := filepath.Join(n.Dir, "containerd.toml")
 	if err := os.WriteFile(ctdConfig, []byte(c.containerdConfig(n)), 0o644); err != nil {

@@ -17,7 +17,8 @@ import (
 // Options say what to build t1route's images from.
 type Options struct {
 	Root     string    // repository root: go build runs there
-	WorkDir  string    // scratch space kept between builds: binaries, downloaded packages
+	WorkDir  string    // scratch space kept between builds: binaries, and downloaded packages unless DebCache is set
+	DebCache string    // where downloaded Debian packages are kept (default <WorkDir>/debs)
 	Version  string    // t1route version (main.version), e.g. v0.3.0 or a git describe
 	Revision string    // source revision (git commit) for the labels
 	Created  time.Time // creation time in the config and every file: the commit's time, not the clock
@@ -132,7 +133,10 @@ func Build(ctx context.Context, o Options) (*Images, error) {
 		return nil, err
 	}
 
-	ovsFiles, pkgs, err := NodeFiles(ctx, filepath.Join(o.WorkDir, "debs"))
+	if o.DebCache == "" {
+		o.DebCache = filepath.Join(o.WorkDir, "debs")
+	}
+	ovsFiles, pkgs, err := NodeFiles(ctx, o.DebCache)
 	if err != nil {
 		return nil, err
 	}
