@@ -50,6 +50,11 @@ type Config struct {
 	KubeBin     string // kube-apiserver, etcd, kubelet, … (default: <Root>/.cache/bin, make kube-bins)
 	Nodes       int    // default 2
 	ImageLayout string // an OCI layout (make image's) whose images are pushed to the registry; optional
+	// HideHostOVS makes this machine's Open vSwitch programs unusable inside
+	// the nodes, as on a node that has none: then only Open vSwitch shipped
+	// in an image can serve them (and t1route-cni, run by containerd on the
+	// node, finds no ovs-ofctl).
+	HideHostOVS bool
 	Logf        func(format string, args ...any)
 }
 
@@ -280,6 +285,8 @@ func (c *Cluster) WaitNodes(ctx context.Context, timeout time.Duration, ready bo
 // namespaces) next to nsx.env and returns its path.
 func (c *Cluster) WriteEnv() (string, error) {
 	lines := []string{
+		// kubectl (make kube-bins) and t1route, nsxsim built from this tree.
+		"export PATH=" + c.binDir + ":" + c.cfg.KubeBin + ":$PATH",
 		"export KUBECONFIG=" + c.Kubeconfig,
 		"export T1ROUTE_REGISTRY=" + c.Registry,
 		"export T1ROUTE_ROUTER_NETNS=" + c.RouterNS,

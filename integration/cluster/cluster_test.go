@@ -41,7 +41,7 @@ func TestCluster(t *testing.T) {
 
 	dir := t.TempDir()
 	start := time.Now()
-	c, err := Up(ctx, Config{Dir: dir, Root: root, ImageLayout: layout, Logf: t.Logf})
+	c, err := Up(ctx, Config{Dir: dir, Root: root, ImageLayout: layout, HideHostOVS: true, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestCluster(t *testing.T) {
 	t.Run("a pod on each node: pulled from the registry, Ready with an address of its node's podCIDR", func(t *testing.T) {
 		for _, n := range c.Nodes {
 			start := time.Now()
-			p, err := runEcho(ctx, c, n.Name)
+			p, err := runEcho(ctx, c, n.Name, "echo-"+n.Name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,23 +142,34 @@ func TestCluster(t *testing.T) {
 			}
 		}
 	})
-	t.Run("ClusterIP Service through kube-proxy on the node", func(t *testing.T) {
-		svc, err := k.CoreV1().Services("default").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "echo-b"},
-			Spec: corev1.ServiceSpec{Selector: map[string]string{"pod": pods[1].Name},
+	t.Run("a pod reaches a ClusterIP Service (kube-proxy) backed by a pod on its node, which sees the client's own IP", func(t *testing.T) {
+		backend, err := runEcho(ctx, c, c.Nodes[1].Name, "echo-backend")
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := k.CoreV1().Services("default").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "echo-backend"},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"pod": backend.Name},
 				Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := c.Nodes[1]
+		if !netip.MustParsePrefix(ServiceCIDR).Contains(netip.MustParseAddr(svc.Spec.ClusterIP)) {
+			t.Errorf("ClusterIP %s outside %s", svc.Spec.ClusterIP, ServiceCIDR)
+		}
 		var out string
 		if err := waitFor(ctx, 30*time.Second, "Service "+svc.Spec.ClusterIP, func() (bool, error) {
-			out, _ = n.Exec(ctx, "curl", "-s", "-m", "2", "http://"+svc.Spec.ClusterIP+"/")
-			return strings.Contains(out, pods[1].Name), nil
+			out, _ = c.PodExec(ctx, pods[1], "curl", "-s", "-m", "2", "http://"+svc.Spec.ClusterIP+"/")
+			return strings.Contains(out, backend.Name), nil
 		}); err != nil {
 			t.Fatalf("%v: last answer %q", err, out)
 		}
-		if !strings.HasPrefix(svc.Spec.ClusterIP, "100.64.") {
-			t.Errorf("ClusterIP %s outside %s", svc.Spec.ClusterIP, ServiceCIDR)
+		if !strings.Contains(out, `"remoteIP":"`+pods[1].Status.PodIP+`"`) {
+			t.Errorf("the backend did not see the client pod's address %s: %s", pods[1].Status.PodIP, out)
+		}
+	})
+	t.Run("this machine's Open vSwitch programs do not run inside the nodes", func(t *testing.T) {
+		if out, err := c.Nodes[0].Exec(ctx, "ovs-ofctl", "--version"); err == nil {
+			t.Errorf("ovs-ofctl ran on %s: %s", c.Nodes[0].Name, out)
 		}
 	})
 	t.Run("kubectl logs and exec reach the kubelet", func(t *testing.T) {
@@ -206,9 +217,9 @@ func timings(ts []Timing) string {
 	return strings.Join(parts, ", ")
 }
 
-// runEcho runs t1route's image as an echo server on node and waits until it is Ready.
-func runEcho(ctx context.Context, c *Cluster, node string) (*corev1.Pod, error) {
-	name := "echo-" + node
+// runEcho runs t1route's image as an echo server named name on node and
+// waits until it is Ready.
+func runEcho(ctx context.Context, c *Cluster, node, name string) (*corev1.Pod, error) {
 	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1}
 	_, err := c.Client.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"pod": name}},

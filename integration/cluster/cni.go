@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -61,15 +60,4 @@ func (c *Cluster) waitPodCIDR(ctx context.Context, node string) (string, error) 
 		return cidr != "", nil
 	})
 	return cidr, err
-}
-
-// Exec runs a command in a node's network and mount namespaces (as a
-// process on that node would run) and returns its combined output.
-func (n *Node) Exec(ctx context.Context, args ...string) (string, error) {
-	a := n.nsenter(args...)
-	out, err := exec.CommandContext(ctx, a[0], a[1:]...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s on %s: %w: %s", strings.Join(args, " "), n.Name, err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
 }

@@ -44,7 +44,7 @@ func (n *Node) nsenter(args ...string) []string {
 // mountScript makes the node's mount namespace: a /sys that shows its
 // network namespace, the cgroup hierarchies mounted again inside it, and
 // the overlays. It then becomes the process that holds the namespace.
-func (n *Node) mountScript(loopback string) (string, error) {
+func (n *Node) mountScript(loopback string, hideOVS bool) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "set -e\nhostname %s\n", n.Name)
 	// sysfs shows the network devices of the namespace that mounts it.
@@ -62,12 +62,24 @@ func (n *Node) mountScript(loopback string) (string, error) {
 		fmt.Fprintf(&b, "mkdir -p %s %s\nmount -t overlay overlay -o lowerdir=%s,upperdir=%s,workdir=%s %s\n", up, work, d, up, work, d)
 	}
 	fmt.Fprintf(&b, "mkdir -p /opt/cni/bin\ncp %s /opt/cni/bin/loopback\n", loopback)
+	if hideOVS {
+		// An empty, non-executable file over each program: running it fails.
+		empty := filepath.Join(n.Dir, "no-ovs")
+		fmt.Fprintf(&b, ": > %s\nchmod 0644 %s\n", empty, empty)
+		for _, p := range hostOVSPrograms {
+			fmt.Fprintf(&b, "if [ -e %s ]; then mount --bind %s %s; fi\n", p, empty, p)
+		}
+	}
 	// cAdvisor in the kubelet (container stats, image filesystem) and crictl
 	// look for containerd at its default address.
 	fmt.Fprintf(&b, "mkdir -p /run/containerd\nln -sf %s /run/containerd/containerd.sock\n", n.Socket)
 	fmt.Fprintf(&b, "touch %s\nexec sleep infinity\n", filepath.Join(n.Dir, "mounted"))
 	return b.String(), nil
 }
+
+// hostOVSPrograms are Open vSwitch's programs as Debian installs them.
+var hostOVSPrograms = []string{"/usr/bin/ovs-ofctl", "/usr/bin/ovs-vsctl", "/usr/bin/ovs-appctl", "/usr/bin/ovs-dpctl",
+	"/usr/bin/ovsdb-client", "/usr/bin/ovsdb-tool", "/usr/sbin/ovsdb-server", "/usr/lib/openvswitch-switch/ovs-vswitchd"}
 
 type cgroupHierarchy struct{ path, fstype, opts string }
 
@@ -113,7 +125,7 @@ func (c *Cluster) startNode(ctx context.Context, n *Node) error {
 		return err
 	}
 	group := strings.TrimPrefix(n.Cgroup, c.state.Cgroup+"/")
-	script, err := n.mountScript(filepath.Join(c.Dir, "cni-plugins", "loopback"))
+	script, err := n.mountScript(filepath.Join(c.Dir, "cni-plugins", "loopback"), c.cfg.HideHostOVS)
 	if err != nil {
 		return err
 	}
