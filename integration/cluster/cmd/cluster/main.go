@@ -3,7 +3,7 @@
 // Command cluster starts and removes the local cluster of real nodes that
 // make cluster and make cluster-down run (package integration/cluster):
 //
-//	cluster up   [--dir D] [--nodes 2] [--images .cache/image/oci] [--smoke-cni]
+//	cluster up   [--dir D] [--nodes 2] [--images .cache/image/oci] [--smoke-cni] [--hide-host-ovs]
 //	cluster down [--dir D]
 //
 // up starts the cluster in a background process (it serves the registry
@@ -40,6 +40,7 @@ func main() {
 	dir := fl.String("dir", "/tmp/t1route-cluster", "the cluster's directory: everything it writes goes there")
 	nodes := fl.Int("nodes", 2, "number of nodes")
 	images := fl.String("images", "", "OCI image layout whose images are pushed to the cluster's registry (make image writes .cache/image/oci)")
+	hideOVS := fl.Bool("hide-host-ovs", false, "make this machine's Open vSwitch programs unusable inside the nodes, as on nodes without OVS")
 	root := fl.String("root", ".", "the t1route repository (t1route, nsxsim and the pause image are built from it)")
 	smoke := fl.Bool("smoke-cni", false, "install a minimal CNI (ptp + host-local) so nodes turn Ready without t1route")
 	fl.Parse(os.Args[2:]) //nolint:errcheck // ExitOnError
@@ -54,7 +55,7 @@ func main() {
 	case "up":
 		err = up(*dir, os.Args[2:])
 	case "serve":
-		err = serve(*dir, cluster.Config{Dir: *dir, Root: *root, KubeBin: filepath.Join(*root, ".cache", "bin"), Nodes: *nodes, ImageLayout: *images}, *smoke)
+		err = serve(*dir, cluster.Config{Dir: *dir, Root: *root, KubeBin: filepath.Join(*root, ".cache", "bin"), Nodes: *nodes, ImageLayout: *images, HideHostOVS: *hideOVS}, *smoke)
 	case "down":
 		err = down(*dir)
 	default:
