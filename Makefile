@@ -83,3 +83,30 @@ demo: kube-bins ## The main job on an embedded default: nsxsim + a real kube-api
 
 clean: ## Remove build outputs (keeps .cache)
 	rm -rf $(BIN)
+
+# --- Images and a local cluster of real nodes (deploy/image, integration/cluster) ---
+IMAGE ?=
+PUSH ?=
+CLUSTER_DIR ?= /tmp/t1route-cluster
+CLUSTER_BIN := $(CACHE)/cluster/t1route-cluster
+.PHONY: image cluster cluster-down test-cluster cluster-prereqs
+
+image: ## Build the t1route and t1route-node images without Docker (OCI layout in .cache/image, digests printed); IMAGE=registry/repo:tag PUSH=1 pushes
+	$(GO) run ./deploy/image $(if $(IMAGE),--image $(IMAGE)) $(if $(filter 1 true yes,$(PUSH)),--push)
+
+cluster-prereqs:
+	@if [ "$$(id -u)" != 0 ]; then echo "a cluster of real nodes needs root (namespaces, cgroups, containerd): run make as root"; exit 1; fi
+	@if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v iptables >/dev/null || ! command -v curl >/dev/null; then \
+	  echo "installing containerd, runc, iptables, curl (apt-get)"; export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y containerd runc iptables curl >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y containerd runc iptables curl >/dev/null; }; fi
+
+cluster: cluster-prereqs kube-bins image ## Start a local cluster of 2 real nodes (root), the image in its registry; prints KUBECONFIG and nsx.env (SMOKE_CNI=1: nodes Ready without t1route)
+	@mkdir -p $(dir $(CLUSTER_BIN)) && $(GO) build -o $(CLUSTER_BIN) ./integration/cluster/cmd/cluster
+	@$(CLUSTER_BIN) up --dir $(CLUSTER_DIR) --images $(CACHE)/image/oci $(if $(filter 1 true yes,$(SMOKE_CNI)),--smoke-cni)
+
+cluster-down: ## Stop the local cluster and remove every process, namespace, mount, cgroup and file of it
+	@mkdir -p $(dir $(CLUSTER_BIN)) && $(GO) build -o $(CLUSTER_BIN) ./integration/cluster/cmd/cluster
+	@$(CLUSTER_BIN) down --dir $(CLUSTER_DIR)
+
+test-cluster: cluster-prereqs kube-bins ## The image and cluster harness tests (root): reproducible digests, two Ready nodes, pods, Services, clean teardown
+	$(GO) test -count=1 -tags 'integration e2e' -timeout 20m -v ./integration/cluster/ 2>&1 | grep -vE '^ +I[0-9]{4}'; exit $${PIPESTATUS[0]}
