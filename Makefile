@@ -5,6 +5,14 @@ BIN := bin
 CACHE := .cache
 PKGS := ./...
 export GOFLAGS ?= -buildvcs=false
+# Every target uses the Go toolchain named by go.mod's `toolchain` line (the standard library's security
+# fixes need it): the go command fetches it once from the module proxy (~10 s) into the module cache and
+# works offline after. Set here because `go env` may say GOTOOLCHAIN=local (CI's machines do), which would
+# silently keep an older installed Go. `make GOTOOLCHAIN=local ...` overrides it.
+export GOTOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
+# What `t1route version` prints: the git tag or commit (-dirty with local changes); dev without git.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
 
 MANIFEST_ENV := NSXT_POD_ROUTING_ENABLED=true CLUSTER_CIDR=100.96.0.0/11 CLUSTER_NAME=change-me \
   NSXT_MANAGER_HOST=nsx.example.com NSXT_ROUTER_PATH=/infra/tier-1s/change-me NSXT_USERNAME=CHANGE-ME NSXT_PASSWORD=CHANGE-ME
@@ -12,11 +20,11 @@ MANIFEST_ENV := NSXT_POD_ROUTING_ENABLED=true CLUSTER_CIDR=100.96.0.0/11 CLUSTER
 .PHONY: manifests help build test test-unit test-integration e2e kube-bins bench bench-datapath check demo soak fuzz-short clean
 
 help: ## Show this help
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
 
-build: ## Build bin/t1route, bin/nsxsim
+build: ## Build bin/t1route, bin/t1route-cni, bin/nsxsim, stamped with VERSION (git describe)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 test: check test-unit fuzz-short test-integration e2e ## Everything CI runs: checks, unit/component tests, short fuzzing, integration tests, e2e (root)
 
@@ -83,3 +91,4 @@ demo: kube-bins ## The main job on an embedded default: nsxsim + a real kube-api
 
 clean: ## Remove build outputs (keeps .cache)
 	rm -rf $(BIN)
+
