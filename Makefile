@@ -23,7 +23,7 @@ test: check test-unit fuzz-short test-integration e2e ## Everything CI runs: che
 test-unit: ## Unit and component tests (client and auth against nsxsim over real TLS)
 	$(GO) test -count=1 -race $(PKGS)
 
-FUZZ_TARGETS := FuzzDecodeAPIError:./nsx FuzzListRoutesAnswer:./nsx FuzzHierarchicalPatch:./nsx/nsxsim FuzzDesired:./podroute FuzzLoadConfig:./cmd/t1route
+FUZZ_TARGETS := FuzzDecodeAPIError:./nsx FuzzListRoutesAnswer:./nsx FuzzHierarchicalPatch:./nsx/nsxsim FuzzDesired:./podroute FuzzLoadConfig:./podroute/config
 FUZZTIME ?= 10s
 
 # Short runs start from the committed seeds: the corpus Go keeps in its cache grows with every run, and

@@ -19,6 +19,7 @@ import (
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/config"
 )
 
 type checkFlags struct {
@@ -81,7 +82,7 @@ Kubernetes (e.g. from a host outside the cluster).`,
 		},
 	}
 	fl := cmd.Flags()
-	addConfigFlags(fl)
+	config.AddFlags(fl)
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG)")
 	fl.StringArrayVar(&f.probes, "probe", nil, "pod IP (HTTP port 8080) or http URL of a 't1route echo' to ping and fetch (repeatable)")
 	fl.BoolVar(&f.routes, "routes", true, "check the routes on the Tier-1 (needs the NSXT_* configuration and Kubernetes)")

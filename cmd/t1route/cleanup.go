@@ -20,6 +20,7 @@ import (
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/config"
 )
 
 func newCleanupControllerCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -84,7 +85,7 @@ The workload clusters' CLUSTER_NAME must be their Cluster API Cluster name.`,
 		},
 	}
 	fl := cmd.Flags()
-	addConfigFlags(fl)
+	config.AddFlags(fl)
 	fl.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the management cluster (default: in-cluster, then $KUBECONFIG)")
 	fl.DurationVar(&resync, "resync-period", time.Minute, "revisit every Cluster and re-list NSX this often")
 	fl.BoolVar(&leaderElect, "leader-elect", true, "run only while holding the leader Lease (run 2 replicas)")

@@ -28,6 +28,7 @@ import (
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/config"
 )
 
 type controllerFlags struct {
@@ -55,13 +56,9 @@ func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string,
 		Short: "Keep the Tier-1's static routes equal to the nodes' podCIDRs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, problems := LoadConfig(settings{flags: cmd.Flags(), getenv: getenv})
-			if len(problems) > 0 {
-				fmt.Fprintf(stderr, "invalid configuration: %d problem(s)\n", len(problems))
-				for _, p := range problems {
-					fmt.Fprintln(stderr, p.String())
-				}
-				return exitError{2}
+			cfg, _, err := loadConfig(cmd, getenv, stderr)
+			if err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -69,7 +66,7 @@ func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string,
 		},
 	}
 	fl := cmd.Flags()
-	addConfigFlags(fl)
+	config.AddFlags(fl)
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
 	fl.DurationVar(&f.resync, "resync-period", 5*time.Minute, "re-list NSX this often to repair drift")
 	fl.DurationVar(&f.window, "batch-window", 100*time.Millisecond, "coalesce node changes over this window")
@@ -110,7 +107,7 @@ func kubeClientConfig(path string) (*rest.Config, error) {
 	return rc, nil
 }
 
-func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io.Writer, getenv func(string) (string, bool)) error {
+func runController(ctx context.Context, cfg config.Config, f controllerFlags, stderr io.Writer, getenv func(string) (string, bool)) error {
 	level, err := zapcore.ParseLevel(f.logLevel)
 	if err != nil {
 		return fmt.Errorf("--log-level: %w", err)

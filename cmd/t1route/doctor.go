@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/t1route/t1route/nsx"
+	"github.com/t1route/t1route/podroute/config"
 )
 
 // doctor prints one PASS/WARN/FAIL line per check with a fix hint.
@@ -79,7 +80,7 @@ controller does. Exit status 1 on any FAIL.`,
 		},
 	}
 	fl := cmd.Flags()
-	addConfigFlags(fl)
+	config.AddFlags(fl)
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster, then $KUBECONFIG)")
 	fl.StringVar(&f.serviceCIDR, "service-cidr", "", "the cluster's service range(s), comma-separated (default: read from the cluster's ServiceCIDRs)")
 	fl.StringVar(&f.leaseNamespace, "leader-election-namespace", "", "namespace of the controller's Lease (default: $POD_NAMESPACE, else kube-system)")
@@ -88,7 +89,7 @@ controller does. Exit status 1 on any FAIL.`,
 }
 
 func runDoctor(ctx context.Context, cmd *cobra.Command, getenv func(string) (string, bool), f doctorFlags, d *doctor, stderr io.Writer) {
-	cfg, problems := LoadConfig(settings{flags: cmd.Flags(), getenv: getenv})
+	cfg, problems := config.Load(config.Settings{Flags: cmd.Flags(), Getenv: getenv})
 	if len(problems) > 0 {
 		for _, p := range problems {
 			d.line("FAIL", "configuration", p.String(), "t1route validate-config explains each variable")
@@ -113,7 +114,7 @@ func runDoctor(ctx context.Context, cmd *cobra.Command, getenv func(string) (str
 }
 
 // doctorManager: reachable, and the certificate verified.
-func doctorManager(ctx context.Context, cfg Config, d *doctor) bool {
+func doctorManager(ctx context.Context, cfg config.Config, d *doctor) bool {
 	u, _ := url.Parse(cfg.ManagerURL)
 	addr := u.Host
 	if u.Port() == "" {
@@ -148,7 +149,7 @@ func doctorManager(ctx context.Context, cfg Config, d *doctor) bool {
 }
 
 // doctorNSX: credentials, version and cluster status, the Tier-1 and its advertisement.
-func doctorNSX(ctx context.Context, cfg Config, kube kubernetes.Interface, d *doctor, stderr io.Writer) {
+func doctorNSX(ctx context.Context, cfg config.Config, kube kubernetes.Interface, d *doctor, stderr io.Writer) {
 	log, _ := newLogger(stderr, "console", zap.ErrorLevel)
 	nsx.RouteSDKLogs(log)
 	conn, err := connectNSX(ctx, cfg, kube, log, nsx.Limits{RateLimit: 20, MaxInFlight: 4, MaxRetries: 1}, nil, 1000)
@@ -256,7 +257,7 @@ func doctorKube(ctx context.Context, f doctorFlags, d *doctor) kubernetes.Interf
 }
 
 // doctorCIDRs: the pod range must not overlap the service range.
-func doctorCIDRs(ctx context.Context, cfg Config, f doctorFlags, kube kubernetes.Interface, d *doctor) {
+func doctorCIDRs(ctx context.Context, cfg config.Config, f doctorFlags, kube kubernetes.Interface, d *doctor) {
 	var services []netip.Prefix
 	source := "--service-cidr"
 	if f.serviceCIDR != "" {
@@ -298,7 +299,7 @@ func doctorCIDRs(ctx context.Context, cfg Config, f doctorFlags, kube kubernetes
 }
 
 // doctorRBAC: may this identity do what the controller does?
-func doctorRBAC(ctx context.Context, cfg Config, f doctorFlags, getenv func(string) (string, bool), kube kubernetes.Interface, d *doctor) {
+func doctorRBAC(ctx context.Context, cfg config.Config, f doctorFlags, getenv func(string) (string, bool), kube kubernetes.Interface, d *doctor) {
 	leaseNS := f.leaseNamespace
 	if leaseNS == "" {
 		if v, ok := getenv("POD_NAMESPACE"); ok && v != "" {
@@ -312,7 +313,7 @@ func doctorRBAC(ctx context.Context, cfg Config, f doctorFlags, getenv func(stri
 		{Verb: "create", Resource: "events", Namespace: "default"}, {Verb: "get", Resource: "namespaces", Name: "kube-system"},
 		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: leaseNS},
 	}
-	if cfg.Auth.Mode == AuthSecret {
+	if cfg.Auth.Mode == config.AuthSecret {
 		needs = append(needs, authzv1.ResourceAttributes{Verb: "watch", Resource: "secrets", Namespace: cfg.Auth.SecretNamespace, Name: cfg.Auth.SecretName})
 	}
 	var missing []string

@@ -16,6 +16,7 @@ import (
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/config"
 )
 
 type gcFlags struct {
@@ -61,7 +62,7 @@ Without --yes it lists exactly what would go and changes nothing.`,
 		},
 	}
 	fl := cmd.Flags()
-	addConfigFlags(fl)
+	config.AddFlags(fl)
 	fl.StringVar(&f.cluster, "cluster", "", "name (CLUSTER_NAME) or UID of the cluster whose routes to remove")
 	fl.BoolVar(&f.orphans, "orphans", false, "remove the routes of every cluster no longer alive in --live-clusters-kubeconfig")
 	fl.StringVar(&f.liveKubeconfig, "live-clusters-kubeconfig", "", "kubeconfig of the Cluster API management cluster")

@@ -10,6 +10,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/t1route/t1route/podroute/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -29,6 +31,21 @@ func main() {
 	case err != nil:
 		os.Exit(1)
 	}
+}
+
+// loadConfig reads a command's NSXT_* configuration (flags win over the
+// environment). On problems it prints one line each and returns exit status 2.
+func loadConfig(cmd *cobra.Command, getenv func(string) (string, bool), stderr io.Writer) (config.Config, config.Settings, error) {
+	s := config.Settings{Flags: cmd.Flags(), Getenv: getenv}
+	cfg, problems := config.Load(s)
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "invalid configuration: %d problem(s)\n", len(problems))
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p.String())
+		}
+		return cfg, s, exitError{2}
+	}
+	return cfg, s, nil
 }
 
 func newRootCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {

@@ -13,13 +13,14 @@ import (
 
 	"github.com/t1route/t1route/auth"
 	"github.com/t1route/t1route/nsx"
+	"github.com/t1route/t1route/podroute/config"
 )
 
 // nsxConnection is an NSX client built from the configuration, and whether
 // its credentials are ready (a Secret may not be readable yet).
 // managerTLS is the TLS configuration for the manager: the pinned CA, or the
 // system's roots.
-func managerTLS(cfg Config) (*tls.Config, error) {
+func managerTLS(cfg config.Config) (*tls.Config, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLS.RootCAPEM != nil {
 		pool := x509.NewCertPool()
@@ -56,7 +57,7 @@ type nsxConnection struct {
 
 // connectNSX builds the NSX client for cfg. With Secret authentication it
 // starts watching the Secret (until ctx ends) and needs kube.
-func connectNSX(ctx context.Context, cfg Config, kube kubernetes.Interface, log *zap.Logger, limits nsx.Limits,
+func connectNSX(ctx context.Context, cfg config.Config, kube kubernetes.Interface, log *zap.Logger, limits nsx.Limits,
 	observe func(op string, status, attempts int, d time.Duration), batchSize int) (*nsxConnection, error) {
 	tlsConf, err := managerTLS(cfg)
 	if err != nil {
@@ -69,15 +70,15 @@ func connectNSX(ctx context.Context, cfg Config, kube kubernetes.Interface, log 
 	var authn nsx.Authenticator
 	a := cfg.Auth
 	switch a.Mode {
-	case AuthClientCert:
+	case config.AuthClientCert:
 		cert := &auth.ClientCert{CertPEM: []byte(a.CertPEM.Reveal()), KeyPEM: []byte(a.KeyPEM.Reveal()), CertFile: a.CertFile, KeyFile: a.KeyFile, Logger: log}
 		if err := cert.Load(); err != nil {
 			return nil, fmt.Errorf("client certificate: %w", err)
 		}
 		cert.ConfigureTLS(tlsConf)
-	case AuthVMCToken:
+	case config.AuthVMCToken:
 		authn = &auth.CSPToken{AuthHost: a.VMCAuthHost, APIToken: a.VMCToken.Reveal(), Logger: log, Client: cspHTTPClient(cfg.TLS)}
-	case AuthSecret:
+	case config.AuthSecret:
 		if kube == nil {
 			return nil, fmt.Errorf("authentication from Secret %s/%s needs a Kubernetes client", a.SecretNamespace, a.SecretName)
 		}
@@ -89,7 +90,7 @@ func connectNSX(ctx context.Context, cfg Config, kube kubernetes.Interface, log 
 		}()
 		conn.Ready = creds.Ready
 		authn = passwordAuth(cfg, creds, log)
-	case AuthPassword:
+	case config.AuthPassword:
 		authn = passwordAuth(cfg, auth.Static{Username: a.Username, Password: a.Password.Reveal()}, log)
 	default:
 		return nil, fmt.Errorf("no way to authenticate to NSX is configured")
@@ -102,7 +103,7 @@ func connectNSX(ctx context.Context, cfg Config, kube kubernetes.Interface, log 
 	return conn, nil
 }
 
-func passwordAuth(cfg Config, creds auth.Credentials, log *zap.Logger) nsx.Authenticator {
+func passwordAuth(cfg config.Config, creds auth.Credentials, log *zap.Logger) nsx.Authenticator {
 	if cfg.Auth.SessionAuth {
 		return &auth.Session{BaseURL: cfg.ManagerURL, Credentials: creds, Logger: log}
 	}
@@ -111,7 +112,7 @@ func passwordAuth(cfg Config, creds auth.Credentials, log *zap.Logger) nsx.Authe
 
 // cspHTTPClient reaches VMware Cloud Services: the system's roots plus any
 // pinned manager CA (CSP is a public service; the manager may not be).
-func cspHTTPClient(t TLSSettings) *http.Client {
+func cspHTTPClient(t config.TLSSettings) *http.Client {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()

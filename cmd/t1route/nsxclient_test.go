@@ -17,6 +17,7 @@ import (
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/nsx/nsxsim"
+	"github.com/t1route/t1route/podroute/config"
 )
 
 // principals records which identity the simulator charged each request to.
@@ -70,19 +71,19 @@ func TestEachAuthModeEndToEnd(t *testing.T) {
 	cases := []struct {
 		name      string
 		env       map[string]string
-		mode      AuthMode
+		mode      config.AuthMode
 		principal string
 		logins    int
 	}{
-		{"session", map[string]string{"NSXT_USERNAME": "admin", "NSXT_PASSWORD": "Admin-pw-1"}, AuthPassword, "admin", 1},
-		{"basic", map[string]string{"NSXT_USERNAME": "admin", "NSXT_PASSWORD": "Admin-pw-1", "NSXT_SESSION_AUTH": "false"}, AuthPassword, "admin", 0},
-		{"remote", map[string]string{"NSXT_USERNAME": "carol@corp", "NSXT_PASSWORD": "Remote-pw-1", "NSXT_SESSION_AUTH": "false", "NSXT_REMOTE_AUTH": "true"}, AuthPassword, "carol@corp", 0},
-		{"vmc", map[string]string{"NSXT_VMC_AUTH_HOST": sim.Addr(), "NSXT_VMC_ACCESS_TOKEN": "vmc-token-1"}, AuthVMCToken, "vmc-user", 0},
-		{"secret", map[string]string{"NSXT_SECRET_NAMESPACE": "t1route", "NSXT_SECRET_NAME": "nsx"}, AuthSecret, "admin", 1},
-		{"certificate data", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(certPEM), "NSXT_CLIENT_CERT_KEY_DATA": string(keyPEM)}, AuthClientCert, "principal:t1route-principal", 0},
-		{"certificate files", map[string]string{"NSXT_CLIENT_CERT_FILE": filepath.Join(dir, "tls.crt"), "NSXT_CLIENT_KEY_FILE": filepath.Join(dir, "tls.key")}, AuthClientCert, "principal:t1route-principal", 0},
+		{"session", map[string]string{"NSXT_USERNAME": "admin", "NSXT_PASSWORD": "Admin-pw-1"}, config.AuthPassword, "admin", 1},
+		{"basic", map[string]string{"NSXT_USERNAME": "admin", "NSXT_PASSWORD": "Admin-pw-1", "NSXT_SESSION_AUTH": "false"}, config.AuthPassword, "admin", 0},
+		{"remote", map[string]string{"NSXT_USERNAME": "carol@corp", "NSXT_PASSWORD": "Remote-pw-1", "NSXT_SESSION_AUTH": "false", "NSXT_REMOTE_AUTH": "true"}, config.AuthPassword, "carol@corp", 0},
+		{"vmc", map[string]string{"NSXT_VMC_AUTH_HOST": sim.Addr(), "NSXT_VMC_ACCESS_TOKEN": "vmc-token-1"}, config.AuthVMCToken, "vmc-user", 0},
+		{"secret", map[string]string{"NSXT_SECRET_NAMESPACE": "t1route", "NSXT_SECRET_NAME": "nsx"}, config.AuthSecret, "admin", 1},
+		{"certificate data", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(certPEM), "NSXT_CLIENT_CERT_KEY_DATA": string(keyPEM)}, config.AuthClientCert, "principal:t1route-principal", 0},
+		{"certificate files", map[string]string{"NSXT_CLIENT_CERT_FILE": filepath.Join(dir, "tls.crt"), "NSXT_CLIENT_KEY_FILE": filepath.Join(dir, "tls.key")}, config.AuthClientCert, "principal:t1route-principal", 0},
 		{"certificate over password", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(certPEM), "NSXT_CLIENT_CERT_KEY_DATA": b64(keyPEM),
-			"NSXT_USERNAME": "admin", "NSXT_PASSWORD": "Admin-pw-1"}, AuthClientCert, "principal:t1route-principal", 0},
+			"NSXT_USERNAME": "admin", "NSXT_PASSWORD": "Admin-pw-1"}, config.AuthClientCert, "principal:t1route-principal", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,7 +94,7 @@ func TestEachAuthModeEndToEnd(t *testing.T) {
 			for k, v := range tc.env {
 				env[k] = v
 			}
-			cfg, problems := LoadConfig(settings{getenv: envOf(env)})
+			cfg, problems := config.Load(config.FromMap(env))
 			if len(problems) > 0 {
 				t.Fatal(problems)
 			}
@@ -130,10 +131,10 @@ func TestEachAuthModeEndToEnd(t *testing.T) {
 func TestConnectWithoutVerificationWarns(t *testing.T) {
 	sim := nsxsim.StartTest(t, nsxsim.Options{})
 	user, pass := sim.User()
-	cfg, problems := LoadConfig(settings{getenv: envOf(map[string]string{
+	cfg, problems := config.Load(config.FromMap(map[string]string{
 		"NSXT_POD_ROUTING_ENABLED": "true", "NSXT_MANAGER_HOST": sim.URL(), "NSXT_ROUTER_PATH": "/infra/tier-1s/t1-routable",
 		"CLUSTER_CIDR": "100.96.0.0/11", "NSXT_USERNAME": user, "NSXT_PASSWORD": pass, "NSXT_ALLOW_UNVERIFIED_SSL": "true",
-	})})
+	}))
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}

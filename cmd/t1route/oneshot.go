@@ -11,33 +11,25 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/t1route/t1route/nsx"
+	"github.com/t1route/t1route/podroute/config"
 )
 
 // oneShot is what a one-shot command (gc, routes, check) needs: the
 // configuration, an NSX connection whose credentials are loaded, and, when
 // asked for or when credentials come from a Secret, a Kubernetes client.
 type oneShot struct {
-	cfg  Config
+	cfg  config.Config
 	nsx  *nsx.Client
 	kube kubernetes.Interface
 	log  *zap.Logger
 }
 
-// configProblems prints LoadConfig's problems and returns exit status 2.
-func configProblems(stderr io.Writer, problems []Problem) error {
-	fmt.Fprintf(stderr, "invalid configuration: %d problem(s)\n", len(problems))
-	for _, p := range problems {
-		fmt.Fprintln(stderr, p.String())
-	}
-	return exitError{2}
-}
-
 // connectOneShot reads the NSXT_* configuration (flags win) and connects.
 // needKube makes a Kubernetes client even when credentials do not need one.
 func connectOneShot(ctx context.Context, cmd *cobra.Command, getenv func(string) (string, bool), kubeconfig string, needKube bool, stderr io.Writer) (*oneShot, error) {
-	cfg, problems := LoadConfig(settings{flags: cmd.Flags(), getenv: getenv})
-	if len(problems) > 0 {
-		return nil, configProblems(stderr, problems)
+	cfg, _, err := loadConfig(cmd, getenv, stderr)
+	if err != nil {
+		return nil, err
 	}
 	var missing []string
 	if cfg.ManagerURL == "" {
@@ -61,7 +53,7 @@ func connectOneShot(ctx context.Context, cmd *cobra.Command, getenv func(string)
 	}
 	nsx.RouteSDKLogs(log) // the SDK logs every request to the standard logger otherwise
 	o := &oneShot{cfg: cfg, log: log}
-	if needKube || cfg.Auth.Mode == AuthSecret {
+	if needKube || cfg.Auth.Mode == config.AuthSecret {
 		rc, err := kubeClientConfig(kubeconfig)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/t1route/t1route/podroute/config"
 )
 
 // renderOptions are the deployment choices that are not NSX configuration.
@@ -47,10 +50,9 @@ controller may read that one Secret only.
   t1route render | kubectl apply -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s := settings{flags: cmd.Flags(), getenv: getenv}
-			cfg, problems := LoadConfig(s)
-			if len(problems) > 0 {
-				return configProblems(stderr, problems)
+			cfg, s, err := loadConfig(cmd, getenv, stderr)
+			if err != nil {
+				return err
 			}
 			if !cfg.PodRoutingEnabled {
 				fmt.Fprintln(stderr, "NSXT_POD_ROUTING_ENABLED: is not true; render needs a complete configuration (the controller would idle)")
@@ -64,7 +66,7 @@ controller may read that one Secret only.
 			if err != nil {
 				return err
 			}
-			if cfg.Auth.Mode != AuthSecret {
+			if cfg.Auth.Mode != config.AuthSecret {
 				fmt.Fprintf(stderr, "note: the output holds the NSX credentials (Secret %s/%s): pipe it to kubectl apply, do not keep it in a file\n", o.namespace, credentialsName)
 			}
 			_, err = stdout.Write(out)
@@ -72,7 +74,7 @@ controller may read that one Secret only.
 		},
 	}
 	fl := cmd.Flags()
-	addConfigFlags(fl)
+	config.AddFlags(fl)
 	fl.StringVar(&o.namespace, "namespace", "t1route-system", "namespace to install into")
 	fl.StringVar(&o.image, "image", "ghcr.io/t1route/t1route:"+imageTag(), "t1route image (t1route and t1route-cni in /usr/local/bin)")
 	fl.StringVar(&o.ovsImage, "ovs-image", "", "Open vSwitch image for the agent's ovs container (default: --image, which includes openvswitch-switch)")
@@ -90,38 +92,30 @@ func imageTag() string {
 
 // renderManifests builds every object for cfg. The raw settings give the
 // values exactly as the operator set them, already validated by cfg.
-func renderManifests(cfg Config, s settings, o renderOptions) ([]byte, error) {
+func renderManifests(cfg config.Config, s config.Settings, o renderOptions) ([]byte, error) {
 	if o.ovsImage == "" {
 		o.ovsImage = o.image
 	}
-	config := map[string]string{}
+	settings := map[string]string{}
 	creds := map[string]string{}
-	for _, v := range configVariables {
-		val, _, ok := s.get(v)
-		if !ok {
-			continue
-		}
-		switch v {
-		case varCertFile, varKeyFile:
-			continue // read below: the files are on this machine, not on the nodes
-		case varCertData, varKeyData, varVMCToken, varPassword, varUsername:
-			creds[v.env] = val
+	for _, v := range config.Variables() {
+		val, _, ok := s.Lookup(v)
+		switch {
+		case !ok:
+		case v.InlinedAs != "":
+			// The file is on this machine, not on the nodes: render its content.
+			b, err := os.ReadFile(strings.TrimSpace(val))
+			if err != nil {
+				return nil, err
+			}
+			creds[v.InlinedAs] = string(b)
+		case v.Credential:
+			creds[v.Env] = val
 		default:
-			config[v.env] = val
+			settings[v.Env] = val
 		}
 	}
-	if cfg.Auth.Mode == AuthClientCert && cfg.Auth.CertFile != "" {
-		cert, err := os.ReadFile(cfg.Auth.CertFile)
-		if err != nil {
-			return nil, err
-		}
-		key, err := os.ReadFile(cfg.Auth.KeyFile)
-		if err != nil {
-			return nil, err
-		}
-		creds[varCertData.env], creds[varKeyData.env] = string(cert), string(key)
-	}
-	if cfg.Auth.Mode == AuthSecret {
+	if cfg.Auth.Mode == config.AuthSecret {
 		creds = nil // the operator's Secret holds them
 	}
 
@@ -151,7 +145,7 @@ func renderManifests(cfg Config, s settings, o renderOptions) ([]byte, error) {
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}}}},
 		binding(true, agentName, agentName, ns, "agent"),
 	}
-	if cfg.Auth.Mode == AuthSecret {
+	if cfg.Auth.Mode == config.AuthSecret {
 		sns, sname := cfg.Auth.SecretNamespace, cfg.Auth.SecretName
 		role := &rbacv1.Role{TypeMeta: tm("rbac.authorization.k8s.io/v1", "Role"),
 			ObjectMeta: metav1.ObjectMeta{Name: controllerName + "-nsx-credentials", Namespace: sns, Labels: labels("controller")},
@@ -162,7 +156,7 @@ func renderManifests(cfg Config, s settings, o renderOptions) ([]byte, error) {
 		rb.Namespace = sns
 		objs = append(objs, role, rb)
 	}
-	objs = append(objs, &corev1.ConfigMap{TypeMeta: tm("v1", "ConfigMap"), ObjectMeta: meta(configMapName, "controller"), Data: config})
+	objs = append(objs, &corev1.ConfigMap{TypeMeta: tm("v1", "ConfigMap"), ObjectMeta: meta(configMapName, "controller"), Data: settings})
 	if creds != nil {
 		objs = append(objs, &corev1.Secret{TypeMeta: tm("v1", "Secret"), ObjectMeta: meta(credentialsName, "controller"),
 			Type: corev1.SecretTypeOpaque, StringData: creds})

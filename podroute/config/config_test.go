@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 
 	"github.com/t1route/t1route/nsx/nsxsim"
 )
@@ -31,10 +33,6 @@ func newPKI(t *testing.T) testPKI {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-func envOf(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
 
 func validEnv() map[string]string {
 	return map[string]string{
@@ -125,7 +123,7 @@ func TestLoadConfigRejectsMalformedInput(t *testing.T) {
 			for _, k := range tc.unset {
 				delete(env, k)
 			}
-			_, problems := LoadConfig(settings{getenv: envOf(env)})
+			_, problems := Load(FromMap(env))
 			var all []string
 			found := false
 			for _, p := range problems {
@@ -152,7 +150,7 @@ func TestLoadConfigValid(t *testing.T) {
 	t.Run("defaults and normalisation", func(t *testing.T) {
 		env := validEnv()
 		env["NSXT_MANAGER_HOST"] = "https://nsx.example.com:8443/"
-		cfg, problems := LoadConfig(settings{getenv: envOf(env)})
+		cfg, problems := Load(FromMap(env))
 		if len(problems) > 0 {
 			t.Fatal(problems)
 		}
@@ -165,7 +163,7 @@ func TestLoadConfigValid(t *testing.T) {
 		env["NSXT_MANAGER_HOST"] = "https://nsx-1-2-3-4.rp.vmwarevmc.com/vmc/reverse-proxy/api/orgs/org-1/sddcs/sddc-1/sks-nsxt-manager"
 		env["NSXT_VMC_AUTH_HOST"] = "console.cloud.vmware.com"
 		env["NSXT_VMC_ACCESS_TOKEN"] = "token"
-		cfg, problems := LoadConfig(settings{getenv: envOf(env)})
+		cfg, problems := Load(FromMap(env))
 		if len(problems) > 0 || cfg.Auth.Mode != AuthVMCToken || !strings.HasSuffix(cfg.ManagerURL, "/sks-nsxt-manager") || cfg.Auth.VMCAuthHost != "console.cloud.vmware.com" {
 			t.Fatalf("%+v %v", cfg, problems)
 		}
@@ -173,7 +171,7 @@ func TestLoadConfigValid(t *testing.T) {
 	t.Run("dual-stack", func(t *testing.T) {
 		env := validEnv()
 		env["CLUSTER_CIDR"] = "100.96.0.0/11, fd00:100:96::/48"
-		cfg, problems := LoadConfig(settings{getenv: envOf(env)})
+		cfg, problems := Load(FromMap(env))
 		if len(problems) > 0 || len(cfg.ClusterCIDRs) != 2 {
 			t.Fatalf("%+v %v", cfg.ClusterCIDRs, problems)
 		}
@@ -184,23 +182,23 @@ func TestLoadConfigValid(t *testing.T) {
 		env["NSXT_CLIENT_CERT_KEY_DATA"] = b64(pki.keyPEM) // base64 of PEM
 		env["NSXT_VMC_AUTH_HOST"], env["NSXT_VMC_ACCESS_TOKEN"] = "console.cloud.vmware.com", "t"
 		env["NSXT_SECRET_NAMESPACE"], env["NSXT_SECRET_NAME"] = "t1route", "nsx"
-		cfg, problems := LoadConfig(settings{getenv: envOf(env)})
+		cfg, problems := Load(FromMap(env))
 		if len(problems) > 0 || cfg.Auth.Mode != AuthClientCert || len(cfg.Notes) == 0 || !strings.Contains(cfg.Notes[0], "NSXT_PASSWORD") {
 			t.Fatalf("mode %s notes %v problems %v", cfg.Auth.Mode, cfg.Notes, problems)
 		}
 		delete(env, "NSXT_CLIENT_CERT_DATA")
 		delete(env, "NSXT_CLIENT_CERT_KEY_DATA")
-		if cfg, _ := LoadConfig(settings{getenv: envOf(env)}); cfg.Auth.Mode != AuthVMCToken {
+		if cfg, _ := Load(FromMap(env)); cfg.Auth.Mode != AuthVMCToken {
 			t.Fatalf("without a certificate: %s", cfg.Auth.Mode)
 		}
 		delete(env, "NSXT_VMC_AUTH_HOST")
 		delete(env, "NSXT_VMC_ACCESS_TOKEN")
-		if cfg, _ := LoadConfig(settings{getenv: envOf(env)}); cfg.Auth.Mode != AuthSecret {
+		if cfg, _ := Load(FromMap(env)); cfg.Auth.Mode != AuthSecret {
 			t.Fatalf("without VMC: %s", cfg.Auth.Mode)
 		}
 	})
 	t.Run("disabled needs nothing", func(t *testing.T) {
-		cfg, problems := LoadConfig(settings{getenv: envOf(map[string]string{"NSXT_POD_ROUTING_ENABLED": "false"})})
+		cfg, problems := Load(FromMap(map[string]string{"NSXT_POD_ROUTING_ENABLED": "false"}))
 		if len(problems) > 0 || cfg.PodRoutingEnabled {
 			t.Fatal(problems)
 		}
@@ -208,34 +206,35 @@ func TestLoadConfigValid(t *testing.T) {
 }
 
 func TestFlagsWinOverEnvironment(t *testing.T) {
-	env := validEnv()
-	var out, errOut bytes.Buffer
-	root := newRootCommand(&out, &errOut, envOf(env))
-	root.SetArgs([]string{"validate-config", "--cluster-cidr", "100.64.0.0/16", "--router-path", "/infra/tier-1s/from-flag"})
-	if err := root.Execute(); err != nil {
-		t.Fatal(err, errOut.String())
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	AddFlags(fs)
+	if err := fs.Parse([]string{"--cluster-cidr", "100.64.0.0/16", "--router-path", "/infra/tier-1s/from-flag"}); err != nil {
+		t.Fatal(err)
 	}
+	s := Settings{Flags: fs, Getenv: FromMap(validEnv()).Getenv}
+	cfg, problems := Load(s)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	var out bytes.Buffer
+	Describe(&out, cfg, s)
 	if !strings.Contains(out.String(), "cluster CIDRs:  100.64.0.0/16") || !strings.Contains(out.String(), "/infra/tier-1s/from-flag   (flag)") {
 		t.Fatalf("flags did not win:\n%s", out.String())
 	}
 }
 
-func TestValidateConfigCommand(t *testing.T) {
+func TestDescribe(t *testing.T) {
 	pki := newPKI(t)
-	run := func(env map[string]string) (string, string, error) {
-		var out, errOut bytes.Buffer
-		root := newRootCommand(&out, &errOut, envOf(env))
-		root.SetArgs([]string{"validate-config"})
-		err := root.Execute()
-		return out.String(), errOut.String(), err
-	}
 	env := validEnv()
 	env["NSXT_CLIENT_CERT_DATA"], env["NSXT_CLIENT_CERT_KEY_DATA"] = b64(pki.certPEM), b64(pki.keyPEM)
 	env["NSXT_ROOT_CA_DATA_B64"] = b64(pki.caPEM)
-	out, _, err := run(env)
-	if err != nil {
-		t.Fatal(err)
+	cfg, problems := Load(FromMap(env))
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
+	var b bytes.Buffer
+	Describe(&b, cfg, FromMap(env))
+	out := b.String()
 	for _, want := range []string{"configuration is valid", "auth mode:      client-certificate, because NSXT_CLIENT_CERT_DATA and NSXT_CLIENT_CERT_KEY_DATA are set",
 		"NSXT_PASSWORD               <redacted>", "NSXT_CLIENT_CERT_KEY_DATA   <redacted>", "manager CA pinned: CN=nsxsim CA"} {
 		if !strings.Contains(out, want) {
@@ -247,20 +246,24 @@ func TestValidateConfigCommand(t *testing.T) {
 			t.Fatalf("output shows a secret:\n%s", out)
 		}
 	}
+}
 
-	// Invalid: exit 2, one line per problem, no secret even one that fails to parse.
-	env = validEnv()
-	env["NSXT_CLIENT_CERT_KEY_DATA"] = "Unparseable-S3cret-key"
-	env["CLUSTER_CIDR"] = "nope"
-	out, errOut, err := run(env)
-	if ee, ok := err.(exitError); !ok || ee.code != 2 {
-		t.Fatalf("exit = %v", err)
+// Secret-ness lives in the variable table alone: whatever a secret variable
+// holds, Describe never shows it, and every secret is rendered with the
+// credentials.
+func TestSecretsFollowTheVariableTable(t *testing.T) {
+	env := map[string]string{}
+	for _, v := range Variables() {
+		env[v.Env] = "value-of-" + v.Env
+		if v.Secret && !v.Credential {
+			t.Errorf("%s is secret but not a credential: render would put it in the ConfigMap", v.Env)
+		}
 	}
-	lines := strings.Split(strings.TrimSpace(errOut), "\n")
-	if len(lines) != 4 || !strings.HasPrefix(lines[0], "invalid configuration: 3 problem(s)") {
-		t.Fatalf("stderr:\n%s", errOut)
-	}
-	if strings.Contains(out+errOut, "Unparseable-S3cret-key") || strings.Contains(out+errOut, "Very-S3cret-pw") {
-		t.Fatalf("a secret was printed:\n%s%s", out, errOut)
+	var b bytes.Buffer
+	Describe(&b, Config{}, FromMap(env))
+	for _, v := range Variables() {
+		if shown := strings.Contains(b.String(), "value-of-"+v.Env); shown == v.Secret {
+			t.Errorf("%s (secret %v) shown: %v\n%s", v.Env, v.Secret, shown, b.String())
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"strings"
@@ -20,7 +20,7 @@ func FuzzLoadConfig(f *testing.F) {
 		env := map[string]string{"NSXT_POD_ROUTING_ENABLED": "true", "NSXT_MANAGER_HOST": manager, "NSXT_ROUTER_PATH": router,
 			"CLUSTER_CIDR": cidr, "NSXT_USERNAME": "admin", "NSXT_PASSWORD": password, "NSXT_VMC_AUTH_HOST": "console.cloud.vmware.com",
 			"NSXT_VMC_ACCESS_TOKEN": token, "NSXT_CLIENT_CERT_DATA": certData, "NSXT_CLIENT_CERT_KEY_DATA": certData}
-		cfg, problems := LoadConfig(settings{getenv: envOf(env)})
+		cfg, problems := Load(FromMap(env))
 		for _, p := range problems {
 			s := p.String()
 			for _, secret := range []string{password, token, certData} {

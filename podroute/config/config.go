@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/x509"
@@ -12,46 +12,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/t1route/t1route/auth"
 	"github.com/t1route/t1route/nsx"
-)
-
-// variable is one configuration setting: an environment variable and the
-// flag of the same meaning (flags win).
-type variable struct {
-	env, flag string
-	secret    bool
-	help      string
-	example   string
-}
-
-// The NSXT_* variables operators already use for routable pods on vSphere with NSX.
-var (
-	varEnabled      = variable{"NSXT_POD_ROUTING_ENABLED", "pod-routing-enabled", false, "true to program pod routes; false idles the controller", "true"}
-	varManager      = variable{"NSXT_MANAGER_HOST", "manager-host", false, "NSX Manager: host, host:port, or https URL (also VMC's reverse-proxy URL)", "nsx.example.com"}
-	varRouter       = variable{"NSXT_ROUTER_PATH", "router-path", false, "policy path of the dedicated Tier-1 gateway", "/infra/tier-1s/t1-routable"}
-	varClusterCIDR  = variable{"CLUSTER_CIDR", "cluster-cidr", false, "pod CIDR, or an IPv4 and an IPv6 CIDR comma-separated", "100.96.0.0/11"}
-	varClusterName  = variable{"CLUSTER_NAME", "cluster-name", false, "cluster name recorded on routes (default kubernetes)", "prod-east-1"}
-	varCertData     = variable{"NSXT_CLIENT_CERT_DATA", "client-cert-data", true, "client certificate, PEM or base64 of PEM", "<base64 of the certificate PEM>"}
-	varKeyData      = variable{"NSXT_CLIENT_CERT_KEY_DATA", "client-cert-key-data", true, "client certificate's private key, PEM or base64 of PEM", "<base64 of the key PEM>"}
-	varCertFile     = variable{"NSXT_CLIENT_CERT_FILE", "client-cert-file", false, "client certificate file (re-read when it changes)", "/etc/t1route/nsx/tls.crt"}
-	varKeyFile      = variable{"NSXT_CLIENT_KEY_FILE", "client-key-file", false, "client certificate's key file (re-read when it changes)", "/etc/t1route/nsx/tls.key"}
-	varRootCA       = variable{"NSXT_ROOT_CA_DATA_B64", "root-ca-data-b64", false, "base64 of the PEM of the CA that signed the manager's certificate", "$(base64 -w0 ca.pem)"}
-	varInsecure     = variable{"NSXT_ALLOW_UNVERIFIED_SSL", "allow-unverified-ssl", false, "true disables TLS verification (not for production)", "false"}
-	varVMCHost      = variable{"NSXT_VMC_AUTH_HOST", "vmc-auth-host", false, "VMware Cloud Services host for token exchange", "console.cloud.vmware.com"}
-	varVMCToken     = variable{"NSXT_VMC_ACCESS_TOKEN", "vmc-access-token", true, "VMC API token (exchanged for short-lived access tokens)", "<VMC API token>"}
-	varSecretNS     = variable{"NSXT_SECRET_NAMESPACE", "secret-namespace", false, "namespace of the Secret holding username and password", "t1route-system"}
-	varSecretName   = variable{"NSXT_SECRET_NAME", "secret-name", false, "name of the Secret holding username and password", "nsx-credentials"}
-	varUsername     = variable{"NSXT_USERNAME", "username", false, "NSX user", "admin"}
-	varPassword     = variable{"NSXT_PASSWORD", "password", true, "NSX user's password", "<password>"}
-	varRemoteAuth   = variable{"NSXT_REMOTE_AUTH", "remote-auth", false, "true for vIDM/LDAP users (Authorization: Remote)", "true"}
-	varSessionAuth  = variable{"NSXT_SESSION_AUTH", "session-auth", false, "false sends credentials on every request instead of an NSX session", "true"}
-	configVariables = []variable{varEnabled, varManager, varRouter, varClusterCIDR, varClusterName, varCertData, varKeyData,
-		varCertFile, varKeyFile, varRootCA, varInsecure, varVMCHost, varVMCToken, varSecretNS, varSecretName,
-		varUsername, varPassword, varRemoteAuth, varSessionAuth}
 )
 
 // Secret is a configuration value never shown: it prints as <redacted>.
@@ -126,55 +90,26 @@ func (p Problem) String() string {
 	return fmt.Sprintf("%s: %s (example: %s=%s)", p.Var, p.What, p.Var, p.Example)
 }
 
-// settings looks variables up: a flag that was set wins over the environment.
-type settings struct {
-	flags  *pflag.FlagSet
-	getenv func(string) (string, bool)
-}
-
-func (s settings) get(v variable) (string, string, bool) {
-	if s.flags != nil {
-		if f := s.flags.Lookup(v.flag); f != nil && f.Changed {
-			return f.Value.String(), "flag", true
-		}
-	}
-	if val, ok := s.getenv(v.env); ok && val != "" {
-		return val, "env", true
-	}
-	return "", "", false
-}
-
-// addConfigFlags registers a flag for every configuration variable.
-func addConfigFlags(fs *pflag.FlagSet) {
-	for _, v := range configVariables {
-		help := v.help + " (env " + v.env + ")"
-		if v.secret {
-			help += "; prefer the environment: flags show in the process list"
-		}
-		fs.String(v.flag, "", help)
-	}
-}
-
 // parser accumulates problems while reading settings.
 type parser struct {
-	s        settings
+	s        Settings
 	cfg      Config
 	problems []Problem
 }
 
-func (p *parser) bad(v variable, what string) {
-	p.problems = append(p.problems, Problem{Var: v.env, What: what, Example: v.example})
+func (p *parser) bad(v Variable, what string) {
+	p.problems = append(p.problems, Problem{Var: v.Env, What: what, Example: v.Example})
 }
 
-func (p *parser) str(v variable) (string, bool) {
-	val, from, ok := p.s.get(v)
+func (p *parser) str(v Variable) (string, bool) {
+	val, from, ok := p.s.Lookup(v)
 	if ok {
-		p.cfg.Sources[v.env] = from
+		p.cfg.Sources[v.Env] = from
 	}
 	return strings.TrimSpace(val), ok
 }
 
-func (p *parser) boolean(v variable, def bool) bool {
+func (p *parser) boolean(v Variable, def bool) bool {
 	val, ok := p.str(v)
 	if !ok {
 		return def
@@ -187,9 +122,9 @@ func (p *parser) boolean(v variable, def bool) bool {
 	return b
 }
 
-// LoadConfig reads and validates the configuration. It returns every problem
+// Load reads and validates the configuration. It returns every problem
 // found, not just the first; no problem quotes a secret's value.
-func LoadConfig(s settings) (Config, []Problem) {
+func Load(s Settings) (Config, []Problem) {
 	p := &parser{s: s, cfg: Config{Sources: map[string]string{}, ClusterName: "kubernetes"}}
 	p.cfg.PodRoutingEnabled = p.boolean(varEnabled, false)
 	required := p.cfg.PodRoutingEnabled
@@ -338,7 +273,7 @@ func caSubjects(pemBytes []byte) ([]string, error) {
 }
 
 // readSecretPEM reads a PEM-or-base64 secret variable; problems never quote it.
-func (p *parser) readSecretPEM(v variable) ([]byte, bool) {
+func (p *parser) readSecretPEM(v Variable) ([]byte, bool) {
 	val, ok := p.str(v)
 	if !ok {
 		return nil, false
@@ -351,7 +286,7 @@ func (p *parser) readSecretPEM(v variable) ([]byte, bool) {
 	return out, true
 }
 
-func readFile(v variable, path string, p *parser) []byte {
+func readFile(v Variable, path string, p *parser) []byte {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		p.bad(v, fmt.Sprintf("cannot read %s: %v", path, unwrapPathError(err)))

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -39,7 +39,7 @@ func (p *parser) authSettings(required bool) {
 		default:
 			if h, ok := p.vmcHost(host); ok {
 				a.VMCAuthHost, a.VMCToken = h, Secret(token)
-				found = append(found, authCandidate{AuthVMCToken, []string{varVMCHost.env, varVMCToken.env}})
+				found = append(found, authCandidate{AuthVMCToken, []string{varVMCHost.Env, varVMCToken.Env}})
 			}
 		}
 	}
@@ -63,7 +63,7 @@ func (p *parser) authSettings(required bool) {
 		}
 		if ok {
 			a.SecretNamespace, a.SecretName = ns, name
-			found = append(found, authCandidate{AuthSecret, []string{varSecretNS.env, varSecretName.env}})
+			found = append(found, authCandidate{AuthSecret, []string{varSecretNS.Env, varSecretName.Env}})
 		}
 	}
 	user, userSet := p.str(varUsername)
@@ -76,7 +76,7 @@ func (p *parser) authSettings(required bool) {
 			p.bad(varPassword, "is required with NSXT_USERNAME")
 		default:
 			a.Username, a.Password = user, Secret(pass)
-			found = append(found, authCandidate{AuthPassword, []string{varUsername.env, varPassword.env}})
+			found = append(found, authCandidate{AuthPassword, []string{varUsername.Env, varPassword.Env}})
 		}
 	}
 
@@ -100,9 +100,9 @@ func (p *parser) authSettings(required bool) {
 		p.cfg.Notes = append(p.cfg.Notes, "also set but not used: "+strings.Join(ignored, ", "))
 	}
 	if a.Mode == AuthClientCert || a.Mode == AuthVMCToken {
-		for _, v := range []variable{varRemoteAuth, varSessionAuth} {
-			if _, set := p.cfg.Sources[v.env]; set {
-				p.cfg.Notes = append(p.cfg.Notes, fmt.Sprintf("%s applies to username/password authentication and is ignored with %s", v.env, a.Mode))
+		for _, v := range []Variable{varRemoteAuth, varSessionAuth} {
+			if _, set := p.cfg.Sources[v.Env]; set {
+				p.cfg.Notes = append(p.cfg.Notes, fmt.Sprintf("%s applies to username/password authentication and is ignored with %s", v.Env, a.Mode))
 			}
 		}
 	}
@@ -111,7 +111,7 @@ func (p *parser) authSettings(required bool) {
 func (p *parser) hasAuthProblem() bool {
 	for _, pr := range p.problems {
 		if strings.HasPrefix(pr.Var, "NSXT_CLIENT") || strings.HasPrefix(pr.Var, "NSXT_VMC") || strings.HasPrefix(pr.Var, "NSXT_SECRET") ||
-			pr.Var == varUsername.env || pr.Var == varPassword.env {
+			pr.Var == varUsername.Env || pr.Var == varPassword.Env {
 			return true
 		}
 	}
@@ -119,10 +119,10 @@ func (p *parser) hasAuthProblem() bool {
 }
 
 // secretValue reads a secret variable as given (not trimmed: spaces may be part of it).
-func (p *parser) secretValue(v variable) (string, bool) {
-	val, from, ok := p.s.get(v)
+func (p *parser) secretValue(v Variable) (string, bool) {
+	val, from, ok := p.s.Lookup(v)
 	if ok {
-		p.cfg.Sources[v.env] = from
+		p.cfg.Sources[v.Env] = from
 	}
 	return val, ok
 }
@@ -154,7 +154,7 @@ func (p *parser) clientCert() (authCandidate, bool) {
 			return authCandidate{}, false
 		}
 		a.CertPEM, a.KeyPEM = Secret(certPEM), Secret(keyPEM)
-		return authCandidate{AuthClientCert, []string{varCertData.env, varKeyData.env}}, true
+		return authCandidate{AuthClientCert, []string{varCertData.Env, varKeyData.Env}}, true
 	case filesSet:
 		if !certFileSet {
 			p.bad(varCertFile, "is required with NSXT_CLIENT_KEY_FILE")
@@ -169,13 +169,13 @@ func (p *parser) clientCert() (authCandidate, bool) {
 			return authCandidate{}, false
 		}
 		a.CertFile, a.KeyFile = certFile, keyFile
-		return authCandidate{AuthClientCert, []string{varCertFile.env, varKeyFile.env}}, true
+		return authCandidate{AuthClientCert, []string{varCertFile.Env, varKeyFile.Env}}, true
 	}
 	return authCandidate{}, false
 }
 
 // keyPair checks a certificate and key, blaming the variable at fault.
-func (p *parser) keyPair(certVar, keyVar variable, certPEM, keyPEM []byte) bool {
+func (p *parser) keyPair(certVar, keyVar Variable, certPEM, keyPEM []byte) bool {
 	_, err := auth.ParseKeyPair(certPEM, keyPEM)
 	if err == nil {
 		return true
