@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/t1route/t1route/podroute/connect"
 	"github.com/t1route/t1route/podroute/datapath"
 )
 
@@ -94,7 +95,7 @@ func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
 	}
 	defer log.Sync() //nolint:errcheck
 	klog.SetLogger(zapr.NewLogger(log.Named("client-go")))
-	rc, err := kubeClientConfig(f.kubeconfig)
+	rc, err := connect.KubeConfig(f.kubeconfig, userAgent())
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/connect"
 )
 
 func newCleanupControllerCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -54,7 +55,7 @@ The workload clusters' CLUSTER_NAME must be their Cluster API Cluster name.`,
 			if err != nil {
 				return err
 			}
-			rc, err := kubeClientConfig(kubeconfig)
+			rc, err := connect.KubeConfig(kubeconfig, userAgent())
 			if err != nil {
 				return err
 			}

@@ -22,13 +22,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/connect"
 )
 
 type controllerFlags struct {
@@ -85,28 +84,6 @@ func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string,
 	return cmd
 }
 
-// kubeClientConfig resolves --kubeconfig, in-cluster, then $KUBECONFIG / ~/.kube/config.
-func kubeClientConfig(path string) (*rest.Config, error) {
-	var rc *rest.Config
-	var err error
-	switch {
-	case path != "":
-		rc, err = clientcmd.BuildConfigFromFlags("", path)
-	default:
-		rc, err = rest.InClusterConfig()
-		if err != nil {
-			rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("no Kubernetes configuration: %w (give --kubeconfig, run in a pod, or set KUBECONFIG)", err)
-	}
-	// Node condition patches for thousands of nodes: client-go's default of 5/s is far too low.
-	rc.QPS, rc.Burst = 50, 100
-	rc.UserAgent = "t1route/" + version
-	return rc, nil
-}
-
 func runController(ctx context.Context, cfg config.Config, f controllerFlags, stderr io.Writer, getenv func(string) (string, bool)) error {
 	level, err := zapcore.ParseLevel(f.logLevel)
 	if err != nil {
@@ -149,7 +126,7 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 		<-ctx.Done()
 		return nil
 	}
-	rc, err := kubeClientConfig(f.kubeconfig)
+	rc, err := connect.KubeConfig(f.kubeconfig, userAgent())
 	if err != nil {
 		return err
 	}
@@ -162,14 +139,16 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 		return err
 	}
 	limits := nsx.Limits{RateLimit: f.nsxRate, MaxInFlight: f.nsxInFlight}
-	conn, err := connectNSX(ctx, cfg, kube, log, limits, func(op string, status, _ int, d time.Duration) {
-		metrics.NSXCalls.WithLabelValues(op, fmt.Sprint(status)).Inc()
-		metrics.NSXCallDuration.WithLabelValues(op).Observe(d.Seconds())
-	}, f.nsxBatch)
+	conn, err := connect.NSX(ctx, cfg, kube, connect.Options{Limits: limits, BatchSize: f.nsxBatch, Log: log,
+		Observe: func(op string, status, _ int, d time.Duration) {
+			metrics.NSXCalls.WithLabelValues(op, fmt.Sprint(status)).Inc()
+			metrics.NSXCallDuration.WithLabelValues(op).Observe(d.Seconds())
+		}})
 	if err != nil {
 		return err
 	}
-	credentials.Store(&conn.Ready)
+	credentialsReady := conn.Ready
+	credentials.Store(&credentialsReady)
 	opts := podroute.RunOptions{
 		Config: podroute.Config{Identity: podroute.Identity{UID: uid, Name: cfg.ClusterName}, Tier1Path: cfg.RouterPath,
 			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync, Window: f.window, MaxRoutes: f.maxRoutes,

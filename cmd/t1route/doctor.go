@@ -22,6 +22,7 @@ import (
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/connect"
 )
 
 // doctor prints one PASS/WARN/FAIL line per check with a fix hint.
@@ -120,7 +121,7 @@ func doctorManager(ctx context.Context, cfg config.Config, d *doctor) bool {
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), "443")
 	}
-	tlsConf, err := managerTLS(cfg)
+	tlsConf, err := connect.ManagerTLS(cfg)
 	if err != nil {
 		d.line("FAIL", "manager TLS", err.Error(), "set NSXT_ROOT_CA_DATA_B64 to base64 of the CA's PEM")
 		return false
@@ -152,12 +153,12 @@ func doctorManager(ctx context.Context, cfg config.Config, d *doctor) bool {
 func doctorNSX(ctx context.Context, cfg config.Config, kube kubernetes.Interface, d *doctor, stderr io.Writer) {
 	log, _ := newLogger(stderr, "console", zap.ErrorLevel)
 	nsx.RouteSDKLogs(log)
-	conn, err := connectNSX(ctx, cfg, kube, log, nsx.Limits{RateLimit: 20, MaxInFlight: 4, MaxRetries: 1}, nil, 1000)
+	conn, err := connect.NSX(ctx, cfg, kube, connect.Options{Limits: nsx.Limits{RateLimit: 20, MaxInFlight: 4, MaxRetries: 1}, BatchSize: 1000, Log: log})
 	if err != nil {
 		d.line("FAIL", "credentials", err.Error(), "see t1route validate-config")
 		return
 	}
-	if err := conn.waitReady(ctx, 15*time.Second); err != nil {
+	if err := conn.WaitReady(ctx, 15*time.Second); err != nil {
 		d.line("FAIL", "credentials", err.Error(), "check the Secret named by NSXT_SECRET_NAMESPACE/NSXT_SECRET_NAME")
 		return
 	}
@@ -238,7 +239,7 @@ func older(v, min string) bool {
 }
 
 func doctorKube(ctx context.Context, f doctorFlags, d *doctor) kubernetes.Interface {
-	rc, err := kubeClientConfig(f.kubeconfig)
+	rc, err := connect.KubeConfig(f.kubeconfig, userAgent())
 	if err != nil {
 		d.line("FAIL", "kubernetes", err.Error(), "give --kubeconfig or run in the cluster")
 		return nil

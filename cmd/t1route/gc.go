@@ -17,6 +17,7 @@ import (
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/connect"
 )
 
 type gcFlags struct {
@@ -133,7 +134,7 @@ func runGC(ctx context.Context, o *oneShot, f gcFlags, stdout, stderr io.Writer)
 
 // liveClusters lists the Cluster API Clusters of a management cluster by name.
 func liveClusters(ctx context.Context, kubeconfig string) (map[string]bool, error) {
-	rc, err := kubeClientConfig(kubeconfig)
+	rc, err := connect.KubeConfig(kubeconfig, userAgent())
 	if err != nil {
 		return nil, err
 	}

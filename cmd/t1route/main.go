@@ -17,6 +17,9 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// userAgent names t1route to the APIs it calls.
+func userAgent() string { return "t1route/" + version }
+
 // exitError carries an exit code out of a command.
 type exitError struct{ code int }
 

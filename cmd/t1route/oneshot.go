@@ -12,6 +12,7 @@ import (
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/connect"
 )
 
 // oneShot is what a one-shot command (gc, routes, check) needs: the
@@ -54,7 +55,7 @@ func connectOneShot(ctx context.Context, cmd *cobra.Command, getenv func(string)
 	nsx.RouteSDKLogs(log) // the SDK logs every request to the standard logger otherwise
 	o := &oneShot{cfg: cfg, log: log}
 	if needKube || cfg.Auth.Mode == config.AuthSecret {
-		rc, err := kubeClientConfig(kubeconfig)
+		rc, err := connect.KubeConfig(kubeconfig, userAgent())
 		if err != nil {
 			return nil, err
 		}
@@ -62,11 +63,11 @@ func connectOneShot(ctx context.Context, cmd *cobra.Command, getenv func(string)
 			return nil, err
 		}
 	}
-	conn, err := connectNSX(ctx, cfg, o.kube, log, nsx.Limits{RateLimit: 50, MaxInFlight: 10}, nil, 1000)
+	conn, err := connect.NSX(ctx, cfg, o.kube, connect.Options{Limits: nsx.Limits{RateLimit: 50, MaxInFlight: 10}, BatchSize: 1000, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	if err := conn.waitReady(ctx, 15*time.Second); err != nil {
+	if err := conn.WaitReady(ctx, 15*time.Second); err != nil {
 		return nil, err
 	}
 	o.nsx = conn.Client

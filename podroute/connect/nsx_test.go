@@ -1,7 +1,8 @@
-package main
+package connect
 
 import (
 	"context"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,7 +64,7 @@ func TestEachAuthModeEndToEnd(t *testing.T) {
 		"NSXT_MANAGER_HOST":        sim.Addr(),
 		"NSXT_ROUTER_PATH":         "/infra/tier-1s/t1-routable",
 		"CLUSTER_CIDR":             "100.96.0.0/11",
-		"NSXT_ROOT_CA_DATA_B64":    b64(sim.CACertPEM()),
+		"NSXT_ROOT_CA_DATA_B64":    base64.StdEncoding.EncodeToString(sim.CACertPEM()),
 	}
 	kube := fake.NewSimpleClientset(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "t1route", Name: "nsx"},
 		Data: map[string][]byte{"username": []byte("admin"), "password": []byte("Admin-pw-1")}})
@@ -80,9 +81,9 @@ func TestEachAuthModeEndToEnd(t *testing.T) {
 		{"remote", map[string]string{"NSXT_USERNAME": "carol@corp", "NSXT_PASSWORD": "Remote-pw-1", "NSXT_SESSION_AUTH": "false", "NSXT_REMOTE_AUTH": "true"}, config.AuthPassword, "carol@corp", 0},
 		{"vmc", map[string]string{"NSXT_VMC_AUTH_HOST": sim.Addr(), "NSXT_VMC_ACCESS_TOKEN": "vmc-token-1"}, config.AuthVMCToken, "vmc-user", 0},
 		{"secret", map[string]string{"NSXT_SECRET_NAMESPACE": "t1route", "NSXT_SECRET_NAME": "nsx"}, config.AuthSecret, "admin", 1},
-		{"certificate data", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(certPEM), "NSXT_CLIENT_CERT_KEY_DATA": string(keyPEM)}, config.AuthClientCert, "principal:t1route-principal", 0},
+		{"certificate data", map[string]string{"NSXT_CLIENT_CERT_DATA": base64.StdEncoding.EncodeToString(certPEM), "NSXT_CLIENT_CERT_KEY_DATA": string(keyPEM)}, config.AuthClientCert, "principal:t1route-principal", 0},
 		{"certificate files", map[string]string{"NSXT_CLIENT_CERT_FILE": filepath.Join(dir, "tls.crt"), "NSXT_CLIENT_KEY_FILE": filepath.Join(dir, "tls.key")}, config.AuthClientCert, "principal:t1route-principal", 0},
-		{"certificate over password", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(certPEM), "NSXT_CLIENT_CERT_KEY_DATA": b64(keyPEM),
+		{"certificate over password", map[string]string{"NSXT_CLIENT_CERT_DATA": base64.StdEncoding.EncodeToString(certPEM), "NSXT_CLIENT_CERT_KEY_DATA": base64.StdEncoding.EncodeToString(keyPEM),
 			"NSXT_USERNAME": "admin", "NSXT_PASSWORD": "Admin-pw-1"}, config.AuthClientCert, "principal:t1route-principal", 0},
 	}
 	for _, tc := range cases {
@@ -103,13 +104,12 @@ func TestEachAuthModeEndToEnd(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			conn, err := connectNSX(ctx, cfg, kube, zap.NewNop(), nsx.Limits{}, nil, 0)
+			conn, err := NSX(ctx, cfg, kube, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for conn.Ready() != nil && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
+			if err := conn.WaitReady(ctx, 5*time.Second); err != nil {
+				t.Fatal(err)
 			}
 			sim.ResetStats()
 			for range 3 {
@@ -140,7 +140,7 @@ func TestConnectWithoutVerificationWarns(t *testing.T) {
 	}
 	var logs strings.Builder
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logs), zapcore.DebugLevel))
-	conn, err := connectNSX(context.Background(), cfg, nil, log, nsx.Limits{}, nil, 0)
+	conn, err := NSX(context.Background(), cfg, nil, Options{Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package main
+// Package connect is the one wiring from t1route's configuration to ready
+// clients: the Kubernetes client of a command, and the NSX client with the
+// authentication the configuration chose. Every command, the integration
+// tests, the demo and bench connect through it.
+package connect
 
 import (
 	"context"
@@ -16,11 +20,53 @@ import (
 	"github.com/t1route/t1route/podroute/config"
 )
 
-// nsxConnection is an NSX client built from the configuration, and whether
+// Options tune the NSX client; the zero value is production's defaults.
+type Options struct {
+	Limits nsx.Limits
+	// Observe, if set, hears of every NSX call (for metrics).
+	Observe func(op string, status, attempts int, d time.Duration)
+	// BatchSize is routes per hierarchical call (0: the client's default).
+	BatchSize int
+	// Log receives the connection's warnings and the credential watchers'
+	// logs (nil: none).
+	Log *zap.Logger
+}
+
+// NSXConnection is an NSX client built from the configuration, and whether
 // its credentials are ready (a Secret may not be readable yet).
-// managerTLS is the TLS configuration for the manager: the pinned CA, or the
-// system's roots.
-func managerTLS(cfg config.Config) (*tls.Config, error) {
+type NSXConnection struct {
+	Client *nsx.Client
+	ready  func() error
+}
+
+// Ready returns nil when the credentials are available, or why not.
+func (c *NSXConnection) Ready() error { return c.ready() }
+
+// WaitReady waits up to limit (or until ctx ends) for the credentials,
+// which arrive asynchronously when they come from a Secret.
+func (c *NSXConnection) WaitReady(ctx context.Context, limit time.Duration) error {
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := c.ready()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("NSX credentials not available: %w", err)
+		case <-deadline.C:
+			return fmt.Errorf("NSX credentials not available: %w", err)
+		case <-tick.C:
+		}
+	}
+}
+
+// ManagerTLS is the TLS configuration for the manager: the pinned CA, or
+// the system's roots.
+func ManagerTLS(cfg config.Config) (*tls.Config, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLS.RootCAPEM != nil {
 		pool := x509.NewCertPool()
@@ -33,40 +79,21 @@ func managerTLS(cfg config.Config) (*tls.Config, error) {
 	return tlsConf, nil
 }
 
-// waitReady waits up to limit (or ctx) for the credentials, which arrive
-// asynchronously when they come from a Secret.
-func (c *nsxConnection) waitReady(ctx context.Context, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		err := c.Ready()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("NSX credentials not available: %w", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+// NSX builds the NSX client for cfg. With Secret authentication it starts
+// watching the Secret (until ctx ends) and needs kube; otherwise kube may be nil.
+func NSX(ctx context.Context, cfg config.Config, kube kubernetes.Interface, o Options) (*NSXConnection, error) {
+	log := o.Log
+	if log == nil {
+		log = zap.NewNop()
 	}
-}
-
-type nsxConnection struct {
-	Client *nsx.Client
-	// Ready returns nil when credentials are available, or why not.
-	Ready func() error
-}
-
-// connectNSX builds the NSX client for cfg. With Secret authentication it
-// starts watching the Secret (until ctx ends) and needs kube.
-func connectNSX(ctx context.Context, cfg config.Config, kube kubernetes.Interface, log *zap.Logger, limits nsx.Limits,
-	observe func(op string, status, attempts int, d time.Duration), batchSize int) (*nsxConnection, error) {
-	tlsConf, err := managerTLS(cfg)
+	tlsConf, err := ManagerTLS(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.TLS.InsecureSkipVerify {
 		log.Warn("NSXT_ALLOW_UNVERIFIED_SSL=true: the NSX Manager's certificate is not verified; do not use this in production")
 	}
-	conn := &nsxConnection{Ready: func() error { return nil }}
+	conn := &NSXConnection{ready: func() error { return nil }}
 	var authn nsx.Authenticator
 	a := cfg.Auth
 	switch a.Mode {
@@ -88,14 +115,15 @@ func connectNSX(ctx context.Context, cfg config.Config, kube kubernetes.Interfac
 				log.Error("watching the credentials Secret failed", zap.Error(err))
 			}
 		}()
-		conn.Ready = creds.Ready
+		conn.ready = creds.Ready
 		authn = passwordAuth(cfg, creds, log)
 	case config.AuthPassword:
 		authn = passwordAuth(cfg, auth.Static{Username: a.Username, Password: a.Password.Reveal()}, log)
 	default:
 		return nil, fmt.Errorf("no way to authenticate to NSX is configured")
 	}
-	client, err := nsx.New(nsx.Config{Host: cfg.ManagerURL, TLS: tlsConf, Auth: authn, Limits: limits, Logger: log.Named("nsx"), Observe: observe, BatchSize: batchSize})
+	client, err := nsx.New(nsx.Config{Host: cfg.ManagerURL, TLS: tlsConf, Auth: authn, Limits: o.Limits, Logger: log.Named("nsx"),
+		Observe: o.Observe, BatchSize: o.BatchSize})
 	if err != nil {
 		return nil, err
 	}
