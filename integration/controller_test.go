@@ -23,6 +23,7 @@ import (
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/daemon"
 )
 
 const tier1 = "t1-routable"
@@ -82,7 +83,7 @@ func (e *env) startController(name string, leaderElect bool, resync time.Duratio
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11"), netip.MustParsePrefix("fd00:100:96::/48")},
 		ResyncPeriod: resync}, Log: zap.NewNop()}
 	if leaderElect {
-		opts.LeaderElection = &podroute.LeaderElection{Namespace: "kube-system", Name: "t1route-controller", Identity: name,
+		opts.LeaderElection = &daemon.LeaderElection{Namespace: "kube-system", Name: "t1route-controller", Identity: name,
 			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 300 * time.Millisecond}
 	}
 	r := &runningController{cancel: cancel, done: make(chan struct{})}

@@ -25,6 +25,7 @@ import (
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/daemon"
 )
 
 const deployNS = "t1route-system"
@@ -185,7 +186,7 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 		done <- podroute.Run(runCtx, saKube, client, podroute.RunOptions{Config: podroute.Config{
 			Identity: podroute.Identity{UID: uid, Name: "deploy-test"}, Tier1Path: tier1Path,
 			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")}},
-			LeaderElection: &podroute.LeaderElection{Namespace: deployNS, Name: "t1route-controller", Identity: "test",
+			LeaderElection: &daemon.LeaderElection{Namespace: deployNS, Name: "t1route-controller", Identity: "test",
 				LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
 			Log: zap.NewNop()})
 	}()

@@ -25,6 +25,7 @@ import (
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/daemon"
 )
 
 // soakDuration is T1ROUTE_SOAK_DURATION (make soak: 5m), 30 s by default.
@@ -103,7 +104,7 @@ func TestFaultSoak(t *testing.T) {
 			defer close(r.done)
 			podroute.Run(rctx, c.Client, cl, podroute.RunOptions{Log: zap.NewNop(),
 				Config: podroute.Config{Identity: id, Tier1Path: tier1Path, ClusterCIDRs: soakCIDRs, ResyncPeriod: 3 * time.Second},
-				LeaderElection: &podroute.LeaderElection{Namespace: "kube-system", Name: "t1route-controller", Identity: name,
+				LeaderElection: &daemon.LeaderElection{Namespace: "kube-system", Name: "t1route-controller", Identity: name,
 					LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 300 * time.Millisecond}})
 		}()
 		return r

@@ -11,16 +11,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-logr/zapr"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2"
 
 	"github.com/t1route/t1route/podroute/connect"
+	"github.com/t1route/t1route/podroute/daemon"
 	"github.com/t1route/t1route/podroute/datapath"
 )
 
@@ -85,35 +80,25 @@ func defaultCNIPlugin() string {
 }
 
 func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
-	level, err := zapcore.ParseLevel(f.logLevel)
-	if err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	log, err := newLogger(stderr, f.logFormat, level)
+	log, err := daemon.NewLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
-	klog.SetLogger(zapr.NewLogger(log.Named("client-go")))
-	rc, err := connect.KubeConfig(f.kubeconfig, userAgent())
+	kube, err := connect.Kube(f.kubeconfig, userAgent())
 	if err != nil {
 		return err
 	}
-	kube, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := daemon.NewRegistry()
 	agent := datapath.NewAgent(f.cfg, kube, log, datapath.NewMetrics(reg))
-	srv, err := serveMetrics(f.healthAddr, reg, func() error {
+	srv, err := daemon.ServeHealth(f.healthAddr, reg, func() error {
 		if !agent.Ready() {
 			return errors.New("the datapath is not set up yet")
 		}
 		return nil
 	}, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("--health-bind-address: %w", err)
 	}
 	defer srv.Close()
 	log.Info("starting agent", zap.String("node", f.cfg.NodeName))

@@ -5,29 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/go-logr/zapr"
-	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2"
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
 	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/connect"
+	"github.com/t1route/t1route/podroute/daemon"
 )
 
 type controllerFlags struct {
@@ -85,24 +75,17 @@ func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string,
 }
 
 func runController(ctx context.Context, cfg config.Config, f controllerFlags, stderr io.Writer, getenv func(string) (string, bool)) error {
-	level, err := zapcore.ParseLevel(f.logLevel)
-	if err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	log, err := newLogger(stderr, f.logFormat, level)
+	log, err := daemon.NewLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
-	klog.SetLogger(zapr.NewLogger(log.Named("client-go")))
-	nsx.RouteSDKLogs(log)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := daemon.NewRegistry()
 	metrics := podroute.NewMetrics(reg)
 	var ready atomic.Bool
 	var credentials atomic.Pointer[func() error] // set once NSX is connected
-	srv, err := serveMetrics(f.metricsAddr, reg, func() error {
+	srv, err := daemon.ServeHealth(f.metricsAddr, reg, func() error {
 		if !ready.Load() {
 			return errors.New("no reconcile pass has completed yet")
 		}
@@ -116,7 +99,7 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 		return nil
 	}, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("--metrics-bind-address: %w", err)
 	}
 	defer srv.Shutdown(context.Background()) //nolint:errcheck
 
@@ -126,11 +109,7 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 		<-ctx.Done()
 		return nil
 	}
-	rc, err := connect.KubeConfig(f.kubeconfig, userAgent())
-	if err != nil {
-		return err
-	}
-	kube, err := kubernetes.NewForConfig(rc)
+	kube, err := connect.Kube(f.kubeconfig, userAgent())
 	if err != nil {
 		return err
 	}
@@ -138,9 +117,8 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 	if err != nil {
 		return err
 	}
-	limits := nsx.Limits{RateLimit: f.nsxRate, MaxInFlight: f.nsxInFlight}
-	conn, err := connect.NSX(ctx, cfg, kube, connect.Options{Limits: limits, BatchSize: f.nsxBatch, Log: log,
-		Observe: func(op string, status, _ int, d time.Duration) {
+	conn, err := connect.NSX(ctx, cfg, kube, connect.Options{Limits: nsx.Limits{RateLimit: f.nsxRate, MaxInFlight: f.nsxInFlight},
+		BatchSize: f.nsxBatch, Log: log, Observe: func(op string, status, _ int, d time.Duration) {
 			metrics.NSXCalls.WithLabelValues(op, fmt.Sprint(status)).Inc()
 			metrics.NSXCallDuration.WithLabelValues(op).Observe(d.Seconds())
 		}})
@@ -156,53 +134,13 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 		Metrics: metrics, Log: log, OnReady: func() { ready.Store(true) },
 	}
 	if f.leaderElect {
-		opts.LeaderElection = leaderElection(getenv, f.leaseNamespace, f.leaseName, f.leaseDuration)
+		opts.LeaderElection = daemon.Lease(getenv, f.leaseNamespace, f.leaseName, f.leaseDuration)
 		// A standby replica is ready: it is healthy and waiting for the lease.
 		ready.Store(true)
 	}
-	err = podroute.Run(ctx, kube, conn.Client, opts)
-	if ctx.Err() == nil && f.leaderElect {
-		return errors.New("lost the leader lease; exiting so that a fresh start rejoins the election")
+	if err := podroute.Run(ctx, kube, conn.Client, opts); err != nil {
+		return err
 	}
 	log.Info("shut down cleanly")
-	return err
-}
-
-// serveMetrics serves /metrics, /healthz, and /readyz, which answers 503
-// with ready's error until it returns nil.
-func serveMetrics(addr string, reg *prometheus.Registry, ready func() error, log *zap.Logger) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }) //nolint:errcheck
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ok\n") //nolint:errcheck
-	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-bind-address %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed
-	log.Info("serving metrics and health", zap.String("address", ln.Addr().String()))
-	return srv, nil
-}
-
-// leaderElection configures a Lease in namespace (default: $POD_NAMESPACE,
-// else kube-system) with this replica's identity (host name and a random
-// suffix, so a restarted pod never impersonates its predecessor).
-func leaderElection(getenv func(string) (string, bool), namespace, name string, duration time.Duration) *podroute.LeaderElection {
-	if namespace == "" {
-		if v, ok := getenv("POD_NAMESPACE"); ok && v != "" {
-			namespace = v
-		} else {
-			namespace = "kube-system"
-		}
-	}
-	host, _ := os.Hostname()
-	return &podroute.LeaderElection{Namespace: namespace, Name: name, Identity: host + "_" + uuid.NewString()[:8],
-		LeaseDuration: duration, RenewDeadline: duration * 2 / 3, RetryPeriod: duration / 7}
+	return nil
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 	nsxt "github.com/vmware/go-vmware-nsxt"
-	"go.uber.org/zap"
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -23,6 +22,7 @@ import (
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/connect"
+	"github.com/t1route/t1route/podroute/daemon"
 )
 
 // doctor prints one PASS/WARN/FAIL line per check with a fix hint.
@@ -151,8 +151,11 @@ func doctorManager(ctx context.Context, cfg config.Config, d *doctor) bool {
 
 // doctorNSX: credentials, version and cluster status, the Tier-1 and its advertisement.
 func doctorNSX(ctx context.Context, cfg config.Config, kube kubernetes.Interface, d *doctor, stderr io.Writer) {
-	log, _ := newLogger(stderr, "console", zap.ErrorLevel)
-	nsx.RouteSDKLogs(log)
+	log, err := daemon.NewLogger(stderr, "console", "error")
+	if err != nil {
+		d.line("FAIL", "credentials", err.Error(), "")
+		return
+	}
 	conn, err := connect.NSX(ctx, cfg, kube, connect.Options{Limits: nsx.Limits{RateLimit: 20, MaxInFlight: 4, MaxRetries: 1}, BatchSize: 1000, Log: log})
 	if err != nil {
 		d.line("FAIL", "credentials", err.Error(), "see t1route validate-config")
@@ -301,14 +304,7 @@ func doctorCIDRs(ctx context.Context, cfg config.Config, f doctorFlags, kube kub
 
 // doctorRBAC: may this identity do what the controller does?
 func doctorRBAC(ctx context.Context, cfg config.Config, f doctorFlags, getenv func(string) (string, bool), kube kubernetes.Interface, d *doctor) {
-	leaseNS := f.leaseNamespace
-	if leaseNS == "" {
-		if v, ok := getenv("POD_NAMESPACE"); ok && v != "" {
-			leaseNS = v
-		} else {
-			leaseNS = "kube-system"
-		}
-	}
+	leaseNS := daemon.LeaseNamespace(getenv, f.leaseNamespace)
 	needs := []authzv1.ResourceAttributes{
 		{Verb: "list", Resource: "nodes"}, {Verb: "watch", Resource: "nodes"}, {Verb: "patch", Resource: "nodes", Subresource: "status"},
 		{Verb: "create", Resource: "events", Namespace: "default"}, {Verb: "get", Resource: "namespaces", Name: "kube-system"},
