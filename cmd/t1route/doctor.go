@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/t1route/t1route/deploy/render"
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/connect"
@@ -304,15 +305,7 @@ func doctorCIDRs(ctx context.Context, cfg config.Config, f doctorFlags, kube kub
 
 // doctorRBAC: may this identity do what the controller does?
 func doctorRBAC(ctx context.Context, cfg config.Config, f doctorFlags, getenv func(string) (string, bool), kube kubernetes.Interface, d *doctor) {
-	leaseNS := daemon.LeaseNamespace(getenv, f.leaseNamespace)
-	needs := []authzv1.ResourceAttributes{
-		{Verb: "list", Resource: "nodes"}, {Verb: "watch", Resource: "nodes"}, {Verb: "patch", Resource: "nodes", Subresource: "status"},
-		{Verb: "create", Resource: "events", Namespace: "default"}, {Verb: "get", Resource: "namespaces", Name: "kube-system"},
-		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: leaseNS},
-	}
-	if cfg.Auth.Mode == config.AuthSecret {
-		needs = append(needs, authzv1.ResourceAttributes{Verb: "watch", Resource: "secrets", Namespace: cfg.Auth.SecretNamespace, Name: cfg.Auth.SecretName})
-	}
+	needs := render.ControllerPermissions(cfg, daemon.LeaseNamespace(getenv, f.leaseNamespace))
 	var missing []string
 	for _, ra := range needs {
 		r, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx,
