@@ -22,6 +22,7 @@ import (
 
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/gc"
 )
 
 // putClusterRoutes puts n routes of another cluster (as its t1route
@@ -151,8 +152,8 @@ func TestCleanupController(t *testing.T) {
 	CreateCAPICluster(t, dyn, "default", "wl-1", nil, capiFinalizer)
 	CreateCAPICluster(t, dyn, "default", "wl-2", nil, capiFinalizer)
 	CreateCAPICluster(t, dyn, "default", "no-routes", nil)
-	CreateCAPICluster(t, dyn, "default", "labelled", map[string]string{podroute.PodRoutingLabel: "true"})
-	clusters := dyn.Resource(podroute.ClusterAPIClusters).Namespace("default")
+	CreateCAPICluster(t, dyn, "default", "labelled", map[string]string{gc.PodRoutingLabel: "true"})
+	clusters := dyn.Resource(gc.ClusterAPIClusters).Namespace("default")
 	finalizers := func(name string) ([]string, bool) {
 		u, err := clusters.Get(context.Background(), name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -168,7 +169,7 @@ func TestCleanupController(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			podroute.NewCleanupController(podroute.CleanupConfig{Tier1Path: tier1Path, Resync: time.Second}, dyn, client, zap.NewNop()).Run(ctx) //nolint:errcheck
+			gc.NewCleanupController(gc.CleanupConfig{Tier1Path: tier1Path, Resync: time.Second}, dyn, client, zap.NewNop()).Run(ctx) //nolint:errcheck
 		}()
 		return func() { cancel(); <-done }
 	}
@@ -178,8 +179,8 @@ func TestCleanupController(t *testing.T) {
 		f2, _ := finalizers("wl-2")
 		fl, _ := finalizers("labelled")
 		fn, _ := finalizers("no-routes")
-		return slices.Contains(f1, podroute.CleanupFinalizer) && slices.Contains(f2, podroute.CleanupFinalizer) &&
-			slices.Contains(fl, podroute.CleanupFinalizer) && !slices.Contains(fn, podroute.CleanupFinalizer), fmt.Sprint(f1, f2, fl, fn)
+		return slices.Contains(f1, gc.CleanupFinalizer) && slices.Contains(f2, gc.CleanupFinalizer) &&
+			slices.Contains(fl, gc.CleanupFinalizer) && !slices.Contains(fn, gc.CleanupFinalizer), fmt.Sprint(f1, f2, fl, fn)
 	})
 
 	if err := clusters.Delete(context.Background(), "wl-1", metav1.DeleteOptions{}); err != nil {
@@ -188,7 +189,7 @@ func TestCleanupController(t *testing.T) {
 	eventually(t, 20*time.Second, "wl-1's routes removed", func() (bool, string) { return countCluster(sim, "wl-1") == 0, fmt.Sprint(routeIDs(sim)) })
 	// Cluster API is still tearing wl-1 down (its finalizer is there): ours stays.
 	stop()
-	if f, ok := finalizers("wl-1"); !ok || !slices.Contains(f, podroute.CleanupFinalizer) {
+	if f, ok := finalizers("wl-1"); !ok || !slices.Contains(f, gc.CleanupFinalizer) {
 		t.Fatalf("released before Cluster API finished: %v %v", f, ok)
 	}
 	// While the controller is down, wl-1's own t1route re-creates a route, then Cluster API finishes.
@@ -261,7 +262,7 @@ func TestCleanupControllerBinaryLeaderElection(t *testing.T) {
 	sim := nsxsim.StartTest(t, nsxsim.Options{Tier1s: []string{tier1}})
 	putClusterRoutes(t, sim, "uid-w9", "wl-9", 0, 2)
 	CreateCAPICluster(t, dyn, "default", "wl-9", nil)
-	clusters := dyn.Resource(podroute.ClusterAPIClusters).Namespace("default")
+	clusters := dyn.Resource(gc.ClusterAPIClusters).Namespace("default")
 	var procs []*exec.Cmd
 	for range 2 {
 		cmd := exec.Command(filepath.Join(bin, "t1route"), "cleanup-controller", "--kubeconfig", c.Kubeconfig,
@@ -279,7 +280,7 @@ func TestCleanupControllerBinaryLeaderElection(t *testing.T) {
 			return false, fmt.Sprint("no leader: ", err)
 		}
 		u, err := clusters.Get(context.Background(), "wl-9", metav1.GetOptions{})
-		return err == nil && slices.Contains(u.GetFinalizers(), podroute.CleanupFinalizer), fmt.Sprint(err)
+		return err == nil && slices.Contains(u.GetFinalizers(), gc.CleanupFinalizer), fmt.Sprint(err)
 	})
 	procs[0].Process.Signal(syscall.SIGTERM) //nolint:errcheck
 	procs[0].Wait()                          //nolint:errcheck

@@ -12,10 +12,10 @@ import (
 	"go.uber.org/zap"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/t1route/t1route/podroute"
 	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/connect"
 	"github.com/t1route/t1route/podroute/daemon"
+	"github.com/t1route/t1route/podroute/gc"
 )
 
 func newCleanupControllerCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -65,7 +65,7 @@ The workload clusters' CLUSTER_NAME must be their Cluster API Cluster name.`,
 			}
 			log.Info("starting the cluster cleanup controller", zap.String("tier1", cfg.RouterPath), zap.Bool("leader_elect", leaderElect))
 			return daemon.RunElected(ctx, o.kube, le, log, nil, func(ctx context.Context) error {
-				return podroute.NewCleanupController(podroute.CleanupConfig{Tier1Path: cfg.RouterPath, Resync: resync}, dyn, o.nsx, log).Run(ctx)
+				return gc.NewCleanupController(gc.CleanupConfig{Tier1Path: cfg.RouterPath, Resync: resync}, dyn, o.nsx, log).Run(ctx)
 			})
 		},
 	}

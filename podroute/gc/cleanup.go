@@ -1,4 +1,4 @@
-package podroute
+package gc
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/t1route/t1route/nsx"
+	"github.com/t1route/t1route/podroute"
 )
 
 // ClusterAPIClusters is Cluster API's Cluster resource.
@@ -36,6 +37,9 @@ type CleanupConfig struct {
 	Resync time.Duration
 }
 
+// workKey is the one work item: every pass looks at every Cluster.
+const workKey = "clusters"
+
 // CleanupController runs in a Cluster API management cluster. It puts a
 // finalizer on every Cluster with routable pods (one that has t1route routes
 // on the Tier-1 under its name, or carries the t1route.io/pod-routing=true
@@ -47,14 +51,14 @@ type CleanupConfig struct {
 type CleanupController struct {
 	cfg      CleanupConfig
 	dyn      dynamic.Interface
-	nsx      RouteClient
+	nsx      podroute.RouteClient
 	informer cache.SharedIndexInformer
 	queue    workqueue.TypedRateLimitingInterface[string]
 	log      *zap.Logger
 }
 
 // NewCleanupController builds the controller; Run starts it.
-func NewCleanupController(cfg CleanupConfig, dyn dynamic.Interface, client RouteClient, log *zap.Logger) *CleanupController {
+func NewCleanupController(cfg CleanupConfig, dyn dynamic.Interface, client podroute.RouteClient, log *zap.Logger) *CleanupController {
 	if cfg.Resync == 0 {
 		cfg.Resync = time.Minute
 	}
@@ -189,4 +193,18 @@ func jsonList(items []string) string {
 	}
 	b, _ := json.Marshal(items)
 	return string(b)
+}
+
+// LiveClusters is the set of Cluster API Clusters (by name) of a management
+// cluster: what gc --orphans keeps.
+func LiveClusters(ctx context.Context, dyn dynamic.Interface) (map[string]bool, error) {
+	list, err := dyn.Resource(ClusterAPIClusters).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list Cluster API Clusters (cluster.x-k8s.io/v1beta1): %w; is this the management cluster?", err)
+	}
+	live := map[string]bool{}
+	for _, c := range list.Items {
+		live[c.GetName()] = true
+	}
+	return live, nil
 }

@@ -1,32 +1,22 @@
-package podroute
+// Package gc collects the routes of clusters that no longer exist: the
+// selection behind t1route gc (pure), and the Cluster API cleanup controller
+// that finalizes deleted Clusters in a management cluster. Only routes with
+// t1route's ownership tags are ever selected.
+package gc
 
 import (
 	"sort"
 
 	"github.com/t1route/t1route/nsx"
+	"github.com/t1route/t1route/podroute"
 )
-
-// ClusterRef names a cluster whose routes are on the Tier-1, as its tags say.
-type ClusterRef struct {
-	UID, Name string
-}
-
-// ClusterOf returns the cluster a t1route route belongs to (ok false for a
-// route t1route did not create, which garbage collection never touches).
-func ClusterOf(r nsx.Route) (ClusterRef, bool) {
-	if !IsT1Route(r) {
-		return ClusterRef{}, false
-	}
-	ref := ClusterRef{UID: tagValue(r.Tags, ScopeClusterUID), Name: tagValue(r.Tags, ScopeClusterName)}
-	return ref, ref.UID != ""
-}
 
 // Clusters lists the clusters that have routes on the Tier-1, with how many
 // each has, sorted by name then UID.
-func Clusters(routes []nsx.Route) map[ClusterRef]int {
-	out := map[ClusterRef]int{}
+func Clusters(routes []nsx.Route) map[podroute.ClusterRef]int {
+	out := map[podroute.ClusterRef]int{}
 	for _, r := range routes {
-		if ref, ok := ClusterOf(r); ok {
+		if ref, ok := podroute.ClusterOf(r); ok {
 			out[ref]++
 		}
 	}
@@ -37,11 +27,11 @@ func Clusters(routes []nsx.Route) map[ClusterRef]int {
 // cluster UID, or a CLUSTER_NAME as tagged). Only routes with t1route's
 // ownership tags are ever selected. It also returns every cluster that
 // matched, so a caller can refuse a name that more than one cluster uses.
-func RoutesOfCluster(routes []nsx.Route, nameOrUID string) ([]nsx.Route, []ClusterRef) {
+func RoutesOfCluster(routes []nsx.Route, nameOrUID string) ([]nsx.Route, []podroute.ClusterRef) {
 	var out []nsx.Route
-	matched := map[ClusterRef]bool{}
+	matched := map[podroute.ClusterRef]bool{}
 	for _, r := range routes {
-		ref, ok := ClusterOf(r)
+		ref, ok := podroute.ClusterOf(r)
 		if !ok || (ref.UID != nameOrUID && ref.Name != nameOrUID) {
 			continue
 		}
@@ -54,11 +44,11 @@ func RoutesOfCluster(routes []nsx.Route, nameOrUID string) ([]nsx.Route, []Clust
 // OrphanRoutes selects the routes of clusters whose name is not among live
 // (the Cluster API clusters that exist), except those of keep (names or
 // UIDs, e.g. the management cluster's own). Only t1route's routes.
-func OrphanRoutes(routes []nsx.Route, live map[string]bool, keep map[string]bool) ([]nsx.Route, []ClusterRef) {
+func OrphanRoutes(routes []nsx.Route, live map[string]bool, keep map[string]bool) ([]nsx.Route, []podroute.ClusterRef) {
 	var out []nsx.Route
-	gone := map[ClusterRef]bool{}
+	gone := map[podroute.ClusterRef]bool{}
 	for _, r := range routes {
-		ref, ok := ClusterOf(r)
+		ref, ok := podroute.ClusterOf(r)
 		if !ok || live[ref.Name] || keep[ref.Name] || keep[ref.UID] {
 			continue
 		}
@@ -73,8 +63,8 @@ func sortRoutes(rs []nsx.Route) []nsx.Route {
 	return rs
 }
 
-func sortedRefs(m map[ClusterRef]bool) []ClusterRef {
-	out := make([]ClusterRef, 0, len(m))
+func sortedRefs(m map[podroute.ClusterRef]bool) []podroute.ClusterRef {
+	out := make([]podroute.ClusterRef, 0, len(m))
 	for r := range m {
 		out = append(out, r)
 	}
