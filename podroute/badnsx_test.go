@@ -3,15 +3,11 @@ package podroute
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/t1route/t1route/auth"
 	"github.com/t1route/t1route/nsx"
@@ -41,14 +37,9 @@ func TestGarbageFromNSXNeverDeletes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			kube := fake.NewSimpleClientset()
-			for i := range 3 {
-				kube.CoreV1().Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("n%d", i)},
-					Spec:   corev1.NodeSpec{PodCIDRs: []string{fmt.Sprintf("100.96.%d.0/24", i)}},
-					Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", i+1)}}}}, metav1.CreateOptions{})
-			}
+			kube := fakeNodes(3)
 			// Routes already there: two of ours (one for a node that is gone) and a foreign one.
-			d, _ := Desired(us, v4, []Node{{Name: "n0", PodCIDRs: []string{"100.96.0.0/24"}, InternalIPs: []string{"198.51.100.1"}},
+			d, _ := Desired(us, v4, []Node{{Name: "n00", PodCIDRs: []string{"100.96.0.0/24"}, InternalIPs: []string{"198.51.100.1"}},
 				{Name: "gone", PodCIDRs: []string{"100.96.9.0/24"}, InternalIPs: []string{"198.51.100.9"}}})
 			var pre []nsx.Route
 			for _, r := range d {
@@ -83,7 +74,7 @@ func TestGarbageFromNSXNeverDeletes(t *testing.T) {
 			}
 			// Once NSX answers properly again, the pass converges: the gone node's route goes.
 			sim.ClearFaults()
-			c.needList.Store(true)
+			c.actual.Invalidate()
 			if err := c.reconcile(ctx); err != nil {
 				t.Fatal(err)
 			}

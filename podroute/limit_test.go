@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/t1route/t1route/nsx"
@@ -60,12 +59,7 @@ func TestCapRoutes(t *testing.T) {
 }
 
 func TestControllerReportsRouteLimit(t *testing.T) {
-	kube := fake.NewSimpleClientset()
-	for i := range 40 {
-		kube.CoreV1().Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("n%02d", i)},
-			Spec:   corev1.NodeSpec{PodCIDRs: []string{fmt.Sprintf("100.96.%d.0/24", i)}},
-			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", i+1)}}}}, metav1.CreateOptions{})
-	}
+	kube := fakeNodes(40)
 	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
 	events := record.NewFakeRecorder(100)
 	factory := informers.NewSharedInformerFactory(kube, 0)

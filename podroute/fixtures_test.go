@@ -1,0 +1,29 @@
+package podroute
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// testNode is node i (name n<i>, two digits): podCIDR 100.96.<i>.0/24 via
+// InternalIP 198.51.100.<i+1>.
+func testNode(i int) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("n%02d", i)},
+		Spec:   corev1.NodeSpec{PodCIDRs: []string{fmt.Sprintf("100.96.%d.0/24", i)}},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", i+1)}}}}
+}
+
+// fakeNodes is a fake cluster holding testNode(0) to testNode(n-1).
+func fakeNodes(n int) *fake.Clientset {
+	kube := fake.NewSimpleClientset()
+	for i := range n {
+		if _, err := kube.CoreV1().Nodes().Create(context.Background(), testNode(i), metav1.CreateOptions{}); err != nil {
+			panic(err)
+		}
+	}
+	return kube
+}
