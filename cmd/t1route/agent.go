@@ -14,14 +14,15 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/t1route/t1route/podroute/agent"
 	"github.com/t1route/t1route/podroute/connect"
 	"github.com/t1route/t1route/podroute/daemon"
-	"github.com/t1route/t1route/podroute/datapath"
+	"github.com/t1route/t1route/podroute/ovs"
 )
 
 type agentFlags struct {
 	kubeconfig, healthAddr, logFormat, logLevel string
-	cfg                                         datapath.AgentConfig
+	cfg                                         agent.Config
 }
 
 func newAgentCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -50,7 +51,7 @@ changes. Pod traffic is routed by the node without NAT. Run it on every node
 	fl := cmd.Flags()
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG)")
 	fl.StringVar(&f.cfg.NodeName, "node-name", "", "this node's name (default: $NODE_NAME)")
-	fl.StringVar(&f.cfg.RunDir, "ovs-run-dir", datapath.DefaultRunDir, "Open vSwitch run directory (db.sock, <bridge>.mgmt)")
+	fl.StringVar(&f.cfg.RunDir, "ovs-run-dir", ovs.DefaultRunDir, "Open vSwitch run directory (db.sock, <bridge>.mgmt)")
 	fl.StringVar(&f.cfg.Bridge, "bridge", "br-int", "OVS bridge for pods")
 	fl.StringVar(&f.cfg.DatapathType, "datapath-type", "system", "system (kernel module) or netdev (userspace datapath)")
 	fl.StringVar(&f.cfg.GatewayPort, "gateway-port", "t1r-gw0", "name of the gateway internal port")
@@ -72,7 +73,7 @@ func defaultCNIPlugin() string {
 	if err != nil {
 		return ""
 	}
-	p := filepath.Join(filepath.Dir(exe), datapath.PluginType)
+	p := filepath.Join(filepath.Dir(exe), agent.PluginType)
 	if _, err := os.Stat(p); err != nil {
 		return ""
 	}
@@ -90,9 +91,9 @@ func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
 		return err
 	}
 	reg := daemon.NewRegistry()
-	agent := datapath.NewAgent(f.cfg, kube, log, datapath.NewMetrics(reg))
+	a := agent.New(f.cfg, kube, log, agent.NewMetrics(reg))
 	srv, err := daemon.ServeHealth(f.healthAddr, reg, func() error {
-		if !agent.Ready() {
+		if !a.Ready() {
 			return errors.New("the datapath is not set up yet")
 		}
 		return nil
@@ -102,5 +103,5 @@ func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
 	}
 	defer srv.Close()
 	log.Info("starting agent", zap.String("node", f.cfg.NodeName))
-	return agent.Run(ctx)
+	return a.Run(ctx)
 }

@@ -24,7 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/t1route/t1route/integration"
-	"github.com/t1route/t1route/podroute/datapath"
+	"github.com/t1route/t1route/podroute/ovs"
 )
 
 const tier1 = "t1-routable"
@@ -45,7 +45,7 @@ func prerequisites(t testing.TB) {
 type node struct {
 	name, ns, ip, podCIDR string
 	ip6, podCIDR6         string // dual-stack only
-	ovs                   ovs
+	ovs                   nodeOVS
 	agent                 *exec.Cmd
 	cni                   *cniRuntime
 	agentArgs             []string
@@ -228,13 +228,13 @@ func TestRoutability(t *testing.T) {
 	})
 	w.step("flows per pod are bounded", func(t *testing.T) {
 		for _, n := range w.nodes {
-			flows, err := datapath.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}.Dump(ctx)
+			flows, err := ovs.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}.Dump(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := datapath.NodeFlows + 2*datapath.FlowsPerPod
+			want := ovs.NodeFlows + 2*ovs.FlowsPerPod
 			if w.dual {
-				want = datapath.DualStackNodeFlows + 2*datapath.FlowsPerDualStackPod
+				want = ovs.DualStackNodeFlows + 2*ovs.FlowsPerDualStackPod
 			}
 			if got := len(flows); got != want {
 				t.Fatalf("%s: %d flows, want %d for 2 pods:\n%s", n.name, got, want, strings.Join(flows, "\n"))
@@ -252,7 +252,7 @@ func TestRoutability(t *testing.T) {
 	})
 	w.step("agent restart rebuilds the same flows without disturbing pods", func(t *testing.T) {
 		n := w.nodes[0]
-		table := datapath.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
+		table := ovs.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
 		before, _ := table.Dump(ctx)
 		pinger := exec.Command("ip", "netns", "exec", w.ext, "ping", "-n", "-i", "0.1", "-c", "40", a1.ip)
 		out := &strings.Builder{}
@@ -299,7 +299,7 @@ func TestRoutability(t *testing.T) {
 	})
 	w.step("8 pods attached and detached concurrently: every one forwards, nothing is left", func(t *testing.T) {
 		n := b1.node
-		table := datapath.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
+		table := ovs.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
 		before, _ := table.Dump(ctx)
 		const count = 8
 		type result struct {

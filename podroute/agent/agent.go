@@ -1,4 +1,8 @@
-package datapath
+// Package agent is the node agent: it reads its node's podCIDRs from the
+// Kubernetes API, keeps the OVS bridge, gateway and host routing (package
+// ovs), installs the CNI plugin and its conflist, and keeps the bridge's
+// flow table equal to the pods attached.
+package agent
 
 import (
 	"context"
@@ -16,10 +20,12 @@ import (
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/t1route/t1route/podroute/ovs"
 )
 
-// AgentConfig configures the node agent.
-type AgentConfig struct {
+// Config configures the node agent.
+type Config struct {
 	NodeName     string
 	RunDir       string // OVS run directory (db.sock, <bridge>.mgmt)
 	Bridge       string
@@ -35,13 +41,13 @@ type AgentConfig struct {
 }
 
 // Defaults fills unset fields with production values.
-func (c *AgentConfig) Defaults() {
+func (c *Config) Defaults() {
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
 		}
 	}
-	def(&c.RunDir, DefaultRunDir)
+	def(&c.RunDir, ovs.DefaultRunDir)
 	def(&c.Bridge, "br-int")
 	def(&c.DatapathType, "system")
 	def(&c.GatewayPort, "t1r-gw0")
@@ -59,16 +65,16 @@ func (c *AgentConfig) Defaults() {
 // Agent keeps one node's datapath: bridge, gateway, host routing, CNI
 // configuration and the flow table.
 type Agent struct {
-	cfg     AgentConfig
+	cfg     Config
 	metrics *Metrics
 	kube    kubernetes.Interface
 	log     *zap.Logger
 	ready   atomic.Bool
-	db      atomic.Pointer[OVSDB]
+	db      atomic.Pointer[ovs.OVSDB]
 }
 
-// NewAgent returns an agent; Run starts it. metrics may be nil.
-func NewAgent(cfg AgentConfig, kube kubernetes.Interface, log *zap.Logger, metrics *Metrics) *Agent {
+// New returns an agent; Run starts it. metrics may be nil.
+func New(cfg Config, kube kubernetes.Interface, log *zap.Logger, metrics *Metrics) *Agent {
 	cfg.Defaults()
 	if metrics == nil {
 		metrics = NewMetrics(nil)
@@ -90,7 +96,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	gwAddrs := GatewayAddrs(cidrs)
+	gwAddrs := ovs.GatewayAddrs(cidrs)
 	if len(gwAddrs) == 0 {
 		return fmt.Errorf("node %s's podCIDRs %v are too small for a gateway and pods (/30 or /126 at most)", a.cfg.NodeName, cidrs)
 	}
@@ -111,7 +117,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		ips = append(ips, g.Addr().String())
 	}
 	if err := db.EnsurePort(ctx, a.cfg.Bridge, a.cfg.GatewayPort, "internal",
-		map[string]string{KeyGateway: "true", KeyIPs: strings.Join(ips, ",")}); err != nil {
+		map[string]string{ovs.KeyGateway: "true", ovs.KeyIPs: strings.Join(ips, ",")}); err != nil {
 		return fmt.Errorf("ensure gateway port: %w", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -120,19 +126,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := retry(ctx, 10*time.Second, func() error { return ConfigureHost(a.cfg.GatewayPort, gwAddrs) }); err != nil {
+	if err := retry(ctx, 10*time.Second, func() error { return ovs.ConfigureHost(a.cfg.GatewayPort, gwAddrs) }); err != nil {
 		return err
 	}
 	if err := a.installCNI(cidrs, gwAddrs); err != nil {
 		return err
 	}
 
-	table := OFCtl{RunDir: a.cfg.RunDir, Bridge: a.cfg.Bridge}
+	table := ovs.OFCtl{RunDir: a.cfg.RunDir, Bridge: a.cfg.Bridge}
 	tick := time.NewTicker(a.cfg.FlowResync)
 	defer tick.Stop()
 	for {
 		start := time.Now()
-		res, err := Sync(ctx, a.cfg.RunDir, a.cfg.Bridge, db, table)
+		res, err := ovs.Sync(ctx, a.cfg.RunDir, a.cfg.Bridge, db, table)
 		a.metrics.SyncDuration.Observe(time.Since(start).Seconds())
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -200,11 +206,11 @@ func (a *Agent) waitPodCIDRs(ctx context.Context) ([]netip.Prefix, error) {
 	}
 }
 
-func (a *Agent) dialOVSDB(ctx context.Context) (*OVSDB, error) {
-	var db *OVSDB
+func (a *Agent) dialOVSDB(ctx context.Context) (*ovs.OVSDB, error) {
+	var db *ovs.OVSDB
 	err := retry(ctx, 60*time.Second, func() error {
 		var err error
-		db, err = DialOVSDBPersistent(ctx, a.cfg.RunDir, zapr.NewLogger(a.log))
+		db, err = ovs.DialOVSDBPersistent(ctx, a.cfg.RunDir, zapr.NewLogger(a.log))
 		return err
 	})
 	return db, err
@@ -245,7 +251,7 @@ const PluginType = "t1route-cni"
 const ConfListFile = "10-t1route.conflist"
 
 // ConfList renders the node's CNI network configuration list.
-func ConfList(cfg AgentConfig, cidrs, gwAddrs []netip.Prefix) ([]byte, error) {
+func ConfList(cfg Config, cidrs, gwAddrs []netip.Prefix) ([]byte, error) {
 	var ranges [][]map[string]string
 	var routes []map[string]string
 	for _, g := range gwAddrs {

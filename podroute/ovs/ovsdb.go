@@ -1,4 +1,4 @@
-package datapath
+package ovs
 
 import (
 	"context"

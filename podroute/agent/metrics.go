@@ -1,4 +1,4 @@
-package datapath
+package agent
 
 import "github.com/prometheus/client_golang/prometheus"
 

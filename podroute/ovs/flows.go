@@ -1,6 +1,9 @@
-// Package datapath is the node side of t1route: an Open vSwitch bridge whose
-// pods are addressed from the node's podCIDR and routed, without NAT, through
-// a gateway port into the node's own routing table.
+// Package ovs is the node datapath's Open vSwitch library, shared by the
+// agent and the CNI plugin (which must stay small: no Kubernetes client):
+// an OVS bridge whose pods are addressed from the node's podCIDR and routed,
+// without NAT, through a gateway port into the node's own routing table.
+// OVSDB through libovsdb, flows through ovs-ofctl, host networking through
+// netlink (Linux; other systems build, and say so when called).
 //
 // The pipeline (OpenFlow 1.3, tables):
 //
@@ -15,7 +18,7 @@
 // Flows are a pure function of OVSDB state (Pipeline), installed with
 // `ovs-ofctl replace-flows`, which changes only the flows that differ: an
 // agent restart rebuilds the same table without disturbing running pods.
-package datapath
+package ovs
 
 import (
 	"fmt"

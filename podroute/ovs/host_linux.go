@@ -1,4 +1,6 @@
-package datapath
+//go:build linux
+
+package ovs
 
 import (
 	"fmt"
@@ -11,22 +13,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// GatewayAddrs is the gateway's address in each podCIDR (IPv4 and IPv6):
-// its first address after the network's, with the podCIDR's prefix length,
-// so the kernel's connected route for the podCIDR points at the gateway
-// port. CIDRs too small for a gateway and pods are skipped.
-func GatewayAddrs(podCIDRs []netip.Prefix) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range podCIDRs {
-		p = p.Masked()
-		if (p.Addr().Is4() && p.Bits() > 30) || (p.Addr().Is6() && p.Bits() > 126) {
-			continue
-		}
-		out = append(out, netip.PrefixFrom(p.Addr().Next(), p.Bits()))
-	}
-	return out
-}
 
 // ConfigureHost brings the gateway link up with its addresses and turns on
 // IPv4 forwarding. Idempotent. It never adds NAT: pod traffic leaves the node

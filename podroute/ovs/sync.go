@@ -1,14 +1,11 @@
-package datapath
+package ovs
 
 import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // FlowTable is where flows go. Replace is idempotent.
@@ -77,16 +74,4 @@ func gatewayOf(ports []Port) (Gateway, error) {
 		return Gateway{OFPort: p.OFPort, MAC: strings.ToLower(p.MAC), IPs: ips}, nil
 	}
 	return Gateway{}, fmt.Errorf("no gateway port on the bridge yet (the t1route agent creates it)")
-}
-
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open flow lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 }
