@@ -67,7 +67,6 @@ the flags of the same meaning (flags win).`,
 	root.AddCommand(
 		newValidateConfigCommand(stdout, stderr, getenv),
 		newControllerCommand(stdout, stderr, getenv),
-		newBenchCommand(stdout),
 		newAgentCommand(stderr, getenv),
 		newEchoCommand(stdout),
 		newCheckCommand(stdout, stderr, getenv),

@@ -1,12 +1,28 @@
+// Command bench measures the route controller against NSX's limits: the
+// real controller code (node informer, desired state, diff, batching, the
+// NSX client with its default limits, configured and connected as t1route
+// controller is) fed with --nodes nodes from a fake API server, against
+// nsxsim with NSX's default API limits (100 requests/s, 40 concurrent) and a
+// latency model. It prints one key=value line per figure:
+//
+//	converge     time from start until every route is on the Tier-1
+//	calls        NSX requests made to converge (session login included)
+//	resync_reads / resync_writes   requests of one resync pass with nothing to change
+//	change_p50 / change_p99        node address change -> next hop updated on the Tier-1
+//	peak_rss_mb  peak RSS of the whole bench process: controller, nsxsim and the
+//	             fake API server's objects together (an upper bound for the controller)
+//
+// Run it with `go run ./integration/bench --nodes N [--external-nsxsim]` or
+// `make bench-controller ARGS='--nodes N'`. It is a development tool: it
+// links nsxsim and client-go's fake clientset, which t1route must not.
 package main
 
 import (
 	"context"
-	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"math"
-	"net/netip"
 	"os"
 	goruntime "runtime"
 	"sort"
@@ -16,7 +32,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,10 +41,11 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
 
-	"github.com/t1route/t1route/auth"
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/connect"
 )
 
 type benchFlags struct {
@@ -36,35 +53,29 @@ type benchFlags struct {
 	latency, latencyChild time.Duration
 	resync                time.Duration
 	external              bool
+	nsxsim                string
 }
 
-func newBenchCommand(stdout io.Writer) *cobra.Command {
+func main() {
 	var f benchFlags
-	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Measure the controller against an in-process NSX simulator with NSX's limits",
-		Long: `bench runs the real controller code (node informer fed with --nodes nodes, desired
-state, diff, batching, the NSX client with its default limits) against an
-in-process nsxsim with NSX's default API limits (100 requests/s, 40 concurrent)
-and a latency model, and prints one key=value line per figure:
-
-  converge     time from start until every route is on the Tier-1
-  calls        NSX requests made to converge (session login included)
-  resync_reads / resync_writes   requests of one resync pass with nothing to change
-  change_p50 / change_p99        node address change -> next hop updated on the Tier-1
-  peak_rss_mb  peak RSS of the whole bench process: controller, nsxsim and the
-               fake API server's objects together (an upper bound for the controller)`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd.Context(), f, stdout) },
-	}
-	fl := cmd.Flags()
+	fl := pflag.NewFlagSet("bench", pflag.ContinueOnError)
 	fl.IntVar(&f.nodes, "nodes", 10000, "number of nodes")
 	fl.IntVar(&f.changes, "changes", 50, "node address changes to time")
 	fl.DurationVar(&f.latency, "latency", 10*time.Millisecond, "simulated NSX latency per call")
 	fl.DurationVar(&f.latencyChild, "latency-per-route", 20*time.Microsecond, "simulated NSX latency per route of a hierarchical call")
 	fl.BoolVar(&f.external, "external-nsxsim", false, "run the nsxsim binary in its own process, so peak_rss_mb is the controller's (and the fake API server's)")
+	fl.StringVar(&f.nsxsim, "nsxsim", "", "the nsxsim binary for --external-nsxsim (default: next to this program, else bin/nsxsim, else on PATH)")
 	fl.DurationVar(&f.resync, "resync-period", 20*time.Second, "resync period; changes are timed before the first resync, then one resync pass is measured")
-	return cmd
+	if err := fl.Parse(os.Args[1:]); err != nil {
+		if err == pflag.ErrHelp {
+			return
+		}
+		os.Exit(2)
+	}
+	if err := runBench(context.Background(), f, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
 }
 
 func benchNode(i int, ip string) *corev1.Node {
@@ -83,9 +94,6 @@ func benchPodCIDR(i int) string { return fmt.Sprintf("10.%d.%d.0/24", i/256, i%2
 func benchIP(i int) string { return fmt.Sprintf("198.%d.%d.%d", 18+i/62500, (i/250)%250, i%250+1) }
 
 func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if f.nodes < 1 || f.nodes > 65536 {
 		return fmt.Errorf("--nodes must be between 1 and 65536 (the bench's %s holds that many /24s)", benchClusterCIDR)
 	}
@@ -100,9 +108,16 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		return err
 	}
 	defer sim.close()
+	// Configured and connected as t1route controller is (session login,
+	// NSX's default client limits).
 	user, pass := sim.user()
-	client, err := nsx.New(nsx.Config{Host: sim.url(), TLS: &tls.Config{RootCAs: sim.caPool(), MinVersion: tls.VersionTLS12},
-		Auth: &auth.Session{BaseURL: sim.url(), Credentials: auth.Static{Username: user, Password: pass}}})
+	cfg, problems := config.Load(config.FromMap(map[string]string{"NSXT_POD_ROUTING_ENABLED": "true", "NSXT_MANAGER_HOST": sim.url(),
+		"NSXT_ROUTER_PATH": "/infra/tier-1s/" + nsxsim.DefaultTier1, "CLUSTER_CIDR": benchClusterCIDR, "CLUSTER_NAME": "bench",
+		"NSXT_USERNAME": user, "NSXT_PASSWORD": pass, "NSXT_ROOT_CA_DATA_B64": base64.StdEncoding.EncodeToString(sim.caPEM())}))
+	if len(problems) > 0 {
+		return fmt.Errorf("configuration: %v", problems)
+	}
+	conn, err := connect.NSX(ctx, cfg, nil, connect.Options{})
 	if err != nil {
 		return err
 	}
@@ -125,7 +140,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 			return err
 		}
 	}
-	id := podroute.Identity{UID: "00000000-0000-4000-8000-0000000bench", Name: "bench"}
+	id := podroute.Identity{UID: "00000000-0000-4000-8000-0000000bench", Name: cfg.ClusterName}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := sim.resetStats(); err != nil {
@@ -135,8 +150,8 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		podroute.Run(ctx, kube, client, podroute.RunOptions{Config: podroute.Config{Identity: id, Tier1Path: "/infra/tier-1s/" + nsxsim.DefaultTier1,
-			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix(benchClusterCIDR)}, ResyncPeriod: f.resync}, Log: benchLog()})
+		podroute.Run(ctx, kube, conn.Client, podroute.RunOptions{Config: podroute.Config{Identity: id, Tier1Path: cfg.RouterPath,
+			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync}, Log: benchLog()})
 	}()
 	for n, _ := sim.routeCount(); n < f.nodes; n, _ = sim.routeCount() {
 		if time.Since(began) > 30*time.Minute {

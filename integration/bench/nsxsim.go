@@ -24,7 +24,7 @@ import (
 // nsxsim binary in its own (so peak RSS is the controller's alone).
 type benchNSX interface {
 	url() string
-	caPool() *x509.CertPool
+	caPEM() []byte
 	user() (string, string)
 	routeCount() (int, error)
 	nextHop(routeID string) (string, bool)
@@ -44,7 +44,7 @@ func startInProcessNSX(f benchFlags) (benchNSX, error) {
 }
 
 func (s *inProcessNSX) url() string                          { return s.sim.URL() }
-func (s *inProcessNSX) caPool() *x509.CertPool               { return s.sim.CertPool() }
+func (s *inProcessNSX) caPEM() []byte                        { return s.sim.CACertPEM() }
 func (s *inProcessNSX) user() (string, string)               { return s.sim.User() }
 func (s *inProcessNSX) routeCount() (int, error)             { return len(s.sim.Routes(nsxsim.DefaultTier1)), nil }
 func (s *inProcessNSX) stats() (nsxsim.StatsSnapshot, error) { return s.sim.Stats(), nil }
@@ -64,16 +64,23 @@ type externalNSX struct {
 	cmd      *exec.Cmd
 	base     string
 	pool     *x509.CertPool
+	ca       []byte
 	username string
 	password string
 	http     *http.Client
 }
 
 func startExternalNSX(f benchFlags) (benchNSX, error) {
-	bin := "nsxsim"
-	if self, err := os.Executable(); err == nil {
-		if p := filepath.Join(filepath.Dir(self), "nsxsim"); fileExists(p) {
+	bin := f.nsxsim
+	if bin == "" {
+		bin = "nsxsim"
+		if p := "bin/nsxsim"; fileExists(p) {
 			bin = p
+		}
+		if self, err := os.Executable(); err == nil {
+			if p := filepath.Join(filepath.Dir(self), "nsxsim"); fileExists(p) {
+				bin = p
+			}
 		}
 	}
 	cmd := exec.Command(bin, "--latency", f.latency.String(), "--latency-per-child", f.latencyChild.String())
@@ -84,7 +91,7 @@ func startExternalNSX(f benchFlags) (benchNSX, error) {
 	cmd.Stderr = io.Discard
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("--external-nsxsim: starting %s: %w (build it with make build)", bin, err)
+		return nil, fmt.Errorf("--external-nsxsim: starting %s: %w (build it with make build, or give --nsxsim)", bin, err)
 	}
 	e := &externalNSX{cmd: cmd}
 	sc := bufio.NewScanner(stdout)
@@ -104,7 +111,7 @@ func startExternalNSX(f benchFlags) (benchNSX, error) {
 				e.close()
 				return nil, err
 			}
-			e.pool = x509.NewCertPool()
+			e.ca, e.pool = pem, x509.NewCertPool()
 			e.pool.AppendCertsFromPEM(pem)
 		}
 		if e.pool != nil {
@@ -123,7 +130,7 @@ func startExternalNSX(f benchFlags) (benchNSX, error) {
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func (e *externalNSX) url() string            { return e.base }
-func (e *externalNSX) caPool() *x509.CertPool { return e.pool }
+func (e *externalNSX) caPEM() []byte          { return e.ca }
 func (e *externalNSX) user() (string, string) { return e.username, e.password }
 func (e *externalNSX) close() {
 	e.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
