@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -64,11 +63,7 @@ func countCluster(sim *nsxsim.Simulator, name string) int {
 }
 
 // simEnv is the NSXT_* environment that points the t1route binary at sim.
-func simEnv(sim *nsxsim.Simulator) []string {
-	user, pass := sim.User()
-	return []string{"NSXT_MANAGER_HOST=" + sim.Addr(), "NSXT_ROUTER_PATH=" + tier1Path, "NSXT_USERNAME=" + user,
-		"NSXT_PASSWORD=" + pass, "NSXT_ROOT_CA_DATA_B64=" + base64.StdEncoding.EncodeToString(sim.CACertPEM())}
-}
+func simEnv(sim *nsxsim.Simulator) []string { return Environ(SimSettings(sim, tier1)) }
 
 func TestGCCommand(t *testing.T) {
 	bin := BuildBinaries(t)
@@ -174,7 +169,7 @@ func TestCleanupController(t *testing.T) {
 		return func() { cancel(); <-done }
 	}
 	stop := start()
-	eventually(t, 20*time.Second, "finalizers on clusters with routable pods", func() (bool, string) {
+	Eventually(t, 20*time.Second, "finalizers on clusters with routable pods", func() (bool, string) {
 		f1, _ := finalizers("wl-1")
 		f2, _ := finalizers("wl-2")
 		fl, _ := finalizers("labelled")
@@ -186,7 +181,7 @@ func TestCleanupController(t *testing.T) {
 	if err := clusters.Delete(context.Background(), "wl-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "wl-1's routes removed", func() (bool, string) { return countCluster(sim, "wl-1") == 0, fmt.Sprint(routeIDs(sim)) })
+	Eventually(t, 20*time.Second, "wl-1's routes removed", func() (bool, string) { return countCluster(sim, "wl-1") == 0, fmt.Sprint(routeIDs(sim)) })
 	// Cluster API is still tearing wl-1 down (its finalizer is there): ours stays.
 	stop()
 	if f, ok := finalizers("wl-1"); !ok || !slices.Contains(f, gc.CleanupFinalizer) {
@@ -201,7 +196,7 @@ func TestCleanupController(t *testing.T) {
 	}
 	stop = start()
 	defer stop()
-	eventually(t, 20*time.Second, "wl-1 released after its late route is removed", func() (bool, string) {
+	Eventually(t, 20*time.Second, "wl-1 released after its late route is removed", func() (bool, string) {
 		_, exists := finalizers("wl-1")
 		return !exists && countCluster(sim, "wl-1") == 0, fmt.Sprint(routeIDs(sim))
 	})
@@ -274,7 +269,7 @@ func TestCleanupControllerBinaryLeaderElection(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }) //nolint:errcheck
 		procs = append(procs, cmd)
 	}
-	eventually(t, 30*time.Second, "a leader and the finalizer", func() (bool, string) {
+	Eventually(t, 30*time.Second, "a leader and the finalizer", func() (bool, string) {
 		lease, err := c.Client.CoordinationV1().Leases("kube-system").Get(context.Background(), "t1route-cleanup-controller", metav1.GetOptions{})
 		if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
 			return false, fmt.Sprint("no leader: ", err)
@@ -287,7 +282,7 @@ func TestCleanupControllerBinaryLeaderElection(t *testing.T) {
 	if err := clusters.Delete(context.Background(), "wl-9", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 40*time.Second, "wl-9's routes removed and the Cluster released by whichever replica leads", func() (bool, string) {
+	Eventually(t, 40*time.Second, "wl-9's routes removed and the Cluster released by whichever replica leads", func() (bool, string) {
 		_, err := clusters.Get(context.Background(), "wl-9", metav1.GetOptions{})
 		return apierrors.IsNotFound(err) && countCluster(sim, "wl-9") == 0, fmt.Sprint(err, routeIDs(sim))
 	})

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"k8s.io/client-go/informers"
 
 	"github.com/t1route/t1route/auth"
 	"github.com/t1route/t1route/nsx"
@@ -51,16 +50,9 @@ func TestGarbageFromNSXNeverDeletes(t *testing.T) {
 			sim.PutRoute("t1-routable", "foreign", "0.0.0.0/0", []string{"203.0.113.1"})
 			sim.AddFault(nsxsim.FaultRule{Method: "GET", Path: "/static-routes$", Status: answer.Status, ContentType: answer.ContentType, Body: answer.Body})
 
-			factory := informers.NewSharedInformerFactory(kube, 0)
-			c, err := New(Config{Identity: us, Tier1Path: "/infra/tier-1s/t1-routable", ClusterCIDRs: v4, Window: time.Millisecond},
-				kube, factory.Core().V1().Nodes(), client, nil, nil, zap.NewNop())
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1-routable", ClusterCIDRs: v4, Window: time.Millisecond}, kube, client, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			factory.Start(ctx.Done())
-			factory.WaitForCacheSync(ctx.Done())
 			err = c.reconcile(ctx)
 			t.Logf("reconcile: %v", err)
 			if _, ok := sim.Route("t1-routable", us.RouteID("100.96.9.0/24")); !ok {

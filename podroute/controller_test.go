@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/t1route/t1route/nsx"
@@ -63,15 +62,9 @@ func TestPermanentRefusalDoesNotBlockOtherNodes(t *testing.T) {
 	kube := fakeNodes(40)
 	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{"100.96.17.0/24": true}}
 	events := record.NewFakeRecorder(100)
-	factory := informers.NewSharedInformerFactory(kube, 0)
-	c, err := New(Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, Window: time.Millisecond},
-		kube, factory.Core().V1().Nodes(), fnsx, events, nil, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, Window: time.Millisecond}, kube, fnsx, events)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	factory.Start(ctx.Done())
 	go c.Run(ctx)
 	deadline := time.Now().Add(5 * time.Second)
 	for !c.Ready() && time.Now().Before(deadline) {
@@ -157,15 +150,9 @@ func TestOutOfBandChangesAreNamed(t *testing.T) {
 func TestBackgroundResyncList(t *testing.T) {
 	kube := fakeNodes(3)
 	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
-	factory := informers.NewSharedInformerFactory(kube, 0)
-	c, err := New(Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4}, kube, factory.Core().V1().Nodes(), fnsx, nil, nil, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4}, kube, fnsx, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
 	if err := c.reconcile(ctx); err != nil || len(fnsx.routes) != 3 {
 		t.Fatalf("first pass: %v, %d routes", err, len(fnsx.routes))
 	}

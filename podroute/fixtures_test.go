@@ -3,10 +3,15 @@ package podroute
 import (
 	"context"
 	"fmt"
+	"testing"
 
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
 )
 
 // testNode is node i (name n<i>, two digits): podCIDR 100.96.<i>.0/24 via
@@ -26,4 +31,20 @@ func fakeNodes(n int) *fake.Clientset {
 		}
 	}
 	return kube
+}
+
+// newTestController is a controller of kube's nodes on client, its node
+// informer started and synced; the informer stops when the test ends.
+func newTestController(t *testing.T, cfg Config, kube kubernetes.Interface, client RouteClient, events record.EventRecorder) *Controller {
+	t.Helper()
+	factory := informers.NewSharedInformerFactory(kube, 0)
+	c, err := New(cfg, kube, factory.Core().V1().Nodes(), client, events, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	factory.Start(stop)
+	factory.WaitForCacheSync(stop)
+	return c
 }

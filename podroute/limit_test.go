@@ -6,10 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/t1route/t1route/nsx"
@@ -62,16 +60,9 @@ func TestControllerReportsRouteLimit(t *testing.T) {
 	kube := fakeNodes(40)
 	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
 	events := record.NewFakeRecorder(100)
-	factory := informers.NewSharedInformerFactory(kube, 0)
-	c, err := New(Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, MaxRoutes: 30},
-		kube, factory.Core().V1().Nodes(), fnsx, events, nil, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, MaxRoutes: 30}, kube, fnsx, events)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
 	if err := c.reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}

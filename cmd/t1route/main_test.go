@@ -2,47 +2,14 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"strings"
 	"testing"
 
-	"github.com/t1route/t1route/nsx/nsxsim"
+	"github.com/t1route/t1route/podroute/config/configtest"
 )
-
-// testPKI is a CA, a client certificate with its key, and a second key.
-type testPKI struct {
-	caPEM, certPEM, keyPEM, otherKeyPEM []byte
-}
-
-func newPKI(t *testing.T) testPKI {
-	t.Helper()
-	sim, err := nsxsim.New(nsxsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key, err := sim.IssueClientCert("t1route")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, other, _ := sim.IssueClientCert("other")
-	return testPKI{caPEM: sim.CACertPEM(), certPEM: cert, keyPEM: key, otherKeyPEM: other}
-}
-
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func envOf(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
-
-func validEnv() map[string]string {
-	return map[string]string{
-		"NSXT_POD_ROUTING_ENABLED": "true",
-		"NSXT_MANAGER_HOST":        "nsx.example.com",
-		"NSXT_ROUTER_PATH":         "/infra/tier-1s/t1-routable",
-		"CLUSTER_CIDR":             "100.96.0.0/11",
-		"NSXT_USERNAME":            "admin",
-		"NSXT_PASSWORD":            "Very-S3cret-pw",
-	}
 }
 
 // run executes the root command with args and an environment.
@@ -55,7 +22,7 @@ func run(env map[string]string, args ...string) (string, string, error) {
 }
 
 func TestFlagsWinOverEnvironment(t *testing.T) {
-	out, errOut, err := run(validEnv(), "validate-config", "--cluster-cidr", "100.64.0.0/16", "--router-path", "/infra/tier-1s/from-flag")
+	out, errOut, err := run(configtest.ValidEnv(), "validate-config", "--cluster-cidr", "100.64.0.0/16", "--router-path", "/infra/tier-1s/from-flag")
 	if err != nil {
 		t.Fatal(err, errOut)
 	}
@@ -65,7 +32,7 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 }
 
 func TestValidateConfigCommand(t *testing.T) {
-	out, _, err := run(validEnv(), "validate-config")
+	out, _, err := run(configtest.ValidEnv(), "validate-config")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +41,7 @@ func TestValidateConfigCommand(t *testing.T) {
 	}
 
 	// Invalid: exit 2, one line per problem, no secret even one that fails to parse.
-	env := validEnv()
+	env := configtest.ValidEnv()
 	env["NSXT_CLIENT_CERT_KEY_DATA"] = "Unparseable-S3cret-key"
 	env["CLUSTER_CIDR"] = "nope"
 	out, errOut, err := run(env, "validate-config")

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/t1route/t1route/podroute/config/configtest"
 )
 
 // containers maps "<kind>/<container>" to each container of the rendered
@@ -63,14 +65,14 @@ func TestRenderFlagsReachTheManifests(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.flags, " "), func(t *testing.T) {
-			base, stderr, err := run(validEnv(), "render")
+			base, stderr, err := run(configtest.ValidEnv(), "render")
 			if err != nil {
 				t.Fatalf("%v: %s", err, stderr)
 			}
 			if tc.check(base, containers(t, base)) {
 				t.Fatal("the check passes without the flag: it cannot tell")
 			}
-			out, stderr, err := run(validEnv(), append([]string{"render"}, tc.flags...)...)
+			out, stderr, err := run(configtest.ValidEnv(), append([]string{"render"}, tc.flags...)...)
 			if err != nil {
 				t.Fatalf("%v: %s", err, stderr)
 			}
@@ -82,16 +84,16 @@ func TestRenderFlagsReachTheManifests(t *testing.T) {
 }
 
 func TestRenderRejectsBadConfiguration(t *testing.T) {
-	env := validEnv()
+	env := configtest.ValidEnv()
 	env["CLUSTER_CIDR"] = "100.96.0.0/33"
 	out, stderr, err := run(env, "render")
 	if ee, ok := err.(exitError); !ok || ee.code != 2 || out != "" || !strings.Contains(stderr, "CLUSTER_CIDR") {
 		t.Fatalf("err %v, stdout %q, stderr %q", err, out, stderr)
 	}
-	if _, stderr, err = run(validEnv(), "render", "--datapath-type", "dpdk"); err == nil || !strings.Contains(stderr, "--datapath-type") {
+	if _, stderr, err = run(configtest.ValidEnv(), "render", "--datapath-type", "dpdk"); err == nil || !strings.Contains(stderr, "--datapath-type") {
 		t.Fatalf("bad datapath type: %v %s", err, stderr)
 	}
-	env = validEnv()
+	env = configtest.ValidEnv()
 	env["NSXT_POD_ROUTING_ENABLED"] = "false"
 	if _, stderr, err = run(env, "render"); err == nil || !strings.Contains(stderr, "NSXT_POD_ROUTING_ENABLED") {
 		t.Fatalf("disabled: %v %s", err, stderr)

@@ -1,7 +1,6 @@
 package render
 
 import (
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,8 +11,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/config/configtest"
 )
 
 // docs splits rendered YAML into objects.
@@ -40,13 +39,6 @@ func kinds(objs []map[string]any) map[string]int {
 	return k
 }
 
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-func validEnv() map[string]string {
-	return map[string]string{"NSXT_POD_ROUTING_ENABLED": "true", "NSXT_MANAGER_HOST": "nsx.example.com", "NSXT_ROUTER_PATH": "/infra/tier-1s/t1-routable",
-		"CLUSTER_CIDR": "100.96.0.0/11", "NSXT_USERNAME": "admin", "NSXT_PASSWORD": "Very-S3cret-pw"}
-}
-
 // manifests renders env with default options.
 func manifests(t *testing.T, env map[string]string) []map[string]any {
 	t.Helper()
@@ -62,19 +54,13 @@ func manifests(t *testing.T, env map[string]string) []map[string]any {
 }
 
 func TestManifestsPerAuthMode(t *testing.T) {
-	sim, err := nsxsim.New(nsxsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := sim.IssueClientCert("t1route")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki := configtest.NewPKI(t)
+	certPEM, keyPEM := pki.CertPEM, pki.KeyPEM
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "tls.crt"), certPEM, 0o600) //nolint:errcheck
 	os.WriteFile(filepath.Join(dir, "tls.key"), keyPEM, 0o600)  //nolint:errcheck
 	withAuth := func(extra map[string]string) map[string]string {
-		env := validEnv()
+		env := configtest.ValidEnv()
 		delete(env, "NSXT_USERNAME")
 		delete(env, "NSXT_PASSWORD")
 		for k, v := range extra {
@@ -88,9 +74,9 @@ func TestManifestsPerAuthMode(t *testing.T) {
 		secrets    []string // values that must appear only in the credentials Secret
 		wantSecret bool
 	}{
-		{"password", validEnv(), []string{"Very-S3cret-pw"}, true},
-		{"client certificate", withAuth(map[string]string{"NSXT_CLIENT_CERT_DATA": b64(certPEM), "NSXT_CLIENT_CERT_KEY_DATA": b64(keyPEM)}),
-			[]string{b64(keyPEM)}, true},
+		{"password", configtest.ValidEnv(), []string{"Very-S3cret-pw"}, true},
+		{"client certificate", withAuth(map[string]string{"NSXT_CLIENT_CERT_DATA": configtest.B64(certPEM), "NSXT_CLIENT_CERT_KEY_DATA": configtest.B64(keyPEM)}),
+			[]string{configtest.B64(keyPEM)}, true},
 		// Files are on this machine, not on the nodes: their content is rendered.
 		{"client certificate files", withAuth(map[string]string{"NSXT_CLIENT_CERT_FILE": filepath.Join(dir, "tls.crt"), "NSXT_CLIENT_KEY_FILE": filepath.Join(dir, "tls.key")}),
 			[]string{"PRIVATE KEY"}, true},
@@ -137,7 +123,7 @@ func TestManifestsPerAuthMode(t *testing.T) {
 // The permissions doctor checks are exactly the rendered controller RBAC.
 func TestControllerPermissionsAreTheRenderedRBAC(t *testing.T) {
 	for _, secret := range []bool{false, true} {
-		env := validEnv()
+		env := configtest.ValidEnv()
 		if secret {
 			env = map[string]string{"NSXT_POD_ROUTING_ENABLED": "true", "NSXT_MANAGER_HOST": "nsx.example.com", "NSXT_ROUTER_PATH": "/infra/tier-1s/t1",
 				"CLUSTER_CIDR": "100.96.0.0/11", "NSXT_SECRET_NAMESPACE": "creds", "NSXT_SECRET_NAME": "nsx"}
@@ -174,8 +160,8 @@ func TestControllerPermissionsAreTheRenderedRBAC(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	cfg, _ := config.Load(config.FromMap(validEnv()))
-	out, err := Manifests(cfg, config.FromMap(validEnv()), Options{Image: "img:1"})
+	cfg, _ := config.Load(config.FromMap(configtest.ValidEnv()))
+	out, err := Manifests(cfg, config.FromMap(configtest.ValidEnv()), Options{Image: "img:1"})
 	if err != nil {
 		t.Fatal(err)
 	}

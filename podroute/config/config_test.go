@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,48 +9,16 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/t1route/t1route/nsx/nsxsim"
+	"github.com/t1route/t1route/podroute/config/configtest"
 )
 
-// testPKI is a CA, a client certificate with its key, and a second key.
-type testPKI struct {
-	caPEM, certPEM, keyPEM, otherKeyPEM []byte
-}
-
-func newPKI(t *testing.T) testPKI {
-	t.Helper()
-	sim, err := nsxsim.New(nsxsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key, err := sim.IssueClientCert("t1route")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, other, _ := sim.IssueClientCert("other")
-	return testPKI{caPEM: sim.CACertPEM(), certPEM: cert, keyPEM: key, otherKeyPEM: other}
-}
-
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-func validEnv() map[string]string {
-	return map[string]string{
-		"NSXT_POD_ROUTING_ENABLED": "true",
-		"NSXT_MANAGER_HOST":        "nsx.example.com",
-		"NSXT_ROUTER_PATH":         "/infra/tier-1s/t1-routable",
-		"CLUSTER_CIDR":             "100.96.0.0/11",
-		"NSXT_USERNAME":            "admin",
-		"NSXT_PASSWORD":            "Very-S3cret-pw",
-	}
-}
-
 func TestLoadConfigRejectsMalformedInput(t *testing.T) {
-	pki := newPKI(t)
+	pki := configtest.NewPKI(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	os.WriteFile(certFile, pki.certPEM, 0o600)
-	os.WriteFile(keyFile, pki.otherKeyPEM, 0o600)
-	keySecret := strings.Split(string(pki.keyPEM), "\n")[1]
+	os.WriteFile(certFile, pki.CertPEM, 0o600)
+	os.WriteFile(keyFile, pki.OtherKeyPEM, 0o600)
+	keySecret := strings.Split(string(pki.KeyPEM), "\n")[1]
 
 	cases := []struct {
 		name    string
@@ -81,22 +48,22 @@ func TestLoadConfigRejectsMalformedInput(t *testing.T) {
 		{"cluster CIDR three", map[string]string{"CLUSTER_CIDR": "100.96.0.0/11,fd00::/48,10.0.0.0/8"}, nil, "CLUSTER_CIDR", "3 CIDRs"},
 		{"cluster name invalid", map[string]string{"CLUSTER_NAME": "Prod_East!"}, nil, "CLUSTER_NAME", "not a valid cluster name"},
 		{"cluster name too long", map[string]string{"CLUSTER_NAME": strings.Repeat("a", 64)}, nil, "CLUSTER_NAME", "63"},
-		{"cert data not base64 or PEM", map[string]string{"NSXT_CLIENT_CERT_DATA": "%%%Cert-S3cret%%%", "NSXT_CLIENT_CERT_KEY_DATA": b64(pki.keyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "neither PEM nor base64"},
-		{"cert data base64 of not-PEM", map[string]string{"NSXT_CLIENT_CERT_DATA": b64([]byte("hello")), "NSXT_CLIENT_CERT_KEY_DATA": b64(pki.keyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "not PEM"},
-		{"cert data is a key", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(pki.keyPEM), "NSXT_CLIENT_CERT_KEY_DATA": b64(pki.keyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "not a CERTIFICATE"},
-		{"key is a certificate", map[string]string{"NSXT_CLIENT_CERT_DATA": string(pki.certPEM), "NSXT_CLIENT_CERT_KEY_DATA": string(pki.certPEM)}, nil, "NSXT_CLIENT_CERT_KEY_DATA", "not a PRIVATE KEY"},
-		{"key does not match", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(pki.certPEM), "NSXT_CLIENT_CERT_KEY_DATA": b64(pki.otherKeyPEM)}, nil, "NSXT_CLIENT_CERT_KEY_DATA", "does not match"},
-		{"cert without key", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(pki.certPEM)}, nil, "NSXT_CLIENT_CERT_KEY_DATA", "required"},
-		{"key without cert", map[string]string{"NSXT_CLIENT_CERT_KEY_DATA": b64(pki.keyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "required"},
-		{"cert as data and files", map[string]string{"NSXT_CLIENT_CERT_DATA": b64(pki.certPEM), "NSXT_CLIENT_CERT_KEY_DATA": b64(pki.keyPEM), "NSXT_CLIENT_CERT_FILE": certFile, "NSXT_CLIENT_KEY_FILE": keyFile}, nil, "NSXT_CLIENT_CERT_FILE", "not both"},
+		{"cert data not base64 or PEM", map[string]string{"NSXT_CLIENT_CERT_DATA": "%%%Cert-S3cret%%%", "NSXT_CLIENT_CERT_KEY_DATA": configtest.B64(pki.KeyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "neither PEM nor base64"},
+		{"cert data base64 of not-PEM", map[string]string{"NSXT_CLIENT_CERT_DATA": configtest.B64([]byte("hello")), "NSXT_CLIENT_CERT_KEY_DATA": configtest.B64(pki.KeyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "not PEM"},
+		{"cert data is a key", map[string]string{"NSXT_CLIENT_CERT_DATA": configtest.B64(pki.KeyPEM), "NSXT_CLIENT_CERT_KEY_DATA": configtest.B64(pki.KeyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "not a CERTIFICATE"},
+		{"key is a certificate", map[string]string{"NSXT_CLIENT_CERT_DATA": string(pki.CertPEM), "NSXT_CLIENT_CERT_KEY_DATA": string(pki.CertPEM)}, nil, "NSXT_CLIENT_CERT_KEY_DATA", "not a PRIVATE KEY"},
+		{"key does not match", map[string]string{"NSXT_CLIENT_CERT_DATA": configtest.B64(pki.CertPEM), "NSXT_CLIENT_CERT_KEY_DATA": configtest.B64(pki.OtherKeyPEM)}, nil, "NSXT_CLIENT_CERT_KEY_DATA", "does not match"},
+		{"cert without key", map[string]string{"NSXT_CLIENT_CERT_DATA": configtest.B64(pki.CertPEM)}, nil, "NSXT_CLIENT_CERT_KEY_DATA", "required"},
+		{"key without cert", map[string]string{"NSXT_CLIENT_CERT_KEY_DATA": configtest.B64(pki.KeyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "required"},
+		{"cert as data and files", map[string]string{"NSXT_CLIENT_CERT_DATA": configtest.B64(pki.CertPEM), "NSXT_CLIENT_CERT_KEY_DATA": configtest.B64(pki.KeyPEM), "NSXT_CLIENT_CERT_FILE": certFile, "NSXT_CLIENT_KEY_FILE": keyFile}, nil, "NSXT_CLIENT_CERT_FILE", "not both"},
 		{"cert file missing", map[string]string{"NSXT_CLIENT_CERT_FILE": filepath.Join(dir, "absent.crt"), "NSXT_CLIENT_KEY_FILE": keyFile}, nil, "NSXT_CLIENT_CERT_FILE", "cannot read"},
 		{"cert files do not match", map[string]string{"NSXT_CLIENT_CERT_FILE": certFile, "NSXT_CLIENT_KEY_FILE": keyFile}, nil, "NSXT_CLIENT_KEY_FILE", "does not match"},
 		{"key file without cert file", map[string]string{"NSXT_CLIENT_KEY_FILE": keyFile}, nil, "NSXT_CLIENT_CERT_FILE", "required"},
 		{"root CA not base64", map[string]string{"NSXT_ROOT_CA_DATA_B64": "not base64!"}, nil, "NSXT_ROOT_CA_DATA_B64", "not base64"},
-		{"root CA given as PEM", map[string]string{"NSXT_ROOT_CA_DATA_B64": string(pki.caPEM)}, nil, "NSXT_ROOT_CA_DATA_B64", "base64 -w0"},
-		{"root CA of a key", map[string]string{"NSXT_ROOT_CA_DATA_B64": b64(pki.keyPEM)}, nil, "NSXT_ROOT_CA_DATA_B64", "not a CERTIFICATE"},
-		{"root CA of nothing", map[string]string{"NSXT_ROOT_CA_DATA_B64": b64([]byte("plain text"))}, nil, "NSXT_ROOT_CA_DATA_B64", "no PEM certificate"},
-		{"pinned CA and unverified", map[string]string{"NSXT_ROOT_CA_DATA_B64": b64(pki.caPEM), "NSXT_ALLOW_UNVERIFIED_SSL": "true"}, nil, "NSXT_ALLOW_UNVERIFIED_SSL", "not both"},
+		{"root CA given as PEM", map[string]string{"NSXT_ROOT_CA_DATA_B64": string(pki.CAPEM)}, nil, "NSXT_ROOT_CA_DATA_B64", "base64 -w0"},
+		{"root CA of a key", map[string]string{"NSXT_ROOT_CA_DATA_B64": configtest.B64(pki.KeyPEM)}, nil, "NSXT_ROOT_CA_DATA_B64", "not a CERTIFICATE"},
+		{"root CA of nothing", map[string]string{"NSXT_ROOT_CA_DATA_B64": configtest.B64([]byte("plain text"))}, nil, "NSXT_ROOT_CA_DATA_B64", "no PEM certificate"},
+		{"pinned CA and unverified", map[string]string{"NSXT_ROOT_CA_DATA_B64": configtest.B64(pki.CAPEM), "NSXT_ALLOW_UNVERIFIED_SSL": "true"}, nil, "NSXT_ALLOW_UNVERIFIED_SSL", "not both"},
 		{"unverified not a bool", map[string]string{"NSXT_ALLOW_UNVERIFIED_SSL": "sometimes"}, nil, "NSXT_ALLOW_UNVERIFIED_SSL", "not true or false"},
 		{"VMC host is a URL with a path", map[string]string{"NSXT_VMC_AUTH_HOST": "https://console.cloud.vmware.com/csp/gateway", "NSXT_VMC_ACCESS_TOKEN": "Vmc-S3cret-token"}, nil, "NSXT_VMC_AUTH_HOST", "has a path"},
 		{"VMC host over http", map[string]string{"NSXT_VMC_AUTH_HOST": "http://console.cloud.vmware.com", "NSXT_VMC_ACCESS_TOKEN": "Vmc-S3cret-token"}, nil, "NSXT_VMC_AUTH_HOST", "not https"},
@@ -116,7 +83,7 @@ func TestLoadConfigRejectsMalformedInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env := validEnv()
+			env := configtest.ValidEnv()
 			for k, v := range tc.set {
 				env[k] = v
 			}
@@ -146,9 +113,9 @@ func TestLoadConfigRejectsMalformedInput(t *testing.T) {
 }
 
 func TestLoadConfigValid(t *testing.T) {
-	pki := newPKI(t)
+	pki := configtest.NewPKI(t)
 	t.Run("defaults and normalisation", func(t *testing.T) {
-		env := validEnv()
+		env := configtest.ValidEnv()
 		env["NSXT_MANAGER_HOST"] = "https://nsx.example.com:8443/"
 		cfg, problems := Load(FromMap(env))
 		if len(problems) > 0 {
@@ -159,7 +126,7 @@ func TestLoadConfigValid(t *testing.T) {
 		}
 	})
 	t.Run("VMC reverse proxy URL and token", func(t *testing.T) {
-		env := validEnv()
+		env := configtest.ValidEnv()
 		env["NSXT_MANAGER_HOST"] = "https://nsx-1-2-3-4.rp.vmwarevmc.com/vmc/reverse-proxy/api/orgs/org-1/sddcs/sddc-1/sks-nsxt-manager"
 		env["NSXT_VMC_AUTH_HOST"] = "console.cloud.vmware.com"
 		env["NSXT_VMC_ACCESS_TOKEN"] = "token"
@@ -169,7 +136,7 @@ func TestLoadConfigValid(t *testing.T) {
 		}
 	})
 	t.Run("dual-stack", func(t *testing.T) {
-		env := validEnv()
+		env := configtest.ValidEnv()
 		env["CLUSTER_CIDR"] = "100.96.0.0/11, fd00:100:96::/48"
 		cfg, problems := Load(FromMap(env))
 		if len(problems) > 0 || len(cfg.ClusterCIDRs) != 2 {
@@ -177,9 +144,9 @@ func TestLoadConfigValid(t *testing.T) {
 		}
 	})
 	t.Run("precedence: certificate over everything", func(t *testing.T) {
-		env := validEnv()
-		env["NSXT_CLIENT_CERT_DATA"] = string(pki.certPEM) // PEM as is
-		env["NSXT_CLIENT_CERT_KEY_DATA"] = b64(pki.keyPEM) // base64 of PEM
+		env := configtest.ValidEnv()
+		env["NSXT_CLIENT_CERT_DATA"] = string(pki.CertPEM)            // PEM as is
+		env["NSXT_CLIENT_CERT_KEY_DATA"] = configtest.B64(pki.KeyPEM) // base64 of PEM
 		env["NSXT_VMC_AUTH_HOST"], env["NSXT_VMC_ACCESS_TOKEN"] = "console.cloud.vmware.com", "t"
 		env["NSXT_SECRET_NAMESPACE"], env["NSXT_SECRET_NAME"] = "t1route", "nsx"
 		cfg, problems := Load(FromMap(env))
@@ -211,7 +178,7 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 	if err := fs.Parse([]string{"--cluster-cidr", "100.64.0.0/16", "--router-path", "/infra/tier-1s/from-flag"}); err != nil {
 		t.Fatal(err)
 	}
-	s := Settings{Flags: fs, Getenv: FromMap(validEnv()).Getenv}
+	s := Settings{Flags: fs, Getenv: FromMap(configtest.ValidEnv()).Getenv}
 	cfg, problems := Load(s)
 	if len(problems) > 0 {
 		t.Fatal(problems)
@@ -224,10 +191,10 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
-	pki := newPKI(t)
-	env := validEnv()
-	env["NSXT_CLIENT_CERT_DATA"], env["NSXT_CLIENT_CERT_KEY_DATA"] = b64(pki.certPEM), b64(pki.keyPEM)
-	env["NSXT_ROOT_CA_DATA_B64"] = b64(pki.caPEM)
+	pki := configtest.NewPKI(t)
+	env := configtest.ValidEnv()
+	env["NSXT_CLIENT_CERT_DATA"], env["NSXT_CLIENT_CERT_KEY_DATA"] = configtest.B64(pki.CertPEM), configtest.B64(pki.KeyPEM)
+	env["NSXT_ROOT_CA_DATA_B64"] = configtest.B64(pki.CAPEM)
 	cfg, problems := Load(FromMap(env))
 	if len(problems) > 0 {
 		t.Fatal(problems)
@@ -241,7 +208,7 @@ func TestDescribe(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	for _, secret := range []string{"Very-S3cret-pw", b64(pki.keyPEM)[:40], b64(pki.certPEM)[:40]} {
+	for _, secret := range []string{"Very-S3cret-pw", configtest.B64(pki.KeyPEM)[:40], configtest.B64(pki.CertPEM)[:40]} {
 		if strings.Contains(out, secret) {
 			t.Fatalf("output shows a secret:\n%s", out)
 		}
