@@ -1,4 +1,4 @@
-package main
+package probe
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func TestProbeURL(t *testing.T) {
+func TestURL(t *testing.T) {
 	cases := []struct{ in, want, err string }{
 		{"100.96.1.5", "http://100.96.1.5:8080/", ""},
 		{"http://100.96.1.5:9000/x", "http://100.96.1.5:9000/x", ""},
@@ -18,7 +18,7 @@ func TestProbeURL(t *testing.T) {
 		{"http://", "", "give a pod IP or an http:// URL"},
 	}
 	for _, tc := range cases {
-		u, err := probeURL(tc.in)
+		u, err := URL(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
@@ -31,6 +31,20 @@ func TestProbeURL(t *testing.T) {
 	}
 }
 
+func text(rs []Result) (string, int) {
+	var b strings.Builder
+	failed := 0
+	for _, r := range rs {
+		verdict := "PASS"
+		if !r.OK {
+			verdict = "FAIL"
+			failed++
+		}
+		b.WriteString(verdict + " " + r.Message + "\n")
+	}
+	return b.String(), failed
+}
+
 // The echo reports the caller's address as the server saw it, and the
 // probe turns a mismatch into a NAT failure.
 func TestEchoAndProbe(t *testing.T) {
@@ -40,29 +54,25 @@ func TestEchoAndProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var reply EchoReply
+	var reply Reply
 	json.NewDecoder(resp.Body).Decode(&reply) //nolint:errcheck
 	resp.Body.Close()
 	if reply.RemoteIP != "127.0.0.1" {
 		t.Fatalf("echo saw %+v", reply)
 	}
 
-	var out strings.Builder
-	c := &checker{out: &out}
-	probe(t.Context(), srv.URL+"/", c)
-	if !strings.Contains(out.String(), "PASS http "+srv.URL+"/: the echo saw this host's own address 127.0.0.1 (no NAT)") {
-		t.Fatalf("probe of a local echo:\n%s", out.String())
+	out, _ := text(Run(t.Context(), srv.URL+"/"))
+	if !strings.Contains(out, "PASS http "+srv.URL+"/: the echo saw this host's own address 127.0.0.1 (no NAT)") {
+		t.Fatalf("probe of a local echo:\n%s", out)
 	}
 
 	// A "NAT": a server that reports another source.
 	natted := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(EchoReply{RemoteIP: "198.51.100.1", RemoteAddr: "198.51.100.1:4000"}) //nolint:errcheck
+		json.NewEncoder(w).Encode(Reply{RemoteIP: "198.51.100.1", RemoteAddr: "198.51.100.1:4000"}) //nolint:errcheck
 	}))
 	defer natted.Close()
-	out.Reset()
-	c = &checker{out: &out}
-	probe(t.Context(), natted.URL+"/", c)
-	if c.failed == 0 || !strings.Contains(out.String(), "translated (NAT)") {
-		t.Fatalf("a translated source passed:\n%s", out.String())
+	out, failed := text(Run(t.Context(), natted.URL+"/"))
+	if failed == 0 || !strings.Contains(out, "translated (NAT)") {
+		t.Fatalf("a translated source passed:\n%s", out)
 	}
 }
