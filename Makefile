@@ -17,7 +17,7 @@ LDFLAGS := -X main.version=$(VERSION)
 MANIFEST_ENV := NSXT_POD_ROUTING_ENABLED=true CLUSTER_CIDR=100.96.0.0/11 CLUSTER_NAME=change-me \
   NSXT_MANAGER_HOST=nsx.example.com NSXT_ROUTER_PATH=/infra/tier-1s/change-me NSXT_USERNAME=CHANGE-ME NSXT_PASSWORD=CHANGE-ME
 
-.PHONY: manifests help build test test-unit test-integration e2e kube-bins bench bench-datapath check demo soak fuzz-short clean
+.PHONY: manifests help build test test-unit test-integration e2e kube-bins bench bench-controller bench-datapath check demo soak fuzz-short clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ test: check test-unit fuzz-short test-integration e2e ## Everything CI runs: che
 test-unit: ## Unit and component tests (client and auth against nsxsim over real TLS)
 	$(GO) test -count=1 -race $(PKGS)
 
-FUZZ_TARGETS := FuzzDecodeAPIError:./nsx FuzzListRoutesAnswer:./nsx FuzzHierarchicalPatch:./nsx/nsxsim FuzzDesired:./podroute FuzzLoadConfig:./cmd/t1route
+FUZZ_TARGETS := FuzzDecodeAPIError:./nsx FuzzListRoutesAnswer:./nsx FuzzHierarchicalPatch:./nsx/nsxsim FuzzDesired:./podroute FuzzLoadConfig:./podroute/config
 FUZZTIME ?= 10s
 
 # Short runs start from the committed seeds: the corpus Go keeps in its cache grows with every run, and
@@ -74,10 +74,14 @@ manifests: ## Regenerate deploy/base/t1route.yaml from t1route render (placehold
 bench: ## Benchmarks, printing figures (10,000 routes batched vs one call each)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./nsx/...
 
-check: staticcheck ## gofmt, go vet and staticcheck
+bench-controller: build ## The controller against nsxsim with NSX's limits: ARGS='--nodes 10000 [--external-nsxsim]'
+	$(GO) run ./integration/bench $(ARGS)
+
+check: staticcheck ## gofmt, go vet, staticcheck, and a macOS cross-build of t1route
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	GOOS=darwin $(GO) build -o /dev/null ./cmd/t1route
 
 soak: kube-bins ## The fault soak for 5 minutes (make test runs it for 30 s); SOAK=10m to change
 	T1ROUTE_SOAK_DURATION=$${SOAK:-5m} $(GO) test -count=1 -tags integration -timeout 60m -run TestFaultSoak -v ./integration/ | grep -E '^(soak:|---|ok|FAIL)'
