@@ -246,6 +246,15 @@ func TestRoutesList(t *testing.T) {
 	if all := list("--all-clusters", "--realization=false"); !strings.Contains(all, "other") {
 		t.Fatalf("--all-clusters:\n%s", all)
 	}
+	// Realization is read in bulk: 40 routes cost a few calls, not one each.
+	putClusterRoutes(t, sim, uid, "mine", 100, 38)
+	sim.ResetStats()
+	if table := list(); strings.Count(table, "REALIZED") != 41 { // the header too
+		t.Fatalf("40 routes, all realized, want 40 REALIZED:\n%s", table)
+	}
+	if st := sim.Stats(); st.Requests > 10 {
+		t.Fatalf("routes list of 40 routes made %d NSX requests (%v); realization must be read from the forwarding table", st.Requests, st.ByMethod)
+	}
 }
 
 // Two cleanup-controller replicas: one leads; when the first is stopped the

@@ -325,13 +325,18 @@ func (c *Controller) apply(ctx context.Context, ch Changes) error {
 			c.clearFailures(ups)
 			return nil
 		}
+		if nsx.IsProtected(err) {
+			// Not bad input: bisecting would only repeat the refusal, one
+			// call per route, when the credentials are what is wrong.
+			return ExplainProtected(err, controllerProtectionFix)
+		}
 		var be *nsx.BatchError
 		if !errors.As(err, &be) || nsx.IsTemporary(err) || ctx.Err() != nil || attempt >= 3 {
 			return err
 		}
 		bad, err := c.isolate(ctx, be.Upserts, be.Deletes)
 		if err != nil {
-			return err
+			return ExplainProtected(err, controllerProtectionFix)
 		}
 		if len(bad) == 0 {
 			continue // the batch went through on its own: apply the rest
@@ -340,6 +345,17 @@ func (c *Controller) apply(ctx context.Context, ch Changes) error {
 		dels = slices.DeleteFunc(slices.Clone(dels), func(id string) bool { _, isBad := bad[id]; return isBad })
 	}
 }
+
+// controllerProtectionFix is what to do when NSX refuses the controller's
+// change of routes another identity created.
+const controllerProtectionFix = "run the controller with that identity's credentials (the client certificate it used before), " +
+	"or have an enterprise admin delete these routes (t1route gc --cluster <this cluster's UID> --yes overrides protection) so the controller re-creates them as itself"
+
+// adoptProtectionFix is what to do when NSX refuses to let the controller
+// replace the cloud provider's routes.
+const adoptProtectionFix = "adoption sends X-Allow-Overwrite, which NSX honours only from an enterprise admin: run the controller " +
+	"as an enterprise admin (NSXT_USERNAME/NSXT_PASSWORD) until the cloud provider's routes are replaced, " +
+	"or have an enterprise admin delete them (DELETE with the header X-Allow-Overwrite: true) so the controller creates its own"
 
 // isolate finds the routes NSX refuses in a batch by bisection; it applies
 // the rest of the batch on the way.
@@ -354,7 +370,7 @@ func (c *Controller) isolate(ctx context.Context, ups []nsx.Route, dels []string
 		if err == nil {
 			return nil
 		}
-		if nsx.IsTemporary(err) || ctx.Err() != nil {
+		if nsx.IsTemporary(err) || ctx.Err() != nil || nsx.IsProtected(err) {
 			return err
 		}
 		if len(ups)+len(dels) == 1 {
@@ -458,8 +474,11 @@ func (c *Controller) adopt(ctx context.Context, desired map[string]nsx.Route, ac
 			ups = append(ups, p.Route)
 			dels = append(dels, p.Replaces.ID)
 		}
-		if err := c.nsx.Apply(ctx, c.cfg.Tier1Path, ups, dels); err != nil {
-			return start, fmt.Errorf("adopting cloud provider routes: %w", err)
+		// The cloud provider authenticates as a protected principal
+		// identity: its routes can be replaced only with the override (which
+		// NSX honours only from an enterprise admin).
+		if err := c.nsx.Apply(nsx.WithAllowOverwrite(ctx), c.cfg.Tier1Path, ups, dels); err != nil {
+			return start, fmt.Errorf("adopting cloud provider routes: %w", ExplainProtected(err, adoptProtectionFix))
 		}
 		c.actual.Applied(Changes{Upserts: ups, Deletes: dels}, nil)
 		for _, p := range chunk {

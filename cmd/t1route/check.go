@@ -111,16 +111,29 @@ func checkRoutes(ctx context.Context, o *oneShot, c *checker) error {
 	if len(checks) == 0 {
 		c.result(false, "routes: no node has a podCIDR yet, so nothing is routable")
 	}
+	// Realization in bulk: one read of the Tier-1's forwarding table, then
+	// one call per route only for routes missing there.
+	var ok []nsx.Route
+	for _, ch := range checks {
+		if ch.Problem == "" {
+			ok = append(ok, ch.Route)
+		}
+	}
+	realized, err := o.nsx.RealizeRoutes(ctx, cfg.RouterPath, ok)
+	if err != nil {
+		return fmt.Errorf("read realization on %s: %w", cfg.RouterPath, err)
+	}
 	for _, ch := range checks {
 		what := fmt.Sprintf("route node=%s %s via %s", ch.Node, ch.Network, ch.NextHop)
 		if ch.Problem != "" {
 			c.result(false, "%s: %s", what, ch.Problem)
 			continue
 		}
-		r, err := o.nsx.Realized(ctx, ch.Route.Path)
+		r := realized[0]
+		realized = realized[1:]
 		switch {
-		case err != nil:
-			c.result(false, "%s: realization unknown: %v", what, err)
+		case r.Err != nil:
+			c.result(false, "%s: realization unknown: %v", what, r.Err)
 		case r.State == nsx.StateRealized:
 			c.result(true, "%s (realized)", what)
 		case r.State == nsx.StateError:

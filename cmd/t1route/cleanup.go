@@ -21,7 +21,7 @@ import (
 func newCleanupControllerCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
 	var kubeconfig, logFormat, logLevel, leaseNamespace, leaseName string
 	var resync time.Duration
-	var leaderElect bool
+	var leaderElect, allowOverwrite bool
 	cmd := &cobra.Command{
 		Use:   "cleanup-controller",
 		Short: "In a Cluster API management cluster: remove a deleted cluster's routes from the Tier-1",
@@ -65,7 +65,7 @@ The workload clusters' CLUSTER_NAME must be their Cluster API Cluster name.`,
 			}
 			log.Info("starting the cluster cleanup controller", zap.String("tier1", cfg.RouterPath), zap.Bool("leader_elect", leaderElect))
 			return daemon.RunElected(ctx, o.kube, le, log, nil, func(ctx context.Context) error {
-				return gc.NewCleanupController(gc.CleanupConfig{Tier1Path: cfg.RouterPath, Resync: resync}, dyn, o.nsx, log).Run(ctx)
+				return gc.NewCleanupController(gc.CleanupConfig{Tier1Path: cfg.RouterPath, Resync: resync, AllowOverwrite: allowOverwrite}, dyn, o.nsx, log).Run(ctx)
 			})
 		},
 	}
@@ -73,6 +73,7 @@ The workload clusters' CLUSTER_NAME must be their Cluster API Cluster name.`,
 	config.AddFlags(fl)
 	fl.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the management cluster (default: in-cluster, then $KUBECONFIG)")
 	fl.DurationVar(&resync, "resync-period", time.Minute, "revisit every Cluster and re-list NSX this often")
+	fl.BoolVar(&allowOverwrite, "allow-overwrite", true, "delete a deleted cluster's routes (only routes with its t1route tags) even if another identity created them, with X-Allow-Overwrite (needs an enterprise admin); false: refuse")
 	fl.BoolVar(&leaderElect, "leader-elect", true, "run only while holding the leader Lease (run 2 replicas)")
 	fl.StringVar(&leaseNamespace, "leader-election-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else kube-system)")
 	fl.StringVar(&leaseName, "leader-election-name", "t1route-cleanup-controller", "name of the Lease")

@@ -22,7 +22,7 @@ import (
 
 type gcFlags struct {
 	cluster, liveKubeconfig, kubeconfig string
-	orphans, yes                        bool
+	orphans, yes, allowOverwrite        bool
 	keep                                []string
 }
 
@@ -69,6 +69,7 @@ Without --yes it lists exactly what would go and changes nothing.`,
 	fl.StringVar(&f.liveKubeconfig, "live-clusters-kubeconfig", "", "kubeconfig of the Cluster API management cluster")
 	fl.StringArrayVar(&f.keep, "keep", nil, "with --orphans, a cluster name or UID never to collect (repeatable)")
 	fl.BoolVar(&f.yes, "yes", false, "delete (without it: a dry run)")
+	fl.BoolVar(&f.allowOverwrite, "allow-overwrite", true, "delete routes another identity created (a protected principal identity, e.g. a controller in certificate mode) with X-Allow-Overwrite, which NSX honours from an enterprise admin; only routes with t1route's tags of the chosen clusters are deleted; false: refuse")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster holding the NSX credentials Secret (Secret auth only)")
 	return cmd
 }
@@ -133,8 +134,13 @@ func runGC(ctx context.Context, o *oneShot, f gcFlags, stdout, stderr io.Writer)
 		fmt.Fprintf(stdout, "dry run: %d route(s) would be deleted; run again with --yes to delete them\n", len(doomed))
 		return nil
 	}
-	if err := o.nsx.Apply(ctx, o.cfg.RouterPath, nil, ids); err != nil {
-		return fmt.Errorf("delete routes: %w", err)
+	actx := ctx
+	if f.allowOverwrite {
+		// Every doomed route carries t1route's tags of a chosen cluster.
+		actx = nsx.WithAllowOverwrite(ctx)
+	}
+	if err := o.nsx.Apply(actx, o.cfg.RouterPath, nil, ids); err != nil {
+		return fmt.Errorf("delete routes: %w", podroute.ExplainProtected(err, gc.ProtectionFix(f.allowOverwrite, "--allow-overwrite")))
 	}
 	fmt.Fprintf(stdout, "deleted %d route(s)\n", len(doomed))
 	return nil

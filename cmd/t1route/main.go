@@ -32,6 +32,7 @@ func main() {
 	case errors.As(err, &ee):
 		os.Exit(ee.code)
 	case err != nil:
+		fmt.Fprintln(os.Stderr, "t1route:", err) // SilenceErrors: printed once, here
 		os.Exit(1)
 	}
 }

@@ -56,7 +56,7 @@ func newRoutesCommand(stdout, stderr io.Writer, getenv func(string) (string, boo
 	config.AddFlags(fl)
 	fl.StringVarP(&output, "output", "o", "table", "table, json or yaml")
 	fl.BoolVar(&all, "all-clusters", false, "every t1route route on the Tier-1, of any cluster (needs no Kubernetes access)")
-	fl.BoolVar(&realization, "realization", true, "read each route's realized state (one NSX call per route)")
+	fl.BoolVar(&realization, "realization", true, "read each route's realized state (from the Tier-1's forwarding table; one NSX call per route only for routes missing there)")
 	fl.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this cluster (default: in-cluster, then $KUBECONFIG)")
 	routes.AddCommand(list)
 	return routes
@@ -76,20 +76,29 @@ func listRoutes(ctx context.Context, o *oneShot, all, realization bool) ([]Route
 		id = podroute.Identity{UID: uid, Name: o.cfg.ClusterName}
 	}
 	views := []RouteView{}
+	var mine []nsx.Route
 	for _, r := range routes {
 		ref, ok := podroute.ClusterOf(r)
 		if !ok || (!all && !id.Owns(r)) {
 			continue
 		}
-		v := RouteView{ID: r.ID, Network: r.Network, NextHops: podroute.NextHopIPs(r), Node: podroute.NodeOf(r), Cluster: ref.Name, Realized: "-"}
-		if realization {
-			if st, err := o.nsx.Realized(ctx, r.Path); err != nil {
-				v.Realized, v.Error = nsx.StateUnknown, err.Error()
+		mine = append(mine, r)
+		views = append(views, RouteView{ID: r.ID, Network: r.Network, NextHops: podroute.NextHopIPs(r), Node: podroute.NodeOf(r), Cluster: ref.Name, Realized: "-"})
+	}
+	if realization {
+		// One read of the forwarding table; per-route calls only for routes
+		// missing there.
+		states, err := o.nsx.RealizeRoutes(ctx, o.cfg.RouterPath, mine)
+		if err != nil {
+			return nil, fmt.Errorf("read realization on %s: %w", o.cfg.RouterPath, err)
+		}
+		for i, st := range states {
+			if st.Err != nil {
+				views[i].Realized, views[i].Error = nsx.StateUnknown, st.Err.Error()
 			} else {
-				v.Realized, v.Error = st.State, st.Error
+				views[i].Realized, views[i].Error = st.State, st.Error
 			}
 		}
-		views = append(views, v)
 	}
 	return views, nil
 }

@@ -9,8 +9,14 @@
 //	calls        NSX requests made to converge (session login included)
 //	resync_reads / resync_writes   requests of one resync pass with nothing to change
 //	change_p50 / change_p99        node address change -> next hop updated on the Tier-1
-//	peak_rss_mb  peak RSS of the whole bench process: controller, nsxsim and the
-//	             fake API server's objects together (an upper bound for the controller)
+//	check_calls  NSX requests of one full `t1route check` of every route (list + realization)
+//	peak_rss_mb  peak RSS of the bench process; rss_scope says what it holds:
+//	             controller+nsxsim+fake-apiserver, or with --external-nsxsim
+//	             controller+fake-apiserver (an upper bound for the controller)
+//
+// Its first line, settings=, names the simulation it ran against: NSX's
+// latency, realization delay and search lag (honest by default: a route is
+// unrealized for 2 s after each change, as NSX's realization lags).
 //
 // Run it with `go run ./integration/bench --nodes N [--external-nsxsim]` or
 // `make bench-controller ARGS='--nodes N'`. It is a development tool: it
@@ -52,6 +58,8 @@ type benchFlags struct {
 	nodes, changes        int
 	latency, latencyChild time.Duration
 	resync                time.Duration
+	realizeDelay          time.Duration
+	searchLag             time.Duration
 	external              bool
 	nsxsim                string
 }
@@ -65,6 +73,8 @@ func main() {
 	fl.DurationVar(&f.latencyChild, "latency-per-route", 20*time.Microsecond, "simulated NSX latency per route of a hierarchical call")
 	fl.BoolVar(&f.external, "external-nsxsim", false, "run the nsxsim binary in its own process, so peak_rss_mb is the controller's (and the fake API server's)")
 	fl.StringVar(&f.nsxsim, "nsxsim", "", "the nsxsim binary for --external-nsxsim (default: next to this program, else bin/nsxsim, else on PATH)")
+	fl.DurationVar(&f.realizeDelay, "realize-delay", 2*time.Second, "how long nsxsim keeps a changed route unrealized (IN_PROGRESS, missing from the forwarding table); 0: at once")
+	fl.DurationVar(&f.searchLag, "search-lag", 5*time.Second, "how long nsxsim's search index lags writes (t1route does not read search; set so nothing leans on it)")
 	fl.DurationVar(&f.resync, "resync-period", 20*time.Second, "resync period; changes are timed before the first resync, then one resync pass is measured")
 	if err := fl.Parse(os.Args[1:]); err != nil {
 		if err == pflag.ErrHelp {
@@ -146,6 +156,8 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	if err := sim.resetStats(); err != nil {
 		return err
 	}
+	fmt.Fprintf(out, "settings=latency:%s,latency_per_route:%s,realize_delay:%s,search_lag:%s,rate_limit:100/s,concurrency:40,resync:%s,external_nsxsim:%t\n",
+		f.latency, f.latencyChild, f.realizeDelay, f.searchLag, f.resync, f.external)
 	began := time.Now()
 	done := make(chan struct{})
 	go func() {
@@ -225,6 +237,14 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "resync_reads=%d\nresync_writes=%d\n", st.ByMethod["GET"], st.RoutesWritten)
+	// One full check, as `t1route check` reads NSX: the Tier-1's routes, then
+	// their realization in bulk. Every route is realized by now (the resync
+	// pass took longer than the realization delay); wait for it all the same.
+	checkCalls, err := benchCheck(ctx, conn.Client, sim, id, cfg, f)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "check_calls=%d\n", checkCalls)
 	scope := "controller+nsxsim+fake-apiserver"
 	if f.external {
 		scope = "controller+fake-apiserver"
@@ -233,6 +253,56 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	cancel()
 	<-done
 	return nil
+}
+
+// benchCheck runs the NSX side of `t1route check` (the same client calls:
+// ListRoutes, CheckRoutes, RealizeRoutes) once every route is realized and
+// returns how many NSX requests it made.
+func benchCheck(ctx context.Context, c *nsx.Client, sim benchNSX, id podroute.Identity, cfg config.Config, f benchFlags) (int, error) {
+	deadline := time.Now().Add(f.realizeDelay + time.Minute)
+	for {
+		if err := sim.resetStats(); err != nil {
+			return 0, err
+		}
+		actual, err := c.ListRoutes(ctx, cfg.RouterPath)
+		if err != nil {
+			return 0, err
+		}
+		nodes := make([]podroute.Node, 0, f.nodes)
+		for i := range f.nodes {
+			nodes = append(nodes, podroute.FromNode(benchNode(i, benchIP(i))))
+		}
+		var ok []nsx.Route
+		for _, ch := range podroute.CheckRoutes(id, cfg.ClusterCIDRs, nodes, actual) {
+			if ch.Route.ID != "" {
+				ok = append(ok, ch.Route)
+			}
+		}
+		if len(ok) != f.nodes {
+			return 0, fmt.Errorf("check: %d of %d routes found", len(ok), f.nodes)
+		}
+		res, err := c.RealizeRoutes(ctx, cfg.RouterPath, ok)
+		if err != nil {
+			return 0, err
+		}
+		realized := 0
+		for _, r := range res {
+			if r.State == nsx.StateRealized {
+				realized++
+			}
+		}
+		st, err := sim.stats()
+		if err != nil {
+			return 0, err
+		}
+		if realized == len(res) {
+			return st.Requests, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("check: %d of %d routes realized after %s", realized, len(res), f.realizeDelay+time.Minute)
+		}
+		time.Sleep(f.realizeDelay / 4)
+	}
 }
 
 // peakRSSMB reads the process's peak resident set size (VmHWM) on Linux.

@@ -36,7 +36,7 @@ type benchNSX interface {
 type inProcessNSX struct{ sim *nsxsim.Simulator }
 
 func startInProcessNSX(f benchFlags) (benchNSX, error) {
-	sim, err := nsxsim.New(nsxsim.Options{Latency: f.latency, LatencyPerChild: f.latencyChild})
+	sim, err := nsxsim.New(nsxsim.Options{Latency: f.latency, LatencyPerChild: f.latencyChild, RealizeDelay: f.realizeDelay, SearchLag: f.searchLag})
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,8 @@ func startExternalNSX(f benchFlags) (benchNSX, error) {
 			}
 		}
 	}
-	cmd := exec.Command(bin, "--latency", f.latency.String(), "--latency-per-child", f.latencyChild.String())
+	cmd := exec.Command(bin, "--latency", f.latency.String(), "--latency-per-child", f.latencyChild.String(),
+		"--realize-delay", f.realizeDelay.String(), "--search-lag", f.searchLag.String())
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -35,6 +35,12 @@ type CleanupConfig struct {
 	Tier1Path string
 	// Resync re-lists NSX and revisits every Cluster this often (default 1 min).
 	Resync time.Duration
+	// AllowOverwrite deletes a deleted cluster's routes even when another
+	// identity created them (a protected principal identity, e.g. the
+	// cluster's controller in certificate mode), by sending X-Allow-Overwrite
+	// (NSX honours it only from an enterprise admin). Only routes carrying
+	// that cluster's t1route tags are ever deleted.
+	AllowOverwrite bool
 }
 
 // workKey is the one work item: every pass looks at every Cluster.
@@ -166,8 +172,12 @@ func (c *CleanupController) reconcileCluster(ctx context.Context, u *unstructure
 		for _, r := range doomed {
 			ids = append(ids, r.ID)
 		}
-		if err := c.nsx.Apply(ctx, c.cfg.Tier1Path, nil, ids); err != nil {
-			return fmt.Errorf("delete its routes: %w", err)
+		actx := ctx
+		if c.cfg.AllowOverwrite {
+			actx = nsx.WithAllowOverwrite(ctx)
+		}
+		if err := c.nsx.Apply(actx, c.cfg.Tier1Path, nil, ids); err != nil {
+			return fmt.Errorf("delete its routes: %w", podroute.ExplainProtected(err, ProtectionFix(c.cfg.AllowOverwrite, "--allow-overwrite")))
 		}
 		c.log.Info("deleted the routes of a deleted cluster", zap.String("cluster", u.GetName()), zap.Int("routes", len(ids)))
 		return nil // release on a later pass, once a fresh list shows none
@@ -207,4 +217,14 @@ func LiveClusters(ctx context.Context, dyn dynamic.Interface) (map[string]bool, 
 		live[c.GetName()] = true
 	}
 	return live, nil
+}
+
+// ProtectionFix is what to do when NSX refuses to delete a deleted cluster's
+// routes because another identity created them; overwrite says whether the
+// call sent X-Allow-Overwrite, flag is the option that sends it.
+func ProtectionFix(overwrite bool, flag string) string {
+	if !overwrite {
+		return "allow the override with " + flag + "=true (the default; it applies only to routes carrying the cluster's t1route tags), as an enterprise admin"
+	}
+	return "NSX honours X-Allow-Overwrite only from an enterprise admin: run this with an enterprise admin's NSXT_USERNAME/NSXT_PASSWORD, or with the creating identity's client certificate"
 }
