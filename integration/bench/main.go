@@ -59,6 +59,7 @@ import (
 
 type benchFlags struct {
 	nodes, changes        int
+	batchSize             int
 	latency, latencyChild time.Duration
 	resync                time.Duration
 	realizeDelay          time.Duration
@@ -71,6 +72,7 @@ func main() {
 	var f benchFlags
 	fl := pflag.NewFlagSet("bench", pflag.ContinueOnError)
 	fl.IntVar(&f.nodes, "nodes", 10000, "number of nodes")
+	fl.IntVar(&f.batchSize, "batch-size", 0, "routes per hierarchical call (0: the client's default, 1000); smaller batches encode less at once")
 	fl.IntVar(&f.changes, "changes", 50, "node address changes to time")
 	fl.DurationVar(&f.latency, "latency", 10*time.Millisecond, "simulated NSX latency per call")
 	fl.DurationVar(&f.latencyChild, "latency-per-route", 20*time.Microsecond, "simulated NSX latency per route of a hierarchical call")
@@ -130,7 +132,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("configuration: %v", problems)
 	}
-	conn, err := connect.NSX(ctx, cfg, nil, connect.Options{})
+	conn, err := connect.NSX(ctx, cfg, nil, connect.Options{BatchSize: f.batchSize})
 	if err != nil {
 		return err
 	}
@@ -164,8 +166,8 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	if err := sim.resetStats(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "settings=latency:%s,latency_per_route:%s,realize_delay:%s,search_lag:%s,rate_limit:100/s,concurrency:40,resync:%s,external_nsxsim:%t\n",
-		f.latency, f.latencyChild, f.realizeDelay, f.searchLag, f.resync, f.external)
+	fmt.Fprintf(out, "settings=latency:%s,latency_per_route:%s,realize_delay:%s,search_lag:%s,rate_limit:100/s,concurrency:40,resync:%s,external_nsxsim:%t,batch_size:%d\n",
+		f.latency, f.latencyChild, f.realizeDelay, f.searchLag, f.resync, f.external, f.batchSize)
 	began := time.Now()
 	done := make(chan struct{})
 	go func() {
