@@ -28,7 +28,7 @@ type RouteView struct {
 }
 
 func newRoutesCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
-	routes := &cobra.Command{Use: "routes", Short: "Show the routes on the Tier-1"}
+	routes := &cobra.Command{Use: "routes", Short: "Show the routes on the Tier-1", RunE: groupRun}
 	var output, kubeconfig string
 	var all, realization bool
 	list := &cobra.Command{
