@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/dynamic"
@@ -24,6 +25,7 @@ type gcFlags struct {
 	cluster, liveKubeconfig, kubeconfig string
 	orphans, yes                        bool
 	keep                                []string
+	timeout                             time.Duration
 }
 
 func newGCCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -55,6 +57,8 @@ Without --yes it lists exactly what would go and changes nothing.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			ctx, cancel := context.WithTimeout(ctx, f.timeout)
+			defer cancel()
 			o, err := connectOneShot(ctx, cmd, getenv, f.kubeconfig, false, stderr)
 			if err != nil {
 				return err
@@ -69,6 +73,7 @@ Without --yes it lists exactly what would go and changes nothing.`,
 	fl.StringVar(&f.liveKubeconfig, "live-clusters-kubeconfig", "", "kubeconfig of the Cluster API management cluster")
 	fl.StringArrayVar(&f.keep, "keep", nil, "with --orphans, a cluster name or UID never to collect (repeatable)")
 	fl.BoolVar(&f.yes, "yes", false, "delete (without it: a dry run)")
+	fl.DurationVar(&f.timeout, "timeout", oneShotTimeout, "give up after this long (a later run finishes what an interrupted one left)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster holding the NSX credentials Secret (Secret auth only)")
 	return cmd
 }

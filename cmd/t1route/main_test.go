@@ -103,3 +103,26 @@ func TestEveryFailureSaysWhy(t *testing.T) {
 		t.Fatalf("routes: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
+
+func TestDescribeRoute(t *testing.T) {
+	if got := describeRoute("n1", "100.96.1.0/24", ""); strings.Contains(got, "via") || !strings.Contains(got, "no next hop") {
+		t.Errorf("node without address: %q", got)
+	}
+	if got := describeRoute("n1", "100.96.1.0/24", "198.51.100.7"); got != "route node=n1 100.96.1.0/24 via 198.51.100.7" {
+		t.Errorf("%q", got)
+	}
+}
+
+// TestOneShotUnreachableManagerSaysWhy: routes list against a port where
+// nothing listens says so in t1route's words, in one line without colour.
+func TestOneShotUnreachableManagerSaysWhy(t *testing.T) {
+	env := configtest.ValidEnv()
+	env["NSXT_MANAGER_HOST"] = "127.0.0.1:1"
+	var out, errOut bytes.Buffer
+	root := newRootCommand(&out, &errOut, envOf(env))
+	root.SetArgs([]string{"routes", "list", "--all-clusters", "--timeout", "20s"})
+	code := execute(root, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "refused the connection") || strings.Contains(errOut.String(), "\x1b[") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
+	}
+}
