@@ -51,8 +51,6 @@ func kubectl(t *testing.T, c *Cluster, stdin string, args ...string) (string, er
 	return string(out), err
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // The rendered manifests pass server-side dry-run apply for each way to
 // authenticate; the RBAC grants the controller exactly what it needs (and no
 // Secrets but its one); the controller converges under exactly that RBAC.
