@@ -5,6 +5,7 @@ package integration
 import (
 	"bufio"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -12,13 +13,14 @@ import (
 	"syscall"
 )
 
-// BuildBinaries builds t1route, t1route-cni and nsxsim into a temporary directory.
+// BuildBinaries builds t1route, t1route-cni and nsxsim into a temporary
+// directory, stamped with BuildVersion as the Makefile stamps them.
 func BuildBinaries(t TB) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..")
 	out := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", out+"/", "./cmd/t1route", "./cmd/t1route-cni", "./cmd/nsxsim")
+	cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+BuildVersion(root), "-o", out+"/", "./cmd/t1route", "./cmd/t1route-cni", "./cmd/nsxsim")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
@@ -49,4 +51,19 @@ func StartNSXSim(t TB, bin string, args ...string) []string {
 		t.Fatalf("nsxsim printed %q", env)
 	}
 	return env
+}
+
+// BuildVersion is what the Makefile stamps into t1route (VERSION ?= git
+// describe --tags --always --dirty, else dev): $VERSION if set.
+func BuildVersion(root string) string {
+	if v := os.Getenv("VERSION"); v != "" {
+		return v
+	}
+	cmd := exec.Command("git", "describe", "--tags", "--always", "--dirty")
+	cmd.Dir = root
+	b, err := cmd.Output()
+	if v := strings.TrimSpace(string(b)); err == nil && v != "" {
+		return v
+	}
+	return "dev"
 }

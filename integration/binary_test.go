@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,5 +97,17 @@ func TestControllerBinary(t *testing.T) {
 	cmd.Wait()
 	if !strings.Contains(logs.String(), "pod routing is disabled") {
 		t.Fatalf("the disabled controller did not say so:\n%s", logs.String())
+	}
+}
+
+// Test binaries are stamped like the Makefile's: `t1route version` names the
+// commit, not dev.
+func TestBinaryVersion(t *testing.T) {
+	bin := BuildBinaries(t)
+	out, err := exec.Command(filepath.Join(bin, "t1route"), "version").CombinedOutput()
+	_, file, _, _ := runtime.Caller(0)
+	want := BuildVersion(filepath.Join(filepath.Dir(file), ".."))
+	if err != nil || strings.TrimSpace(string(out)) != "t1route "+want || want == "dev" {
+		t.Fatalf("t1route version: %v %q, want t1route %s", err, out, want)
 	}
 }

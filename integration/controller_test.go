@@ -306,7 +306,14 @@ func TestLeaderFailoverMidBatch(t *testing.T) {
 		want[cidr] = nodeIP(i)
 	}
 	a := e.startController("replica-a", true, time.Minute)
-	time.Sleep(200 * time.Millisecond)
+	// replica-a leads before replica-b starts: wait for its Lease, not a while.
+	Eventually(t, 20*time.Second, "replica-a to hold the Lease", func() (bool, string) {
+		l, err := e.kube.CoordinationV1().Leases("kube-system").Get(context.Background(), "t1route-controller", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return false, fmt.Sprint(err)
+		}
+		return *l.Spec.HolderIdentity == "replica-a", *l.Spec.HolderIdentity
+	})
 	b := e.startController("replica-b", true, time.Minute)
 	_ = b
 	// Wait until the leader's first batch is in flight, then kill it.

@@ -51,8 +51,6 @@ func kubectl(t *testing.T, c *Cluster, stdin string, args ...string) (string, er
 	return string(out), err
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // The rendered manifests pass server-side dry-run apply for each way to
 // authenticate; the RBAC grants the controller exactly what it needs (and no
 // Secrets but its one); the controller converges under exactly that RBAC.
@@ -74,7 +72,12 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 		"vmc token":          {"NSXT_VMC_AUTH_HOST=" + sim.Addr(), "NSXT_VMC_ACCESS_TOKEN=some-api-token"},
 		"kubernetes secret":  {"NSXT_SECRET_NAMESPACE=" + deployNS, "NSXT_SECRET_NAME=nsx-credentials"},
 	}
-	// The namespace must exist for a dry run of what lives in it.
+	// As deploy/README.md says: on a fresh cluster the dry run fails (it
+	// creates no namespace), and passes once the namespace exists.
+	fresh := render(t, bin, append(append([]string{}, base...), modes["password"]...))
+	if out, err := kubectl(t, c, fresh, "apply", "--server-side", "--dry-run=server", "-f", "-"); err == nil || !strings.Contains(out, `namespaces "`+deployNS+`" not found`) {
+		t.Fatalf("a dry run on a fresh cluster: want the README's namespace error, got %v\n%s", err, out)
+	}
 	if out, err := kubectl(t, c, "", "create", "namespace", deployNS); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}

@@ -296,3 +296,36 @@ func TestCleanupControllerBinaryLeaderElection(t *testing.T) {
 		return apierrors.IsNotFound(err) && countCluster(sim, "wl-9") == 0, fmt.Sprint(err, routeIDs(sim))
 	})
 }
+
+// gc --cluster refuses the routes of the cluster the kubeconfig in use
+// reaches (a live cluster) unless --force, and warns that they changed
+// recently.
+func TestGCRefusesLiveCluster(t *testing.T) {
+	bin := BuildBinaries(t)
+	c := StartCluster(t)
+	sim := nsxsim.StartTest(t, nsxsim.Options{Tier1s: []string{tier1}})
+	uid, err := podroute.ClusterUID(context.Background(), c.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putClusterRoutes(t, sim, uid, "here", 0, 2)
+	gc := func(args ...string) (string, int) {
+		cmd := exec.Command(filepath.Join(bin, "t1route"), append([]string{"gc", "--kubeconfig", c.Kubeconfig}, args...)...)
+		cmd.Env = append(os.Environ(), simEnv(sim)...)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	out, code := gc("--cluster", "here", "--yes")
+	if code != 2 || !strings.Contains(out, "refusing: cluster here (UID "+uid+") is the cluster the kubeconfig in use reaches") || countCluster(sim, "here") != 2 {
+		t.Fatalf("exit %d, %d routes left:\n%s", code, countCluster(sim, "here"), out)
+	}
+	out, code = gc("--cluster", uid, "--force")
+	if code != 0 || !strings.Contains(out, "(--force)") || !strings.Contains(out, "warning: these routes were last changed") || !strings.Contains(out, "dry run: 2 route(s)") {
+		t.Fatalf("--force dry run: exit %d:\n%s", code, out)
+	}
+}

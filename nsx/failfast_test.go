@@ -21,7 +21,7 @@ import (
 var slowRetries = nsx.Limits{MaxRetries: 8, RetryWaitMin: 500 * time.Millisecond, RetryWaitMax: 2 * time.Second}
 
 // call makes one Tier1 call and returns its error, its attempts and how long it took.
-func call(t *testing.T, cfg nsx.Config) (error, int, time.Duration) {
+func call(t *testing.T, cfg nsx.Config) (int, time.Duration, error) {
 	t.Helper()
 	var attempts int
 	cfg.Observe = func(_ string, _, n int, _ time.Duration) { attempts = n }
@@ -33,7 +33,7 @@ func call(t *testing.T, cfg nsx.Config) (error, int, time.Duration) {
 	defer cancel()
 	start := time.Now()
 	_, err = c.Tier1(ctx, t1Path)
-	return err, attempts, time.Since(start)
+	return attempts, time.Since(start), err
 }
 
 // TestFailuresNoRetryCanFixFailAtOnce: an untrusted or misnamed
@@ -74,7 +74,7 @@ func TestFailuresNoRetryCanFixFailAtOnce(t *testing.T) {
 				c.cfg.Host = sim.URL()
 			}
 			c.cfg.Limits = slowRetries
-			err, attempts, took := call(t, c.cfg)
+			attempts, took, err := call(t, c.cfg)
 			line := nsx.Explain(err)
 			t.Logf("after %d attempt(s) in %v: %s", attempts, took.Round(time.Millisecond), line)
 			if err == nil || attempts != 1 {
@@ -117,13 +117,13 @@ func TestUnreachableManager(t *testing.T) {
 	ln.Close() // nothing listens there now: connection refused
 
 	quick := nsx.Limits{MaxRetries: 3, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond}
-	err, attempts, _ := call(t, nsx.Config{Host: "https://" + closedAddr, Limits: quick})
+	attempts, _, err := call(t, nsx.Config{Host: "https://" + closedAddr, Limits: quick})
 	if attempts != 4 || !nsx.IsTemporary(err) {
 		t.Fatalf("without FailFast: %d attempts, %v; want 1 + 3 retries of a temporary error", attempts, err)
 	}
 	failFast := slowRetries
 	failFast.FailFast = true
-	err, attempts, _ = call(t, nsx.Config{Host: "https://" + closedAddr, Limits: failFast})
+	attempts, _, err = call(t, nsx.Config{Host: "https://" + closedAddr, Limits: failFast})
 	line := nsx.Explain(err)
 	if attempts != 1 || !strings.Contains(line, "refused the connection") || !strings.Contains(line, closedAddr) {
 		t.Fatalf("with FailFast: %d attempts, Explain %q", attempts, line)

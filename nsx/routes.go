@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vmware/vsphere-automation-sdk-go/runtime/bindings"
 	"github.com/vmware/vsphere-automation-sdk-go/runtime/data"
@@ -41,6 +42,8 @@ type Route struct {
 	// Read-only, filled by ListRoutes.
 	Path     string
 	Revision int64
+	// LastModified is NSX's _last_modified_time (zero if not given).
+	LastModified time.Time
 }
 
 // Tier1 is what t1route needs to know of a Tier-1 gateway.
@@ -314,6 +317,9 @@ func toModel(r Route) model.StaticRoutes {
 func fromModel(m model.StaticRoutes) Route {
 	r := Route{ID: deref(m.Id), DisplayName: deref(m.DisplayName), Description: deref(m.Description),
 		Network: deref(m.Network), Path: deref(m.Path), Revision: deref(m.Revision)}
+	if m.LastModifiedTime != nil {
+		r.LastModified = time.UnixMilli(*m.LastModifiedTime)
+	}
 	for _, h := range m.NextHops {
 		r.NextHops = append(r.NextHops, NextHop{IP: deref(h.IpAddress), AdminDistance: deref(h.AdminDistance)})
 	}

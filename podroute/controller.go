@@ -267,16 +267,24 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	if !changes.Empty() {
 		c.log.Info("applying route changes", zap.Int("upserts", len(changes.Upserts)), zap.Int("deletes", len(changes.Deletes)),
 			zap.Int("desired", len(desired)), zap.Int("owned_before", owned))
+		start := time.Now()
 		err := c.apply(ctx, changes)
 		if err != nil {
 			return err
 		}
+		refused := 0
 		c.actual.Applied(changes, func(id string) bool {
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			_, refused := c.failed[id]
-			return refused
+			_, failed := c.failed[id]
+			if failed {
+				refused++
+			}
+			return failed
 		})
+		// The counterpart of "applying": that NSX took the changes, and how long it took.
+		c.log.Info("applied route changes", zap.Int("upserts", len(changes.Upserts)), zap.Int("deletes", len(changes.Deletes)),
+			zap.Int("refused", refused), zap.Int("owned_after", c.ownedCount()), zap.Duration("duration", time.Since(start)))
 	}
 	c.metrics.ActualRoutes.Set(float64(c.ownedCount()))
 	c.offerConditions(c.desiredConditions(nodes, desired, problems))

@@ -145,6 +145,26 @@ func TestOutOfBandChangesAreNamed(t *testing.T) {
 	}
 }
 
+// Every "applying route changes" is followed by the line saying they were
+// applied, with counts and the time it took.
+func TestAppliedChangesAreLogged(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
+	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4}, fakeNodes(3), fnsx, nil)
+	c.log = zap.New(core)
+	if err := c.reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	applied := logs.FilterMessage("applied route changes").All()
+	if len(applied) != 1 {
+		t.Fatalf("want one applied line, got %d: %v", len(applied), logs.All())
+	}
+	m := applied[0].ContextMap()
+	if m["upserts"] != int64(3) || m["deletes"] != int64(0) || m["owned_after"] != int64(3) || m["duration"] == nil {
+		t.Fatalf("applied line: %v", m)
+	}
+}
+
 // A resync's background list finds a route deleted in NSX out of band, and
 // the next pass repairs it without listing again.
 func TestBackgroundResyncList(t *testing.T) {

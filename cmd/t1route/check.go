@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -58,8 +59,12 @@ Kubernetes (e.g. from a host outside the cluster).`,
 			c := &checker{out: stdout}
 			if f.routes {
 				o, err := connectOneShot(ctx, cmd, getenv, f.kubeconfig, true, stderr)
+				var ee exitError
+				if errors.As(err, &ee) {
+					return err // the configuration's problems are printed
+				}
 				if err != nil {
-					c.result(false, "routes: cannot check them: %v", err)
+					c.result(false, "routes: cannot check them: %s", nsx.Explain(err))
 				} else if err := checkRoutes(ctx, o, c); err != nil {
 					c.result(false, "routes: %v", err)
 				}
@@ -81,7 +86,7 @@ Kubernetes (e.g. from a host outside the cluster).`,
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG)")
 	fl.StringArrayVar(&f.probes, "probe", nil, "pod IP (HTTP port 8080) or http URL of a 't1route echo' to ping and fetch (repeatable)")
 	fl.BoolVar(&f.routes, "routes", true, "check the routes on the Tier-1 (needs the NSXT_* configuration and Kubernetes)")
-	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "give up after this long")
+	fl.DurationVar(&f.timeout, "timeout", oneShotTimeout, "give up after this long")
 	return cmd
 }
 
@@ -124,7 +129,7 @@ func checkRoutes(ctx context.Context, o *oneShot, c *checker) error {
 		return fmt.Errorf("read realization on %s: %w", cfg.RouterPath, err)
 	}
 	for _, ch := range checks {
-		what := fmt.Sprintf("route node=%s %s via %s", ch.Node, ch.Network, ch.NextHop)
+		what := describeRoute(ch.Node, ch.Network, ch.NextHop)
 		if ch.Problem != "" {
 			c.result(false, "%s: %s", what, ch.Problem)
 			continue
@@ -143,4 +148,13 @@ func checkRoutes(ctx context.Context, o *oneShot, c *checker) error {
 		}
 	}
 	return nil
+}
+
+// describeRoute names a node's route for a check line; a node without an
+// address has no next hop to show.
+func describeRoute(node, network, nextHop string) string {
+	if nextHop == "" {
+		return fmt.Sprintf("route node=%s %s (no next hop: the node has no address)", node, network)
+	}
+	return fmt.Sprintf("route node=%s %s via %s", node, network, nextHop)
 }

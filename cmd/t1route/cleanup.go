@@ -47,7 +47,7 @@ The workload clusters' CLUSTER_NAME must be their Cluster API Cluster name.`,
 				return err
 			}
 			defer log.Sync() //nolint:errcheck
-			o, err := dialNSX(ctx, cfg, kubeconfig, true, log)
+			o, err := dialNSX(ctx, cfg, kubeconfig, true, false, log)
 			if err != nil {
 				return err
 			}

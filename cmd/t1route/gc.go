@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/dynamic"
@@ -22,8 +23,9 @@ import (
 
 type gcFlags struct {
 	cluster, liveKubeconfig, kubeconfig string
-	orphans, yes, allowOverwrite        bool
+	orphans, yes, force, allowOverwrite bool
 	keep                                []string
+	timeout                             time.Duration
 }
 
 func newGCCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -55,6 +57,8 @@ Without --yes it lists exactly what would go and changes nothing.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			ctx, cancel := context.WithTimeout(ctx, f.timeout)
+			defer cancel()
 			o, err := connectOneShot(ctx, cmd, getenv, f.kubeconfig, false, stderr)
 			if err != nil {
 				return err
@@ -70,6 +74,8 @@ Without --yes it lists exactly what would go and changes nothing.`,
 	fl.StringArrayVar(&f.keep, "keep", nil, "with --orphans, a cluster name or UID never to collect (repeatable)")
 	fl.BoolVar(&f.yes, "yes", false, "delete (without it: a dry run)")
 	fl.BoolVar(&f.allowOverwrite, "allow-overwrite", true, "delete routes another identity created (a protected principal identity, e.g. a controller in certificate mode) with X-Allow-Overwrite, which NSX honours from an enterprise admin; only routes with t1route's tags of the chosen clusters are deleted; false: refuse")
+	fl.BoolVar(&f.force, "force", false, "with --cluster, delete even the routes of the cluster the kubeconfig in use reaches (a live cluster)")
+	fl.DurationVar(&f.timeout, "timeout", oneShotTimeout, "give up after this long (a later run finishes what an interrupted one left)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster holding the NSX credentials Secret (Secret auth only)")
 	return cmd
 }
@@ -90,6 +96,11 @@ func runGC(ctx context.Context, o *oneShot, f gcFlags, stdout, stderr io.Writer)
 			}
 			fmt.Fprintf(stderr, "cluster name %q is used by %d clusters (UIDs %s): give --cluster <UID>\n", f.cluster, len(clusters), strings.Join(uids, ", "))
 			return exitError{2}
+		}
+		if len(clusters) == 1 {
+			if err := refuseLiveCluster(ctx, o, f, clusters[0], stderr); err != nil {
+				return err
+			}
 		}
 	} else {
 		rc, err := connect.KubeConfig(f.liveKubeconfig, userAgent())
@@ -130,6 +141,9 @@ func runGC(ctx context.Context, o *oneShot, f gcFlags, stdout, stderr io.Writer)
 		ids = append(ids, r.ID)
 	}
 	tw.Flush()
+	if newest := newestChange(doomed); !newest.IsZero() && time.Since(newest) < recentChange {
+		fmt.Fprintf(stderr, "warning: these routes were last changed %s ago: a controller may still be keeping them\n", time.Since(newest).Round(time.Second))
+	}
 	if !f.yes {
 		fmt.Fprintf(stdout, "dry run: %d route(s) would be deleted; run again with --yes to delete them\n", len(doomed))
 		return nil
@@ -144,4 +158,47 @@ func runGC(ctx context.Context, o *oneShot, f gcFlags, stdout, stderr io.Writer)
 	}
 	fmt.Fprintf(stdout, "deleted %d route(s)\n", len(doomed))
 	return nil
+}
+
+// recentChange is how recent a route change makes gc warn that the
+// cluster may be alive (its controller rewrites routes as nodes change).
+const recentChange = 24 * time.Hour
+
+func newestChange(routes []nsx.Route) time.Time {
+	var newest time.Time
+	for _, r := range routes {
+		if r.LastModified.After(newest) {
+			newest = r.LastModified
+		}
+	}
+	return newest
+}
+
+// refuseLiveCluster refuses (exit 2) to collect the routes of the cluster
+// the kubeconfig in use reaches, unless --force: that cluster is alive, and
+// its pods would lose their routes. Without a kubeconfig there is nothing to
+// compare with; an unreachable cluster is only a warning.
+func refuseLiveCluster(ctx context.Context, o *oneShot, f gcFlags, c podroute.ClusterRef, stderr io.Writer) error {
+	kube := o.kube
+	if kube == nil {
+		k, err := connect.Kube(f.kubeconfig, userAgent())
+		if err != nil {
+			return nil // no cluster in use
+		}
+		kube = k
+	}
+	uid, err := podroute.ClusterUID(ctx, kube)
+	if err != nil {
+		fmt.Fprintf(stderr, "warning: cannot tell whether cluster %s is the one the kubeconfig reaches: %v\n", c.Name, err)
+		return nil
+	}
+	if uid != c.UID {
+		return nil
+	}
+	if f.force {
+		fmt.Fprintf(stderr, "warning: cluster %s (UID %s) is the cluster the kubeconfig in use reaches: collecting its routes anyway (--force)\n", c.Name, c.UID)
+		return nil
+	}
+	fmt.Fprintf(stderr, "refusing: cluster %s (UID %s) is the cluster the kubeconfig in use reaches, so it is alive and its pods would lose their routes; point --kubeconfig (or KUBECONFIG) elsewhere, or add --force if you really mean it\n", c.Name, c.UID)
+	return exitError{2}
 }

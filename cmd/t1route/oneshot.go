@@ -41,8 +41,12 @@ func connectOneShot(ctx context.Context, cmd *cobra.Command, getenv func(string)
 	if err != nil {
 		return nil, err
 	}
-	return dialNSX(ctx, cfg, kubeconfig, needKube, log)
+	return dialNSX(ctx, cfg, kubeconfig, needKube, true, log)
 }
+
+// oneShotTimeout is the default --timeout of one-shot commands: a person
+// waits, and an unreachable manager fails at once anyway (FailFast).
+const oneShotTimeout = 60 * time.Second
 
 // requireNSX names what a command that talks to NSX lacks (exit status 2):
 // validation accepts a configuration without them while pod routing is off.
@@ -68,7 +72,9 @@ func requireNSX(cfg config.Config, stderr io.Writer) error {
 
 // dialNSX connects to NSX (and Kubernetes, when needKube or when the
 // credentials are in a Secret) and waits up to 15 s for the credentials.
-func dialNSX(ctx context.Context, cfg config.Config, kubeconfig string, needKube bool, log *zap.Logger) (*oneShot, error) {
+// failFast (one-shot commands) gives up at once on a manager that cannot be
+// reached instead of retrying.
+func dialNSX(ctx context.Context, cfg config.Config, kubeconfig string, needKube, failFast bool, log *zap.Logger) (*oneShot, error) {
 	o := &oneShot{cfg: cfg}
 	if needKube || cfg.Auth.Mode == config.AuthSecret {
 		var err error
@@ -76,7 +82,7 @@ func dialNSX(ctx context.Context, cfg config.Config, kubeconfig string, needKube
 			return nil, err
 		}
 	}
-	conn, err := connect.NSX(ctx, cfg, o.kube, connect.Options{Limits: nsx.Limits{RateLimit: 50, MaxInFlight: 10}, BatchSize: 1000, Log: log})
+	conn, err := connect.NSX(ctx, cfg, o.kube, connect.Options{Limits: nsx.Limits{RateLimit: 50, MaxInFlight: 10, FailFast: failFast}, BatchSize: 1000, Log: log})
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -28,9 +29,10 @@ type RouteView struct {
 }
 
 func newRoutesCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
-	routes := &cobra.Command{Use: "routes", Short: "Show the routes on the Tier-1"}
+	routes := &cobra.Command{Use: "routes", Short: "Show the routes on the Tier-1", RunE: groupRun}
 	var output, kubeconfig string
 	var all, realization bool
+	var timeout time.Duration
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "This cluster's routes on the Tier-1: network, next hop, node, realized",
@@ -40,7 +42,8 @@ func newRoutesCommand(stdout, stderr io.Writer, getenv func(string) (string, boo
 				fmt.Fprintf(stderr, "-o %q: use table, json or yaml\n", output)
 				return exitError{2}
 			}
-			ctx := cmd.Context()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
 			o, err := connectOneShot(ctx, cmd, getenv, kubeconfig, !all, stderr)
 			if err != nil {
 				return err
@@ -58,6 +61,7 @@ func newRoutesCommand(stdout, stderr io.Writer, getenv func(string) (string, boo
 	fl.BoolVar(&all, "all-clusters", false, "every t1route route on the Tier-1, of any cluster (needs no Kubernetes access)")
 	fl.BoolVar(&realization, "realization", true, "read each route's realized state (from the Tier-1's forwarding table; one NSX call per route only for routes missing there)")
 	fl.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this cluster (default: in-cluster, then $KUBECONFIG)")
+	fl.DurationVar(&timeout, "timeout", oneShotTimeout, "give up after this long")
 	routes.AddCommand(list)
 	return routes
 }

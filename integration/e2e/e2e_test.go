@@ -59,20 +59,19 @@ type pod struct {
 
 // world is the whole test topology.
 type world struct {
-	t        testing.TB
-	lab      *lab
-	bin      string
-	cluster  *integration.Cluster
-	simEnv   []string
-	router   string
-	ext      string
-	nodes    []*node
-	pods     []*pod
-	ctrl     *exec.Cmd
-	ctrlArgs []string
-	dual     bool // IPv4 and IPv6 everywhere
-	pass     int
-	fail     int
+	t       testing.TB
+	lab     *lab
+	bin     string
+	cluster *integration.Cluster
+	simEnv  []string
+	router  string
+	ext     string
+	nodes   []*node
+	pods    []*pod
+	ctrl    *exec.Cmd
+	dual    bool // IPv4 and IPv6 everywhere
+	pass    int
+	fail    int
 }
 
 func (w *world) env(extra ...string) []string {

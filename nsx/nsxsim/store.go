@@ -47,19 +47,6 @@ const (
 	defaultAdmin = 1
 )
 
-// validationError is one problem with one object, reported as a 400.
-type validationError struct {
-	where string // e.g. "children[0].children[3] (StaticRoutes id=r1)"
-	msg   string
-}
-
-func (e validationError) Error() string {
-	if e.where == "" {
-		return e.msg
-	}
-	return e.where + ": " + e.msg
-}
-
 func validID(id string) error {
 	switch {
 	case id == "":

@@ -16,6 +16,7 @@ import (
 
 	"github.com/t1route/t1route/auth"
 	"github.com/t1route/t1route/nsx"
+	"github.com/t1route/t1route/podroute"
 )
 
 // Secret is a configuration value never shown: it prints as <redacted>.
@@ -144,7 +145,7 @@ func Load(s Settings) (Config, []Problem) {
 		p.bad(varRouter, "is required when pod routing is enabled")
 	}
 	if v, ok := p.str(varClusterCIDR); ok {
-		p.cfg.ClusterCIDRs = p.clusterCIDRs(v)
+		p.cfg.ClusterCIDRs = p.clusterCIDRs(v, p.boolean(varAllowShortCIDR, false))
 	} else if required {
 		p.bad(varClusterCIDR, "is required when pod routing is enabled")
 	}
@@ -180,8 +181,9 @@ func (p *parser) managerURL(v string) string {
 	case u.Host == "" || u.Hostname() == "":
 		p.bad(varManager, fmt.Sprintf("%q has no host", v))
 		return ""
-	case u.RawQuery != "" || u.Fragment != "":
-		p.bad(varManager, fmt.Sprintf("%q has a query or fragment; give the host, or the base URL of the API", v))
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		// Never echo it: a query may hold a token.
+		p.bad(varManager, "has a query or fragment (not shown: it may hold a token); give the host, or the base URL of the API")
 		return ""
 	}
 	if !validPort(u.Port()) {
@@ -195,7 +197,7 @@ func (p *parser) managerURL(v string) string {
 	return strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/")
 }
 
-func (p *parser) clusterCIDRs(v string) []netip.Prefix {
+func (p *parser) clusterCIDRs(v string, allowShort bool) []netip.Prefix {
 	parts := strings.Split(v, ",")
 	if len(parts) > 2 {
 		p.bad(varClusterCIDR, fmt.Sprintf("%d CIDRs given; give one, or one IPv4 and one IPv6 for dual-stack", len(parts)))
@@ -212,6 +214,13 @@ func (p *parser) clusterCIDRs(v string) []netip.Prefix {
 		if pfx.Masked() != pfx {
 			p.bad(varClusterCIDR, fmt.Sprintf("%q has host bits set; did you mean %s?", part, pfx.Masked()))
 			return nil
+		}
+		if err := podroute.CheckClusterCIDR(pfx, allowShort); err != nil {
+			p.bad(varClusterCIDR, err.Error())
+			return nil
+		}
+		if allowShort && podroute.CheckClusterCIDR(pfx, false) != nil {
+			p.cfg.Notes = append(p.cfg.Notes, fmt.Sprintf("NSXT_ALLOW_SHORT_CLUSTER_CIDR=true: CLUSTER_CIDR %s is wider than a cluster's pod range usually is; the controller may route all of it to nodes", pfx))
 		}
 		out = append(out, pfx)
 	}

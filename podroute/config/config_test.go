@@ -34,6 +34,8 @@ func TestLoadConfigRejectsMalformedInput(t *testing.T) {
 		{"manager bad port", map[string]string{"NSXT_MANAGER_HOST": "nsx.example.com:99999"}, nil, "NSXT_MANAGER_HOST", "port"},
 		{"manager with credentials", map[string]string{"NSXT_MANAGER_HOST": "https://admin:Url-S3cret@nsx.example.com"}, nil, "NSXT_MANAGER_HOST", "holds credentials"},
 		{"manager with a query", map[string]string{"NSXT_MANAGER_HOST": "https://nsx.example.com/api?x=1"}, nil, "NSXT_MANAGER_HOST", "query"},
+		{"manager with a token in the query", map[string]string{"NSXT_MANAGER_HOST": "https://nsx.example.com/api?token=Url-S3cret"}, nil, "NSXT_MANAGER_HOST", "not shown"},
+		{"manager with a token in the fragment", map[string]string{"NSXT_MANAGER_HOST": "nsx.example.com#Url-S3cret"}, nil, "NSXT_MANAGER_HOST", "not shown"},
 		{"manager not a host name", map[string]string{"NSXT_MANAGER_HOST": "nsx_manager!.example"}, nil, "NSXT_MANAGER_HOST", "not a valid host"},
 		{"router path missing", nil, []string{"NSXT_ROUTER_PATH"}, "NSXT_ROUTER_PATH", "required"},
 		{"router path bare id", map[string]string{"NSXT_ROUTER_PATH": "t1-routable"}, nil, "NSXT_ROUTER_PATH", "/infra/tier-1s/<id>"},
@@ -46,6 +48,15 @@ func TestLoadConfigRejectsMalformedInput(t *testing.T) {
 		{"cluster CIDR host bits", map[string]string{"CLUSTER_CIDR": "100.96.0.1/11"}, nil, "CLUSTER_CIDR", "did you mean 100.96.0.0/11"},
 		{"cluster CIDR same family twice", map[string]string{"CLUSTER_CIDR": "100.96.0.0/11,100.128.0.0/11"}, nil, "CLUSTER_CIDR", "same IP family"},
 		{"cluster CIDR three", map[string]string{"CLUSTER_CIDR": "100.96.0.0/11,fd00::/48,10.0.0.0/8"}, nil, "CLUSTER_CIDR", "3 CIDRs"},
+		{"cluster CIDR default route", map[string]string{"CLUSTER_CIDR": "0.0.0.0/0"}, nil, "CLUSTER_CIDR", "default route"},
+		{"cluster CIDR default route even if short allowed", map[string]string{"CLUSTER_CIDR": "0.0.0.0/0", "NSXT_ALLOW_SHORT_CLUSTER_CIDR": "true"}, nil, "CLUSTER_CIDR", "default route"},
+		{"cluster CIDR IPv4 shorter than /8", map[string]string{"CLUSTER_CIDR": "100.0.0.0/7"}, nil, "CLUSTER_CIDR", "wider than /8"},
+		{"cluster CIDR IPv6 shorter than /32", map[string]string{"CLUSTER_CIDR": "100.96.0.0/11,fd00::/8"}, nil, "CLUSTER_CIDR", "wider than /32"},
+		{"cluster CIDR loopback", map[string]string{"CLUSTER_CIDR": "127.0.0.0/16"}, nil, "CLUSTER_CIDR", "127.0.0.0/8"},
+		{"cluster CIDR link-local", map[string]string{"CLUSTER_CIDR": "169.254.0.0/16"}, nil, "CLUSTER_CIDR", "169.254.0.0/16"},
+		{"cluster CIDR multicast", map[string]string{"CLUSTER_CIDR": "224.1.0.0/16"}, nil, "CLUSTER_CIDR", "224.0.0.0/4"},
+		{"cluster CIDR IPv4-mapped", map[string]string{"CLUSTER_CIDR": "::ffff:100.96.0.0/107"}, nil, "CLUSTER_CIDR", "IPv4-mapped"},
+		{"allow short not a bool", map[string]string{"NSXT_ALLOW_SHORT_CLUSTER_CIDR": "maybe"}, nil, "NSXT_ALLOW_SHORT_CLUSTER_CIDR", "not true or false"},
 		{"cluster name invalid", map[string]string{"CLUSTER_NAME": "Prod_East!"}, nil, "CLUSTER_NAME", "not a valid cluster name"},
 		{"cluster name too long", map[string]string{"CLUSTER_NAME": strings.Repeat("a", 64)}, nil, "CLUSTER_NAME", "63"},
 		{"cert data not base64 or PEM", map[string]string{"NSXT_CLIENT_CERT_DATA": "%%%Cert-S3cret%%%", "NSXT_CLIENT_CERT_KEY_DATA": configtest.B64(pki.KeyPEM)}, nil, "NSXT_CLIENT_CERT_DATA", "neither PEM nor base64"},
@@ -114,6 +125,18 @@ func TestLoadConfigRejectsMalformedInput(t *testing.T) {
 
 func TestLoadConfigValid(t *testing.T) {
 	pki := configtest.NewPKI(t)
+	t.Run("short cluster CIDR allowed with a note", func(t *testing.T) {
+		env := configtest.ValidEnv()
+		env["CLUSTER_CIDR"] = "100.0.0.0/7"
+		env["NSXT_ALLOW_SHORT_CLUSTER_CIDR"] = "true"
+		cfg, problems := Load(FromMap(env))
+		if len(problems) > 0 {
+			t.Fatal(problems)
+		}
+		if len(cfg.ClusterCIDRs) != 1 || cfg.ClusterCIDRs[0].String() != "100.0.0.0/7" || !strings.Contains(strings.Join(cfg.Notes, "\n"), "NSXT_ALLOW_SHORT_CLUSTER_CIDR=true: CLUSTER_CIDR 100.0.0.0/7") {
+			t.Fatalf("%v %q", cfg.ClusterCIDRs, cfg.Notes)
+		}
+	})
 	t.Run("defaults and normalisation", func(t *testing.T) {
 		env := configtest.ValidEnv()
 		env["NSXT_MANAGER_HOST"] = "https://nsx.example.com:8443/"

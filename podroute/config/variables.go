@@ -27,30 +27,31 @@ type Variable struct {
 
 // The NSXT_* variables, in the order validate-config lists them.
 var (
-	varEnabled     = Variable{Env: "NSXT_POD_ROUTING_ENABLED", Flag: "pod-routing-enabled", Help: "true to program pod routes; false idles the controller", Example: "true"}
-	varManager     = Variable{Env: "NSXT_MANAGER_HOST", Flag: "manager-host", Help: "NSX Manager: host, host:port, or https URL (also VMC's reverse-proxy URL)", Example: "nsx.example.com"}
-	varRouter      = Variable{Env: "NSXT_ROUTER_PATH", Flag: "router-path", Help: "policy path of the dedicated Tier-1 gateway", Example: "/infra/tier-1s/t1-routable"}
-	varClusterCIDR = Variable{Env: "CLUSTER_CIDR", Flag: "cluster-cidr", Help: "pod CIDR, or an IPv4 and an IPv6 CIDR comma-separated", Example: "100.96.0.0/11"}
-	varClusterName = Variable{Env: "CLUSTER_NAME", Flag: "cluster-name", Help: "cluster name recorded on routes (default kubernetes)", Example: "prod-east-1"}
-	varCertData    = Variable{Env: "NSXT_CLIENT_CERT_DATA", Flag: "client-cert-data", Secret: true, Credential: true, Help: "client certificate, PEM or base64 of PEM", Example: "<base64 of the certificate PEM>"}
-	varKeyData     = Variable{Env: "NSXT_CLIENT_CERT_KEY_DATA", Flag: "client-cert-key-data", Secret: true, Credential: true, Help: "client certificate's private key, PEM or base64 of PEM", Example: "<base64 of the key PEM>"}
-	varCertFile    = Variable{Env: "NSXT_CLIENT_CERT_FILE", Flag: "client-cert-file", InlinedAs: "NSXT_CLIENT_CERT_DATA", Help: "client certificate file (re-read when it changes)", Example: "/etc/t1route/nsx/tls.crt"}
-	varKeyFile     = Variable{Env: "NSXT_CLIENT_KEY_FILE", Flag: "client-key-file", InlinedAs: "NSXT_CLIENT_CERT_KEY_DATA", Help: "client certificate's key file (re-read when it changes)", Example: "/etc/t1route/nsx/tls.key"}
-	varRootCA      = Variable{Env: "NSXT_ROOT_CA_DATA_B64", Flag: "root-ca-data-b64", Help: "base64 of the PEM of the CA that signed the manager's certificate", Example: "$(base64 -w0 ca.pem)"}
-	varInsecure    = Variable{Env: "NSXT_ALLOW_UNVERIFIED_SSL", Flag: "allow-unverified-ssl", Help: "true disables TLS verification (not for production)", Example: "false"}
-	varVMCHost     = Variable{Env: "NSXT_VMC_AUTH_HOST", Flag: "vmc-auth-host", Help: "VMware Cloud Services host for token exchange", Example: "console.cloud.vmware.com"}
-	varVMCToken    = Variable{Env: "NSXT_VMC_ACCESS_TOKEN", Flag: "vmc-access-token", Secret: true, Credential: true, Help: "VMC API token (exchanged for short-lived access tokens)", Example: "<VMC API token>"}
-	varSecretNS    = Variable{Env: "NSXT_SECRET_NAMESPACE", Flag: "secret-namespace", Help: "namespace of the Secret holding username and password", Example: "t1route-system"}
-	varSecretName  = Variable{Env: "NSXT_SECRET_NAME", Flag: "secret-name", Help: "name of the Secret holding username and password", Example: "nsx-credentials"}
-	varUsername    = Variable{Env: "NSXT_USERNAME", Flag: "username", Credential: true, Help: "NSX user", Example: "admin"}
-	varPassword    = Variable{Env: "NSXT_PASSWORD", Flag: "password", Secret: true, Credential: true, Help: "NSX user's password", Example: "<password>"}
-	varRemoteAuth  = Variable{Env: "NSXT_REMOTE_AUTH", Flag: "remote-auth", Help: "true for vIDM/LDAP users (Authorization: Remote)", Example: "true"}
-	varSessionAuth = Variable{Env: "NSXT_SESSION_AUTH", Flag: "session-auth", Help: "false sends credentials on every request instead of an NSX session", Example: "true"}
+	varEnabled        = Variable{Env: "NSXT_POD_ROUTING_ENABLED", Flag: "pod-routing-enabled", Help: "true to program pod routes; false idles the controller", Example: "true"}
+	varManager        = Variable{Env: "NSXT_MANAGER_HOST", Flag: "manager-host", Help: "NSX Manager: host, host:port, or https URL (also VMC's reverse-proxy URL)", Example: "nsx.example.com"}
+	varRouter         = Variable{Env: "NSXT_ROUTER_PATH", Flag: "router-path", Help: "policy path of the dedicated Tier-1 gateway", Example: "/infra/tier-1s/t1-routable"}
+	varClusterCIDR    = Variable{Env: "CLUSTER_CIDR", Flag: "cluster-cidr", Help: "pod CIDR, or an IPv4 and an IPv6 CIDR comma-separated", Example: "100.96.0.0/11"}
+	varAllowShortCIDR = Variable{Env: "NSXT_ALLOW_SHORT_CLUSTER_CIDR", Flag: "allow-short-cluster-cidr", Help: "true accepts a CLUSTER_CIDR shorter than /8 (IPv4) or /32 (IPv6); every other CLUSTER_CIDR rule still applies", Example: "false"}
+	varClusterName    = Variable{Env: "CLUSTER_NAME", Flag: "cluster-name", Help: "cluster name recorded on routes (default kubernetes)", Example: "prod-east-1"}
+	varCertData       = Variable{Env: "NSXT_CLIENT_CERT_DATA", Flag: "client-cert-data", Secret: true, Credential: true, Help: "client certificate, PEM or base64 of PEM", Example: "<base64 of the certificate PEM>"}
+	varKeyData        = Variable{Env: "NSXT_CLIENT_CERT_KEY_DATA", Flag: "client-cert-key-data", Secret: true, Credential: true, Help: "client certificate's private key, PEM or base64 of PEM", Example: "<base64 of the key PEM>"}
+	varCertFile       = Variable{Env: "NSXT_CLIENT_CERT_FILE", Flag: "client-cert-file", InlinedAs: "NSXT_CLIENT_CERT_DATA", Help: "client certificate file (re-read when it changes)", Example: "/etc/t1route/nsx/tls.crt"}
+	varKeyFile        = Variable{Env: "NSXT_CLIENT_KEY_FILE", Flag: "client-key-file", InlinedAs: "NSXT_CLIENT_CERT_KEY_DATA", Help: "client certificate's key file (re-read when it changes)", Example: "/etc/t1route/nsx/tls.key"}
+	varRootCA         = Variable{Env: "NSXT_ROOT_CA_DATA_B64", Flag: "root-ca-data-b64", Help: "base64 of the PEM of the CA that signed the manager's certificate", Example: "$(base64 -w0 ca.pem)"}
+	varInsecure       = Variable{Env: "NSXT_ALLOW_UNVERIFIED_SSL", Flag: "allow-unverified-ssl", Help: "true disables TLS verification (not for production)", Example: "false"}
+	varVMCHost        = Variable{Env: "NSXT_VMC_AUTH_HOST", Flag: "vmc-auth-host", Help: "VMware Cloud Services host for token exchange", Example: "console.cloud.vmware.com"}
+	varVMCToken       = Variable{Env: "NSXT_VMC_ACCESS_TOKEN", Flag: "vmc-access-token", Secret: true, Credential: true, Help: "VMC API token (exchanged for short-lived access tokens)", Example: "<VMC API token>"}
+	varSecretNS       = Variable{Env: "NSXT_SECRET_NAMESPACE", Flag: "secret-namespace", Help: "namespace of the Secret holding username and password", Example: "t1route-system"}
+	varSecretName     = Variable{Env: "NSXT_SECRET_NAME", Flag: "secret-name", Help: "name of the Secret holding username and password", Example: "nsx-credentials"}
+	varUsername       = Variable{Env: "NSXT_USERNAME", Flag: "username", Credential: true, Help: "NSX user", Example: "admin"}
+	varPassword       = Variable{Env: "NSXT_PASSWORD", Flag: "password", Secret: true, Credential: true, Help: "NSX user's password", Example: "<password>"}
+	varRemoteAuth     = Variable{Env: "NSXT_REMOTE_AUTH", Flag: "remote-auth", Help: "true for vIDM/LDAP users (Authorization: Remote)", Example: "true"}
+	varSessionAuth    = Variable{Env: "NSXT_SESSION_AUTH", Flag: "session-auth", Help: "false sends credentials on every request instead of an NSX session", Example: "true"}
 )
 
 // Variables returns the variable table, in the order validate-config lists it.
 func Variables() []Variable {
-	return []Variable{varEnabled, varManager, varRouter, varClusterCIDR, varClusterName, varCertData, varKeyData,
+	return []Variable{varEnabled, varManager, varRouter, varClusterCIDR, varAllowShortCIDR, varClusterName, varCertData, varKeyData,
 		varCertFile, varKeyFile, varRootCA, varInsecure, varVMCHost, varVMCToken, varSecretNS, varSecretName,
 		varUsername, varPassword, varRemoteAuth, varSessionAuth}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -36,6 +37,25 @@ func TestNewLogger(t *testing.T) {
 		if _, err := NewLogger(io.Discard, tc.format, tc.level); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s/%s: %v, want an error naming %s", tc.format, tc.level, err, tc.want)
 		}
+	}
+}
+
+func TestConsoleLogToAFileHasNoColour(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, w := range []io.Writer{f, &bytes.Buffer{}} {
+		log, err := NewLogger(w, "console", "info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Warn("careful")
+	}
+	b, _ := os.ReadFile(f.Name())
+	if !strings.Contains(string(b), "WARN") || strings.Contains(string(b), "\x1b[") {
+		t.Fatalf("console log in a file: %q", b)
 	}
 }
 

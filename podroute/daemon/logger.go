@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/zapr"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
 	"k8s.io/klog/v2"
 
 	"github.com/t1route/t1route/nsx"
@@ -32,7 +33,12 @@ func NewLogger(w io.Writer, format, level string) (*zap.Logger, error) {
 	case "json", "":
 		encoder = zapcore.NewJSONEncoder(enc)
 	case "console":
-		enc.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		// Colour codes only for a person's terminal: in a file or a pipe they
+		// are noise.
+		enc.EncodeLevel = zapcore.CapitalLevelEncoder
+		if isTerminal(w) {
+			enc.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
 		encoder = zapcore.NewConsoleEncoder(enc)
 	default:
 		return nil, fmt.Errorf("--log-format %q: want json or console", format)
@@ -41,4 +47,10 @@ func NewLogger(w io.Writer, format, level string) (*zap.Logger, error) {
 	klog.SetLogger(zapr.NewLogger(log.Named("client-go")))
 	nsx.RouteSDKLogs(log) // the SDK logs every request to the standard logger otherwise
 	return log, nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -35,14 +35,12 @@ type Result struct {
 	Fix     string
 }
 
-// ManagementPlane is what doctor reads through NSX's Management Plane API.
+// ManagementPlane is what doctor reads through NSX's Management Plane API;
+// *nsx.Client is one.
 type ManagementPlane interface {
-	// Version is the manager's NSX version (e.g. "4.1.2.0"). Refused
+	// ManagerStatus is the manager's version and cluster status. Refused
 	// credentials are an *nsx.APIError with status 401 or 403.
-	Version(ctx context.Context) (string, error)
-	// ClusterStatus is the management cluster's status (STABLE, DEGRADED,
-	// UNSTABLE, NO_CONTROLLERS; "" if the manager did not say).
-	ClusterStatus(ctx context.Context) (string, error)
+	ManagerStatus(ctx context.Context) (nsx.ManagerStatus, error)
 }
 
 // Options are what the checks look at.
@@ -58,8 +56,8 @@ type Options struct {
 	// LeaseNamespace is where the controller's Lease lives.
 	LeaseNamespace string
 	// ManagementPlane reads the manager over a connected NSX client
-	// (default: NewManagementPlane).
-	ManagementPlane func(*nsx.Client) (ManagementPlane, error)
+	// (default: the client itself).
+	ManagementPlane func(*nsx.Client) ManagementPlane
 	UserAgent       string
 	Log             *zap.Logger // NSX and credential warnings (nil: none)
 }
@@ -68,8 +66,9 @@ type Options struct {
 // (hierarchical API with static route children, TIER1_STATIC_ROUTES).
 const minNSXVersion = "3.0"
 
-// Limits of doctor's own NSX calls: few, and not retried for long.
-var nsxLimits = nsx.Limits{RateLimit: 20, MaxInFlight: 4, MaxRetries: 1}
+// Limits of doctor's own NSX calls: few, not retried for long, and not at
+// all when the manager cannot be reached.
+var nsxLimits = nsx.Limits{RateLimit: 20, MaxInFlight: 4, MaxRetries: 1, FailFast: true}
 
 // credentialsWait bounds the wait for credentials from a Secret.
 const credentialsWait = 15 * time.Second
@@ -91,7 +90,7 @@ func Run(ctx context.Context, o Options) []Result {
 		o.Log = zap.NewNop()
 	}
 	if o.ManagementPlane == nil {
-		o.ManagementPlane = func(c *nsx.Client) (ManagementPlane, error) { return NewManagementPlane(c, o.UserAgent) }
+		o.ManagementPlane = func(c *nsx.Client) ManagementPlane { return c }
 	}
 	c := &checker{o: o}
 	if !c.configuration() {
@@ -101,7 +100,9 @@ func Run(ctx context.Context, o Options) []Result {
 	if c.manager(ctx) {
 		c.nsx(ctx, kube)
 	} else {
-		c.add(Skip, "NSX", "credentials, version, Tier-1 and advertisement not checked: the manager is not reachable", "")
+		for _, check := range []string{"credentials", "manager version", "manager cluster", "Tier-1", "route advertisement"} {
+			c.add(Skip, check, "not checked: the manager is not reachable", "")
+		}
 	}
 	c.cidrs(ctx, kube)
 	if kube != nil {

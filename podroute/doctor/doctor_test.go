@@ -40,12 +40,15 @@ func kube(deny ...string) *fake.Clientset {
 
 // mp is a Management Plane that answers what it is told.
 type mp struct {
-	version, status string
-	err             error
+	st  nsx.ManagerStatus
+	err error
 }
 
-func (m mp) Version(context.Context) (string, error)       { return m.version, m.err }
-func (m mp) ClusterStatus(context.Context) (string, error) { return m.status, nil }
+func (m mp) ManagerStatus(context.Context) (nsx.ManagerStatus, error) { return m.st, m.err }
+
+func answers(st nsx.ManagerStatus, err error) func(*nsx.Client) ManagementPlane {
+	return func(*nsx.Client) ManagementPlane { return mp{st, err} }
+}
 
 func lines(rs []Result) string {
 	var b strings.Builder
@@ -85,16 +88,26 @@ func TestRun(t *testing.T) {
 			"PASS credentials: accepted", "PASS manager cluster: management cluster STABLE", "PASS Tier-1: /infra/tier-1s/t1-routable",
 			"PASS route advertisement", "PASS service range", "PASS kubernetes", "PASS rbac: all 10 permissions the controller uses"}, false, nil},
 		{"credentials refused by the Management Plane", func(o *Options) {
-			o.ManagementPlane = func(*nsx.Client) (ManagementPlane, error) { return mp{err: &nsx.APIError{StatusCode: 403}}, nil }
+			o.ManagementPlane = answers(nsx.ManagerStatus{}, fmt.Errorf("read: %w", &nsx.APIError{StatusCode: 403}))
 		}, []string{"FAIL credentials: refused by the manager (HTTP 403)"}, true, []string{"Tier-1"}},
+		{"Management Plane fails otherwise", func(o *Options) {
+			o.ManagementPlane = answers(nsx.ManagerStatus{}, fmt.Errorf("read: %w", &nsx.APIError{StatusCode: 503, Method: "GET", Path: "/api/v1/node"}))
+		}, []string{"FAIL credentials: reading the manager's version: the NSX Manager is overloaded or unavailable (HTTP 503)"}, true, []string{"Tier-1"}},
 		{"old and unstable NSX", func(o *Options) {
-			o.ManagementPlane = func(*nsx.Client) (ManagementPlane, error) { return mp{version: "2.5.1", status: "UNSTABLE"}, nil }
+			o.ManagementPlane = answers(nsx.ManagerStatus{Version: "2.5.1", Cluster: nsx.ClusterUnstable}, nil)
 		}, []string{"WARN manager version: NSX 2.5.1 is older than 3.0", "FAIL manager cluster: management cluster is UNSTABLE"}, true, nil},
-		{"cluster status not given", func(o *Options) {
-			o.ManagementPlane = func(*nsx.Client) (ManagementPlane, error) { return mp{version: "4.1.2"}, nil }
-		}, []string{"WARN manager cluster: management cluster is unknown"}, false, nil},
+		{"no controllers", func(o *Options) {
+			o.ManagementPlane = answers(nsx.ManagerStatus{Version: "4.1.2", Cluster: nsx.ClusterNoControllers}, nil)
+		}, []string{"FAIL manager cluster: management cluster is NO_CONTROLLERS"}, true, nil},
+		{"degraded", func(o *Options) {
+			o.ManagementPlane = answers(nsx.ManagerStatus{Version: "4.1.2", Cluster: nsx.ClusterDegraded}, nil)
+		}, []string{"WARN manager cluster: management cluster is DEGRADED"}, false, nil},
+		{"cluster status not readable", func(o *Options) {
+			o.ManagementPlane = answers(nsx.ManagerStatus{Version: "4.1.2", ClusterErr: &nsx.APIError{StatusCode: 403, Method: "GET", Path: "/api/v1/cluster/status"}}, nil)
+		}, []string{"WARN manager cluster: status unknown: the NSX Manager refused the credentials (HTTP 403)"}, false, nil},
 		{"unreachable manager: NSX checks skipped", func(o *Options) { o.Config = env("NSXT_MANAGER_HOST=127.0.0.1:1") },
-			[]string{"FAIL manager reachable", "SKIP NSX"}, true, []string{"credentials"}},
+			[]string{"FAIL manager reachable", "SKIP credentials: not checked: the manager is not reachable", "SKIP manager version: not checked",
+				"SKIP manager cluster: not checked", "SKIP Tier-1: not checked", "SKIP route advertisement: not checked"}, true, nil},
 		{"no Kubernetes: RBAC skipped", func(o *Options) { o.Kube, o.KubeErr = nil, errors.New("no kubeconfig") },
 			[]string{"FAIL kubernetes: no kubeconfig", "SKIP rbac"}, true, nil},
 		{"missing permissions", func(o *Options) { o.Kube = kube("get nodes", "update leases") },

@@ -59,19 +59,14 @@ func (c *checker) nsx(ctx context.Context, kube kubernetes.Interface) {
 	cfg := c.o.Config
 	conn, err := connect.NSX(ctx, cfg, kube, connect.Options{Limits: nsxLimits, BatchSize: 1000, Log: c.o.Log})
 	if err != nil {
-		c.add(Fail, "credentials", err.Error(), "see t1route validate-config")
+		c.add(Fail, "credentials", nsx.Explain(err), "see t1route validate-config")
 		return
 	}
 	if err := conn.WaitReady(ctx, credentialsWait); err != nil {
-		c.add(Fail, "credentials", err.Error(), "check the Secret named by NSXT_SECRET_NAMESPACE/NSXT_SECRET_NAME")
+		c.add(Fail, "credentials", nsx.Explain(err), "check the Secret named by NSXT_SECRET_NAMESPACE/NSXT_SECRET_NAME")
 		return
 	}
-	mp, err := c.o.ManagementPlane(conn.Client)
-	if err != nil {
-		c.add(Fail, "credentials", err.Error(), "")
-		return
-	}
-	version, err := mp.Version(ctx)
+	st, err := c.o.ManagementPlane(conn.Client).ManagerStatus(ctx)
 	var apiErr *nsx.APIError
 	switch {
 	case errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden):
@@ -79,28 +74,22 @@ func (c *checker) nsx(ctx context.Context, kube kubernetes.Interface) {
 			"check the user and password, certificate, or VMC token, and that the user has a role allowing Tier-1 static routes (e.g. Network Admin)")
 		return
 	case err != nil:
-		c.add(Fail, "credentials", fmt.Sprintf("reading the manager's version: %v", err), "")
+		c.add(Fail, "credentials", "reading the manager's version: "+nsx.Explain(err), "")
 		return
 	}
 	c.add(Pass, "credentials", "accepted", "")
-	if older(version, minNSXVersion) {
-		c.add(Warn, "manager version", fmt.Sprintf("NSX %s is older than %s, the oldest t1route is built for", version, minNSXVersion), "upgrade NSX")
+	if older(st.Version, minNSXVersion) {
+		c.add(Warn, "manager version", fmt.Sprintf("NSX %s is older than %s, the oldest t1route is built for", st.Version, minNSXVersion), "upgrade NSX")
 	} else {
-		c.add(Pass, "manager version", "NSX "+version, "")
+		c.add(Pass, "manager version", "NSX "+st.Version, "")
 	}
-	status, err := mp.ClusterStatus(ctx)
 	switch {
-	case err != nil:
-		c.add(Warn, "manager cluster", fmt.Sprintf("status unknown: %v", err), "the user may lack read access to the cluster status")
-	case status != "STABLE":
-		if status == "" {
-			status = "unknown"
-		}
-		level := Warn
-		if status == "UNSTABLE" || status == "NO_CONTROLLERS" {
-			level = Fail
-		}
-		c.add(level, "manager cluster", "management cluster is "+status, "check the NSX Manager cluster in the NSX UI (System > Appliances)")
+	case st.ClusterErr != nil:
+		c.add(Warn, "manager cluster", "status unknown: "+nsx.Explain(st.ClusterErr), "the user may lack read access to the cluster status")
+	case st.Cluster == nsx.ClusterUnstable || st.Cluster == nsx.ClusterNoControllers:
+		c.add(Fail, "manager cluster", "management cluster is "+st.Cluster, "check the NSX Manager cluster in the NSX UI (System > Appliances)")
+	case st.Cluster != nsx.ClusterStable:
+		c.add(Warn, "manager cluster", "management cluster is "+st.Cluster, "check the NSX Manager cluster in the NSX UI (System > Appliances)")
 	default:
 		c.add(Pass, "manager cluster", "management cluster STABLE", "")
 	}
@@ -110,7 +99,7 @@ func (c *checker) nsx(ctx context.Context, kube kubernetes.Interface) {
 		if nsx.IsNotFound(err) {
 			c.add(Fail, "Tier-1", cfg.RouterPath+" does not exist", "create a dedicated Tier-1 gateway connected to your Tier-0 and set NSXT_ROUTER_PATH=/infra/tier-1s/<its id>")
 		} else {
-			c.add(Fail, "Tier-1", err.Error(), "")
+			c.add(Fail, "Tier-1", nsx.Explain(err), "")
 		}
 		return
 	}

@@ -3,6 +3,7 @@ package gc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -84,7 +85,7 @@ func (c *CleanupController) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 	go c.informer.Run(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced) {
-		return fmt.Errorf("Cluster API Clusters never synced (is the cluster.x-k8s.io CRD installed?)")
+		return errors.New("the Cluster API Clusters never synced (is the cluster.x-k8s.io CRD installed?)")
 	}
 	go func() {
 		t := time.NewTicker(c.cfg.Resync)

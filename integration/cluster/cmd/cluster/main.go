@@ -149,7 +149,8 @@ func serve(dir string, cfg cluster.Config, smoke bool) error {
 	}
 	if smoke {
 		t := time.Now()
-		if err := c.InstallSmokeCNI(ctx); err == nil {
+		err := c.InstallSmokeCNI(ctx)
+		if err == nil {
 			err = c.WaitNodes(ctx, 2*time.Minute, true)
 		}
 		if err != nil {
