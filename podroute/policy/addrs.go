@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 )
 
@@ -12,9 +13,42 @@ func hostPrefix(ip netip.Addr) netip.Prefix {
 	return netip.PrefixFrom(ip, ip.BitLen())
 }
 
-// normalize sorts prefixes, drops duplicates and those inside another.
-// The result is disjoint, so every address matches at most one of them.
+// normalize sorts prefixes, drops duplicates and those inside another, and
+// merges sibling halves into their parent (pod addresses are allocated
+// contiguously per node, so a peer set of many pods often covers whole
+// blocks): the result covers exactly the same addresses with the fewest
+// disjoint prefixes, so every address matches at most one of them.
 func normalize(ps []netip.Prefix) []netip.Prefix {
+	out := dedupe(ps)
+	for {
+		merged := aggregate(out)
+		if len(merged) == len(out) {
+			return out
+		}
+		out = merged
+	}
+}
+
+// aggregate merges adjacent sibling prefixes of a sorted disjoint list once.
+func aggregate(ps []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(ps))
+	for i := 0; i < len(ps); i++ {
+		p := ps[i]
+		if i+1 < len(ps) && p.Bits() > 0 && p.Bits() == ps[i+1].Bits() {
+			parent := netip.PrefixFrom(p.Addr(), p.Bits()-1).Masked()
+			if parent.Addr() == p.Addr() && parent.Contains(ps[i+1].Addr()) {
+				out = append(out, parent)
+				i++
+				continue
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// dedupe sorts prefixes and drops duplicates and those inside another.
+func dedupe(ps []netip.Prefix) []netip.Prefix {
 	if len(ps) == 0 {
 		return nil
 	}
@@ -22,11 +56,11 @@ func normalize(ps []netip.Prefix) []netip.Prefix {
 	for i := range ps {
 		ps[i] = ps[i].Masked()
 	}
-	sort.Slice(ps, func(i, j int) bool {
-		if c := ps[i].Addr().Compare(ps[j].Addr()); c != 0 {
-			return c < 0
+	slices.SortFunc(ps, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
 		}
-		return ps[i].Bits() < ps[j].Bits()
+		return a.Bits() - b.Bits()
 	})
 	out := ps[:1]
 	for _, p := range ps[1:] {

@@ -116,6 +116,10 @@ type Cluster struct {
 	namespaces map[string]*Namespace
 	netpols    map[string]map[string]*networkingv1.NetworkPolicy // namespace → name
 	cnps       map[string]*cnp.ClusterNetworkPolicy
+	// peers caches the address sets of pod and namespace selectors across
+	// compilations while no pod or namespace changes (a policy change then
+	// reuses them): selector key → normalized prefixes.
+	peers map[string][]netip.Prefix
 }
 
 // NewCluster returns an empty view.
@@ -123,7 +127,14 @@ func NewCluster() *Cluster {
 	return &Cluster{
 		pods: map[string]*Pod{}, podsByNS: map[string]map[string]*Pod{}, podsByNode: map[string]map[string]*Pod{},
 		namespaces: map[string]*Namespace{}, netpols: map[string]map[string]*networkingv1.NetworkPolicy{},
-		cnps: map[string]*cnp.ClusterNetworkPolicy{},
+		cnps: map[string]*cnp.ClusterNetworkPolicy{}, peers: map[string][]netip.Prefix{},
+	}
+}
+
+// membersChanged drops what depends on pods and namespaces.
+func (c *Cluster) membersChanged() {
+	if len(c.peers) > 0 {
+		c.peers = map[string][]netip.Prefix{}
 	}
 }
 
@@ -144,6 +155,7 @@ func unindex[T any](m map[string]map[string]T, outer, inner string) {
 // SetPod adds or replaces a pod.
 func (c *Cluster) SetPod(p *Pod) {
 	c.DeletePod(p.Namespace, p.Name)
+	c.membersChanged()
 	k := p.Key()
 	c.pods[k] = p
 	index(c.podsByNS, p.Namespace, k, p)
@@ -158,15 +170,22 @@ func (c *Cluster) DeletePod(namespace, name string) {
 		return
 	}
 	delete(c.pods, k)
+	c.membersChanged()
 	unindex(c.podsByNS, old.Namespace, k)
 	unindex(c.podsByNode, old.Node, k)
 }
 
 // SetNamespace adds or replaces a namespace.
-func (c *Cluster) SetNamespace(ns *Namespace) { c.namespaces[ns.Name] = ns }
+func (c *Cluster) SetNamespace(ns *Namespace) {
+	c.namespaces[ns.Name] = ns
+	c.membersChanged()
+}
 
 // DeleteNamespace removes a namespace.
-func (c *Cluster) DeleteNamespace(name string) { delete(c.namespaces, name) }
+func (c *Cluster) DeleteNamespace(name string) {
+	delete(c.namespaces, name)
+	c.membersChanged()
+}
 
 // SetNetworkPolicy adds or replaces a NetworkPolicy (kept by reference:
 // the caller must not change it afterwards).

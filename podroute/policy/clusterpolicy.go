@@ -98,7 +98,7 @@ func (b *builder) cnpRule(ref PolicyRef, action cnp.Action, peers []cnp.EgressPe
 			failClosed = fmt.Sprintf("peer %d: %v", j, err)
 			break
 		}
-		in.peers = append(in.peers, addrs...)
+		in.addPeers(addrs)
 	}
 	in.anyPort = len(protocols) == 0
 	for j, pr := range protocols {
@@ -144,7 +144,7 @@ func (b *builder) cnpPeer(p cnp.EgressPeer) ([]netip.Prefix, error) {
 			}
 			out = append(out, pf)
 		}
-		return out, nil
+		return normalize(out), nil
 	}
 	var nsSel, podSel labels.Selector
 	var err error
@@ -159,11 +159,7 @@ func (b *builder) cnpPeer(p cnp.EgressPeer) ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pods []*Pod
-	for _, ns := range b.namespaces(nsSel) {
-		pods = append(pods, b.podsIn(ns, podSel)...)
-	}
-	return podAddrs(pods), nil
+	return b.selectedAddrs("", nsSel, podSel), nil
 }
 
 // cnpProtocol adds one protocol match to in.

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -144,9 +145,23 @@ type ruleInput struct {
 	subjects []*Pod
 	anyPeer  bool
 	peers    []netip.Prefix // ipBlocks, networks and the pod peers' addresses
+	peerSets int            // how many sets peers joins: with one, it is normalized already
 	anyPort  bool
 	numeric  []PortRange
 	named    []namedPort
+}
+
+// addPeers adds one peer's addresses (normalized).
+func (in *ruleInput) addPeers(addrs []netip.Prefix) {
+	if len(addrs) == 0 {
+		return
+	}
+	if in.peerSets == 0 {
+		in.peers = addrs // shared with the cache: never modified
+	} else {
+		in.peers = append(slices.Clip(in.peers), addrs...)
+	}
+	in.peerSets++
 }
 
 // emit adds the rule, split into parts where named ports resolve to
@@ -164,13 +179,19 @@ func (b *builder) emit(in ruleInput) {
 		return out
 	}
 	part := 0
+	// add appends one part; peers are in.peers or, for egress named ports,
+	// a group of pod addresses.
 	add := func(subjects []*Pod, anyPeer bool, peers []netip.Prefix, anyPort bool, ports []PortRange) {
 		r := in.base
 		r.Part = part
 		part++
 		r.Pods = keys(subjects)
 		r.AnyPeer, r.AnyPort = anyPeer, anyPort
-		if !anyPeer {
+		switch {
+		case anyPeer:
+		case in.peerSets == 1 && len(peers) > 0 && &peers[0] == &in.peers[0]:
+			r.Peers = peers // in.peers is one peer's normalized set
+		default:
 			r.Peers = normalize(peers)
 		}
 		if !anyPort {
@@ -267,6 +288,31 @@ func (b *builder) allPodsWithNamedPorts() []*Pod {
 	return out
 }
 
+// selectedAddrs returns the normalized addresses of the pods in the
+// namespaces nsSel picks (only ns, if nsSel is nil) that podSel picks,
+// cached in the view until a pod or namespace changes.
+func (b *builder) selectedAddrs(ns string, nsSel, podSel labels.Selector) []netip.Prefix {
+	key := "ns=" + ns + "\x00"
+	if nsSel != nil {
+		key = "nssel=" + nsSel.String() + "\x00"
+	}
+	key += podSel.String()
+	if out, ok := b.c.peers[key]; ok {
+		return out
+	}
+	nss := []string{ns}
+	if nsSel != nil {
+		nss = b.namespaces(nsSel)
+	}
+	var addrs []netip.Prefix
+	for _, n := range nss {
+		addrs = append(addrs, podAddrs(b.podsIn(n, podSel))...)
+	}
+	out := normalize(addrs)
+	b.c.peers[key] = out
+	return out
+}
+
 func podAddrs(pods []*Pod) []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range pods {
@@ -318,7 +364,7 @@ func (b *builder) networkPolicy(p *networkingv1.NetworkPolicy) {
 				if err != nil {
 					b.problem("%s: ingress rule %d peer %d: %v: that peer matches nothing", ref, i, j, err)
 				}
-				in.peers = append(in.peers, addrs...)
+				in.addPeers(addrs)
 			}
 			b.netpolPorts(ref, Ingress, i, r.Ports, &in)
 			b.emit(in)
@@ -334,7 +380,7 @@ func (b *builder) networkPolicy(p *networkingv1.NetworkPolicy) {
 				if err != nil {
 					b.problem("%s: egress rule %d peer %d: %v: that peer matches nothing", ref, i, j, err)
 				}
-				in.peers = append(in.peers, addrs...)
+				in.addPeers(addrs)
 			}
 			b.netpolPorts(ref, Egress, i, r.Ports, &in)
 			b.emit(in)
@@ -357,7 +403,7 @@ func (b *builder) netpolPeer(ns string, peer networkingv1.NetworkPolicyPeer) ([]
 			}
 			except = append(except, p)
 		}
-		return subtract(cidr, except), nil
+		return normalize(subtract(cidr, except)), nil
 	}
 	if peer.PodSelector == nil && peer.NamespaceSelector == nil {
 		return nil, fmt.Errorf("no podSelector, namespaceSelector or ipBlock")
@@ -370,19 +416,15 @@ func (b *builder) netpolPeer(ns string, peer networkingv1.NetworkPolicyPeer) ([]
 		}
 		podSel = s
 	}
-	nss := []string{ns}
+	var nsSel labels.Selector
 	if peer.NamespaceSelector != nil {
 		s, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
 		if err != nil {
 			return nil, fmt.Errorf("namespaceSelector: %w", err)
 		}
-		nss = b.namespaces(s)
+		nsSel = s
 	}
-	var pods []*Pod
-	for _, n := range nss {
-		pods = append(pods, b.podsIn(n, podSel)...)
-	}
-	return podAddrs(pods), nil
+	return b.selectedAddrs(ns, nsSel, podSel), nil
 }
 
 // netpolPorts reads a NetworkPolicy rule's ports into in.

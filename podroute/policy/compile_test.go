@@ -181,8 +181,8 @@ func TestCompileClusterNetworkPolicy(t *testing.T) {
 						Protocols: []cnp.Protocol{{TCP: &cnp.PortMatch{DestinationPort: &cnp.Port{Range: &cnp.PortRange{Start: 1000, End: 2000}}}}, {DestinationNamedPort: "http"}}}}}},
 			},
 			[]string{ // ingress first, then egress
-				"ingress Baseline base#0.0 Deny pods=[x/b] peers=[100.96.1.2/32 100.96.1.3/32 100.96.2.2/32 2001:db8:96:1::3/128] ports=[TCP/1000-2000]",
-				"ingress Baseline base#0.1 Deny pods=[x/b] peers=[100.96.1.2/32 100.96.1.3/32 100.96.2.2/32 2001:db8:96:1::3/128] ports=[TCP/8080]",
+				"ingress Baseline base#0.0 Deny pods=[x/b] peers=[100.96.1.2/31 100.96.2.2/32 2001:db8:96:1::3/128] ports=[TCP/1000-2000]",
+				"ingress Baseline base#0.1 Deny pods=[x/b] peers=[100.96.1.2/31 100.96.2.2/32 2001:db8:96:1::3/128] ports=[TCP/8080]",
 				"egress Admin aa#0.0 Pass pods=[x/a x/b] peers=[203.0.113.0/25] ports=any",
 				"egress Admin aa#1.0 Accept pods=[x/a x/b] peers=[100.96.2.2/32] ports=any",
 				"egress Admin zz#0.0 Deny pods=[x/a x/b] peers=[203.0.113.0/24] ports=any",

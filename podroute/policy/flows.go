@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"slices"
 	"sort"
-	"strings"
+	"strconv"
 )
 
 // Tables are the OpenFlow tables of the policy stage, in pipeline order
@@ -159,7 +160,7 @@ func (r *renderer) problem(format string, args ...any) {
 // the first stays (callers never give them different meanings).
 func (r *renderer) add(table, priority int, match string, cookie uint64, actions ...string) {
 	k := flowKey{table, priority, match}
-	conj := strings.HasPrefix(actions[0], "conjunction(")
+	conj := len(actions[0]) > 12 && actions[0][:12] == "conjunction("
 	if f, ok := r.flows[k]; ok {
 		if f.conj && conj {
 			f.actions = append(f.actions, actions...)
@@ -403,18 +404,32 @@ func (r *renderer) isolation(d Direction, isolated map[string][]PolicyRef) {
 // format writes the flows in ovs-ofctl syntax, sorted.
 func (r *renderer) format() []string {
 	out := make([]string, 0, len(r.flows))
+	var b []byte
 	for k, f := range r.flows {
 		actions := f.actions
 		if f.conj {
-			actions = append([]string(nil), actions...)
-			sort.Strings(actions)
+			actions = slices.Clone(actions)
+			slices.Sort(actions)
 		}
-		head := fmt.Sprintf("table=%d,priority=%d,cookie=%#x", k.table, k.priority, f.cookie)
+		b = append(b[:0], "table="...)
+		b = strconv.AppendInt(b, int64(k.table), 10)
+		b = append(b, ",priority="...)
+		b = strconv.AppendInt(b, int64(k.priority), 10)
+		b = append(b, ",cookie=0x"...)
+		b = strconv.AppendUint(b, f.cookie, 16)
 		if k.match != "" {
-			head += "," + k.match
+			b = append(b, ',')
+			b = append(b, k.match...)
 		}
-		out = append(out, head+" actions="+strings.Join(actions, ","))
+		b = append(b, " actions="...)
+		for i, a := range actions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, a...)
+		}
+		out = append(out, string(b))
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }

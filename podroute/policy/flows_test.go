@@ -85,7 +85,7 @@ func TestRenderConjunctionGrowsWithSum(t *testing.T) {
 		}
 		for i := range peers {
 			c.SetPod(&Pod{Namespace: "x", Name: fmt.Sprintf("p%d", i), Node: "n2", Labels: map[string]string{"role": "peer"},
-				IPs: []netip.Addr{netip.AddrFrom4([4]byte{100, 96, 2, byte(10 + i)})}})
+				IPs: []netip.Addr{netip.AddrFrom4([4]byte{100, 96, 2, byte(10 + 2*i)})}}) // not adjacent: no aggregation
 		}
 		var npPorts []networkingv1.NetworkPolicyPort
 		for i := range ports {
