@@ -279,3 +279,14 @@ func TestClusterViewUpdates(t *testing.T) {
 		t.Fatalf("counts %d %d %d %d", pods, nss, nps, cnps)
 	}
 }
+
+// fixtureSpecWithEverything uses every kind of peer and port.
+func fixtureSpecWithEverything() networkingv1.NetworkPolicySpec {
+	port := func(v intstr.IntOrString) *intstr.IntOrString { return &v }
+	end := int32(9000)
+	return networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{"Ingress", "Egress"},
+		Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{PodSelector: sel("pod", "a")},
+			{IPBlock: &networkingv1.IPBlock{CIDR: "203.0.113.0/24", Except: []string{"203.0.113.8/29"}}}},
+			Ports: []networkingv1.NetworkPolicyPort{{Port: port(intstr.FromString("http"))}, {Port: port(intstr.FromInt32(8080)), EndPort: &end}}}},
+		Egress: []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: sel("ns", "y")}}}}}
+}

@@ -616,7 +616,7 @@ func flowAllowed(w *refWorld, sws map[string]*ofsim.Switch, src, dst endpoint, p
 
 func TestFlowsAgreeWithReferenceSemantics(t *testing.T) {
 	scenarios := 120
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		scenarios = 25
 	}
 	externals := []endpoint{
