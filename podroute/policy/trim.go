@@ -12,41 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// TrimPod is an informer transform: it keeps of a Pod only what policy and
-// the informer itself need (names, UID, resourceVersion, labels, node,
-// host network, named container ports, phase, IPs), so an agent watching
-// every Pod of the cluster holds ~2 KB a pod instead of the whole object
-// (~8 KB, with managed fields, specs and statuses). Idempotent; objects of
-// other types (a deletion tombstone) pass unchanged.
-func TrimPod(obj any) (any, error) {
-	p, ok := obj.(*corev1.Pod)
-	if !ok {
-		return obj, nil
-	}
-	out := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion, Labels: p.Labels},
-		Spec:       corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
-		Status:     corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs},
-	}
-	trim := func(cs []corev1.Container) []corev1.Container {
-		var out []corev1.Container
-		for _, c := range cs {
-			var ports []corev1.ContainerPort
-			for _, cp := range c.Ports {
-				if cp.Name != "" {
-					ports = append(ports, corev1.ContainerPort{Name: cp.Name, ContainerPort: cp.ContainerPort, Protocol: cp.Protocol})
-				}
-			}
-			if len(ports) > 0 {
-				out = append(out, corev1.Container{Name: c.Name, Ports: ports})
-			}
-		}
-		return out
-	}
-	out.Spec.Containers, out.Spec.InitContainers = trim(p.Spec.Containers), trim(p.Spec.InitContainers)
-	return out, nil
-}
-
 // TrimNamespace is an informer transform keeping a Namespace's name and labels.
 func TrimNamespace(obj any) (any, error) {
 	ns, ok := obj.(*corev1.Namespace)

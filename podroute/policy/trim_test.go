@@ -5,51 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"testing"
-
-	corev1 "k8s.io/api/core/v1"
 )
-
-func TestTrimPod(t *testing.T) {
-	full := benchPod(7)
-	full.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "x"}, {Name: "sidecar", Ports: []corev1.ContainerPort{{Name: "admin", ContainerPort: 9901}}}}
-	obj, err := TrimPod(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trimmed := obj.(*corev1.Pod)
-	// What policy reads is unchanged by trimming.
-	if a, b := PodFromAPI(full), PodFromAPI(trimmed); !reflect.DeepEqual(a, b) {
-		t.Fatalf("trimming changed what policy sees:\n%+v\n%+v", a, b)
-	}
-	if trimmed.ManagedFields != nil || trimmed.Annotations != nil || trimmed.Spec.Containers[0].Image != "" || len(trimmed.Status.ContainerStatuses) != 0 {
-		t.Fatalf("kept more than policy needs: %+v", trimmed)
-	}
-	again, _ := TrimPod(trimmed)
-	if !reflect.DeepEqual(again, trimmed) {
-		t.Fatal("TrimPod is not idempotent")
-	}
-	if tomb, _ := TrimPod("tombstone"); tomb != "tombstone" {
-		t.Fatal("a non-Pod was changed")
-	}
-}
-
-// The informer cache's share of memory at 10,000 pods, printed for the
-// README (it is measured, not asserted).
-func TestTrimPodMemory(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("measures memory of 10,000 pods")
-	}
-	before := heapInUse()
-	kept := make([]any, benchPods)
-	for i := range kept {
-		kept[i], _ = TrimPod(benchPod(i))
-	}
-	after := heapInUse()
-	runtime.KeepAlive(kept)
-	t.Logf("informer cache of %d trimmed Pods: %.1f MB (%d B a pod)", benchPods, float64(after-before)/1e6, (after-before)/benchPods)
-}
 
 func TestRuleSetFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "rules.json")
