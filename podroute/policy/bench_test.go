@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/t1route/t1route/podroute/policy/internal/scale"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 func heapInUse() uint64 {
@@ -46,12 +47,12 @@ func benchCluster() *Cluster {
 	return c
 }
 
-func benchLocal(c *Cluster, node string) []LocalPod {
-	var out []LocalPod
+func benchLocal(c *Cluster, node string) []rules.LocalPod {
+	var out []rules.LocalPod
 	port := 10
 	for _, p := range c.podsByNode[node] {
 		port++
-		out = append(out, LocalPod{Key: p.Key(), OFPort: port, IPs: p.IPs})
+		out = append(out, rules.LocalPod{Key: p.Key(), OFPort: port, IPs: p.IPs})
 	}
 	return out
 }
@@ -74,8 +75,8 @@ func BenchmarkPolicyScale(b *testing.B) {
 	viewBytes := heapInUse() - before
 	pods, nss, nps, cnps := c.Counts()
 
-	opt := Options{Tables: testTables, Zone: 0xfff0}
-	gw := Node{GatewayPort: 1, Addrs: []netip.Addr{netip.MustParseAddr("100.96.7.1")}}
+	opt := rules.Options{Tables: testTables, Zone: 0xfff0}
+	gw := rules.Node{GatewayPort: 1, Addrs: []netip.Addr{netip.MustParseAddr("100.96.7.1")}}
 	// Every node once: what the agents cost together, the spread, and the
 	// node with the most flows, which the timings below use.
 	cpu0 := cpuTime()
@@ -83,18 +84,18 @@ func BenchmarkPolicyScale(b *testing.B) {
 	node, maxFlows, sumFlows, sumRules := "", 0, 0, 0
 	for n := range scale.Nodes {
 		nn := fmt.Sprintf("node-%03d", n)
-		f := Render(Compile(c, nn), benchLocal(c, nn), gw, opt)
+		f := rules.Render(Compile(c, nn), benchLocal(c, nn), gw, opt)
 		if len(f.Flows) > maxFlows {
 			node, maxFlows = nn, len(f.Flows)
 		}
-		sumFlows, sumRules = sumFlows+len(f.Flows)-BaseFlows-2, sumRules+f.Rules
+		sumFlows, sumRules = sumFlows+len(f.Flows)-rules.BaseFlows-2, sumRules+f.Rules
 	}
 	allCPU := cpuTime() - cpu0
 
 	local := benchLocal(c, node)
-	recompute := func() (*RuleSet, *FlowSet) {
+	recompute := func() (*rules.Set, *rules.FlowSet) {
 		rs := Compile(c, node)
-		return rs, Render(rs, local, gw, opt)
+		return rs, rules.Render(rs, local, gw, opt)
 	}
 	c.membersChanged()
 	before = heapInUse()
@@ -103,7 +104,7 @@ func BenchmarkPolicyScale(b *testing.B) {
 		b.Fatal(rs.Problems, fs.Problems)
 	}
 	stateBytes := heapInUse() - before // the peer cache, the rules and the flows of one node
-	policyFlows := len(fs.Flows) - BaseFlows - 2
+	policyFlows := len(fs.Flows) - rules.BaseFlows - 2
 	runtime.KeepAlive(rs)
 
 	// A full recompute after a pod or namespace change starts without the

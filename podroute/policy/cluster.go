@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"net/netip"
 	"sort"
 
@@ -9,38 +8,18 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/t1route/t1route/podroute/policy/cnp"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
-
-// Protocol is an IP protocol number a policy can name.
-type Protocol uint8
-
-const (
-	TCP  Protocol = 6
-	UDP  Protocol = 17
-	SCTP Protocol = 132
-)
-
-func (p Protocol) String() string {
-	switch p {
-	case TCP:
-		return "TCP"
-	case UDP:
-		return "UDP"
-	case SCTP:
-		return "SCTP"
-	}
-	return fmt.Sprintf("protocol %d", uint8(p))
-}
 
 // protocolOf reads a Kubernetes protocol name; "" is TCP, as the API defaults it.
-func protocolOf(p corev1.Protocol) (Protocol, bool) {
+func protocolOf(p corev1.Protocol) (rules.Protocol, bool) {
 	switch p {
 	case "", corev1.ProtocolTCP:
-		return TCP, true
+		return rules.TCP, true
 	case corev1.ProtocolUDP:
-		return UDP, true
+		return rules.UDP, true
 	case corev1.ProtocolSCTP:
-		return SCTP, true
+		return rules.SCTP, true
 	}
 	return 0, false
 }
@@ -49,7 +28,7 @@ func protocolOf(p corev1.Protocol) (Protocol, bool) {
 // instead of a number.
 type NamedPort struct {
 	Name     string
-	Protocol Protocol
+	Protocol rules.Protocol
 	Port     uint16
 }
 

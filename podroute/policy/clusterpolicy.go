@@ -7,11 +7,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/t1route/t1route/podroute/policy/cnp"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 // clusterPolicy compiles a ClusterNetworkPolicy of the Admin or Baseline tier.
-func (b *builder) clusterPolicy(p *cnp.ClusterNetworkPolicy, tier Tier) {
-	ref := PolicyRef{Kind: KindClusterNetworkPolicy, Name: p.Name}
+func (b *builder) clusterPolicy(p *cnp.ClusterNetworkPolicy, tier rules.Tier) {
+	ref := rules.PolicyRef{Kind: rules.KindClusterNetworkPolicy, Name: p.Name}
 	subjects, err := b.cnpSubjects(p.Spec.Subject)
 	if err != nil {
 		b.problem("%s: subject: %v: ignored", ref, err)
@@ -23,10 +24,10 @@ func (b *builder) clusterPolicy(p *cnp.ClusterNetworkPolicy, tier Tier) {
 	if p.Spec.Priority < 0 || p.Spec.Priority > 1000 {
 		b.problem("%s: priority %d is outside 0-1000: evaluated as written", ref, p.Spec.Priority)
 	}
-	base := Rule{Policy: ref, Tier: tier, Priority: p.Spec.Priority}
+	base := rules.Rule{Policy: ref, Tier: tier, Priority: p.Spec.Priority}
 	for i, r := range p.Spec.Ingress {
 		in := ruleInput{base: base, subjects: subjects}
-		in.base.Direction, in.base.Index, in.base.Name = Ingress, i, r.Name
+		in.base.Direction, in.base.Index, in.base.Name = rules.Ingress, i, r.Name
 		peers := make([]cnp.EgressPeer, len(r.From))
 		for j, f := range r.From {
 			peers[j] = cnp.EgressPeer{Namespaces: f.Namespaces, Pods: f.Pods} // none set: fails closed below
@@ -35,7 +36,7 @@ func (b *builder) clusterPolicy(p *cnp.ClusterNetworkPolicy, tier Tier) {
 	}
 	for i, r := range p.Spec.Egress {
 		in := ruleInput{base: base, subjects: subjects}
-		in.base.Direction, in.base.Index, in.base.Name = Egress, i, r.Name
+		in.base.Direction, in.base.Index, in.base.Name = rules.Egress, i, r.Name
 		b.cnpRule(ref, r.Action, r.To, r.Protocols, &in)
 	}
 }
@@ -74,24 +75,24 @@ func (b *builder) cnpSubjects(s cnp.Subject) ([]*Pod, error) {
 // cnpRule fills in a rule's peers and protocols and emits it. A peer or
 // protocol this version cannot enforce fails closed, as the API asks: an
 // Accept rule ignores it; a Deny or Pass rule becomes "deny everything".
-func (b *builder) cnpRule(ref PolicyRef, action cnp.Action, peers []cnp.EgressPeer, protocols []cnp.Protocol, in *ruleInput) {
+func (b *builder) cnpRule(ref rules.PolicyRef, action cnp.Action, peers []cnp.EgressPeer, protocols []cnp.Protocol, in *ruleInput) {
 	d, i := in.base.Direction, in.base.Index
 	failClosed := ""
 	switch action {
 	case cnp.Accept:
-		in.base.Action = Accept
+		in.base.Action = rules.Accept
 	case cnp.Deny:
-		in.base.Action = Deny
+		in.base.Action = rules.Deny
 	case cnp.Pass:
-		in.base.Action = Pass
+		in.base.Action = rules.Pass
 	default:
-		in.base.Action = Deny
+		in.base.Action = rules.Deny
 		failClosed = fmt.Sprintf("action %q is not Accept, Deny or Pass", action)
 	}
 	for j, peer := range peers {
 		addrs, err := b.cnpPeer(peer)
 		if err != nil {
-			if in.base.Action == Accept {
+			if in.base.Action == rules.Accept {
 				b.problem("%s: %s rule %d peer %d: %v: that peer matches nothing", ref, d, i, j, err)
 				continue
 			}
@@ -103,7 +104,7 @@ func (b *builder) cnpRule(ref PolicyRef, action cnp.Action, peers []cnp.EgressPe
 	in.anyPort = len(protocols) == 0
 	for j, pr := range protocols {
 		if err := b.cnpProtocol(pr, in); err != nil {
-			if in.base.Action == Accept {
+			if in.base.Action == rules.Accept {
 				b.problem("%s: %s rule %d protocol %d: %v: that protocol matches nothing", ref, d, i, j, err)
 				continue
 			}
@@ -111,9 +112,9 @@ func (b *builder) cnpRule(ref PolicyRef, action cnp.Action, peers []cnp.EgressPe
 			break
 		}
 	}
-	if failClosed != "" && in.base.Action != Accept {
+	if failClosed != "" && in.base.Action != rules.Accept {
 		b.problem("%s: %s rule %d: %s: enforced as Deny of all traffic (fail closed)", ref, d, i, failClosed)
-		in.base.Action = Deny
+		in.base.Action = rules.Deny
 		in.anyPeer, in.peers = true, nil
 		in.anyPort, in.numeric, in.named = true, nil, nil
 	}
@@ -165,11 +166,11 @@ func (b *builder) cnpPeer(p cnp.EgressPeer) ([]netip.Prefix, error) {
 // cnpProtocol adds one protocol match to in.
 func (b *builder) cnpProtocol(pr cnp.Protocol, in *ruleInput) error {
 	type one struct {
-		proto Protocol
+		proto rules.Protocol
 		m     *cnp.PortMatch
 	}
 	var set []one
-	for _, o := range []one{{TCP, pr.TCP}, {UDP, pr.UDP}, {SCTP, pr.SCTP}} {
+	for _, o := range []one{{rules.TCP, pr.TCP}, {rules.UDP, pr.UDP}, {rules.SCTP, pr.SCTP}} {
 		if o.m != nil {
 			set = append(set, o)
 		}
@@ -185,11 +186,11 @@ func (b *builder) cnpProtocol(pr cnp.Protocol, in *ruleInput) error {
 	dp := o.m.DestinationPort
 	switch {
 	case dp == nil:
-		in.numeric = append(in.numeric, PortRange{Protocol: o.proto, Start: 0, End: 65535})
+		in.numeric = append(in.numeric, rules.PortRange{Protocol: o.proto, Start: 0, End: 65535})
 	case dp.Range == nil && dp.Number >= 1 && dp.Number <= 65535:
-		in.numeric = append(in.numeric, PortRange{Protocol: o.proto, Start: uint16(dp.Number), End: uint16(dp.Number)})
+		in.numeric = append(in.numeric, rules.PortRange{Protocol: o.proto, Start: uint16(dp.Number), End: uint16(dp.Number)})
 	case dp.Range != nil && dp.Number == 0 && dp.Range.Start >= 1 && dp.Range.End <= 65535 && dp.Range.Start <= dp.Range.End:
-		in.numeric = append(in.numeric, PortRange{Protocol: o.proto, Start: uint16(dp.Range.Start), End: uint16(dp.Range.End)})
+		in.numeric = append(in.numeric, rules.PortRange{Protocol: o.proto, Start: uint16(dp.Range.Start), End: uint16(dp.Range.End)})
 	default:
 		return fmt.Errorf("destinationPort must be a number or a range within 1-65535")
 	}

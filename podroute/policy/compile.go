@@ -12,15 +12,16 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/t1route/t1route/podroute/policy/cnp"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 // Compile reduces every policy of the cluster view to the rules that apply
-// to the pods of one node. Pure: the same view gives the same RuleSet.
+// to the pods of one node. Pure: the same view gives the same rules.
 // A policy that selects no pod of the node contributes nothing, so the cost
 // grows with the policies that concern this node, not with the cluster.
-func Compile(c *Cluster, node string) *RuleSet {
-	b := &builder{c: c, rs: &RuleSet{Node: node}, nsCache: map[string][]string{}, podCache: map[string][]*Pod{}}
-	b.rs.Isolated = [2]map[string][]PolicyRef{{}, {}}
+func Compile(c *Cluster, node string) *rules.Set {
+	b := &builder{c: c, rs: &rules.Set{Node: node}, nsCache: map[string][]string{}, podCache: map[string][]*Pod{}}
+	b.rs.Isolated = [2]map[string][]rules.PolicyRef{{}, {}}
 	local := map[string][]*Pod{} // namespace → local pods, by name
 	for _, p := range c.podsByNode[node] {
 		local[p.Namespace] = append(local[p.Namespace], p)
@@ -30,11 +31,11 @@ func Compile(c *Cluster, node string) *RuleSet {
 	}
 	b.local = local
 	for _, name := range c.unknownTiers() {
-		b.problem("%s %s: tier %q is neither Admin nor Baseline: ignored", KindClusterNetworkPolicy, name, c.cnps[name].Spec.Tier)
+		b.problem("%s %s: tier %q is neither Admin nor Baseline: ignored", rules.KindClusterNetworkPolicy, name, c.cnps[name].Spec.Tier)
 	}
 	if len(local) > 0 {
 		for _, p := range c.sortedClusterNetworkPolicies(cnp.AdminTier) {
-			b.clusterPolicy(p, TierAdmin)
+			b.clusterPolicy(p, rules.TierAdmin)
 		}
 		for _, p := range c.sortedNetworkPolicies() {
 			if len(local[p.Namespace]) > 0 {
@@ -42,7 +43,7 @@ func Compile(c *Cluster, node string) *RuleSet {
 			}
 		}
 		for _, p := range c.sortedClusterNetworkPolicies(cnp.BaselineTier) {
-			b.clusterPolicy(p, TierBaseline)
+			b.clusterPolicy(p, rules.TierBaseline)
 		}
 	}
 	sortRules(b.rs.Rules)
@@ -51,7 +52,7 @@ func Compile(c *Cluster, node string) *RuleSet {
 
 type builder struct {
 	c        *Cluster
-	rs       *RuleSet
+	rs       *rules.Set
 	local    map[string][]*Pod
 	nsCache  map[string][]string // namespace selector → namespaces
 	podCache map[string][]*Pod   // namespace + pod selector → pods
@@ -126,28 +127,28 @@ func (b *builder) localIn(ns string, sel labels.Selector) []*Pod {
 // ClusterNetworkPolicy takes the container port's.
 type namedPort struct {
 	name     string
-	proto    Protocol
+	proto    rules.Protocol
 	anyProto bool
 }
 
-func (n namedPort) resolve(p *Pod) (PortRange, bool) {
+func (n namedPort) resolve(p *Pod) (rules.PortRange, bool) {
 	for _, cp := range p.Ports {
 		if cp.Name == n.name && (n.anyProto || cp.Protocol == n.proto) {
-			return PortRange{Protocol: cp.Protocol, Start: cp.Port, End: cp.Port}, true
+			return rules.PortRange{Protocol: cp.Protocol, Start: cp.Port, End: cp.Port}, true
 		}
 	}
-	return PortRange{}, false
+	return rules.PortRange{}, false
 }
 
 // ruleInput is one API rule before named ports are resolved.
 type ruleInput struct {
-	base     Rule
+	base     rules.Rule
 	subjects []*Pod
 	anyPeer  bool
 	peers    []netip.Prefix // ipBlocks, networks and the pod peers' addresses
 	peerSets int            // how many sets peers joins: with one, it is normalized already
 	anyPort  bool
-	numeric  []PortRange
+	numeric  []rules.PortRange
 	named    []namedPort
 }
 
@@ -181,7 +182,7 @@ func (b *builder) emit(in ruleInput) {
 	part := 0
 	// add appends one part; peers are in.peers or, for egress named ports,
 	// a group of pod addresses.
-	add := func(subjects []*Pod, anyPeer bool, peers []netip.Prefix, anyPort bool, ports []PortRange) {
+	add := func(subjects []*Pod, anyPeer bool, peers []netip.Prefix, anyPort bool, ports []rules.PortRange) {
 		r := in.base
 		r.Part = part
 		part++
@@ -209,8 +210,8 @@ func (b *builder) emit(in ruleInput) {
 	if len(in.numeric) > 0 {
 		add(in.subjects, in.anyPeer, in.peers, false, in.numeric)
 	}
-	resolveAll := func(p *Pod) []PortRange {
-		var out []PortRange
+	resolveAll := func(p *Pod) []rules.PortRange {
+		var out []rules.PortRange
 		for _, n := range in.named {
 			if r, ok := n.resolve(p); ok {
 				out = append(out, r)
@@ -219,13 +220,13 @@ func (b *builder) emit(in ruleInput) {
 		return normalizePorts(out)
 	}
 	type group struct {
-		ports []PortRange
+		ports []rules.PortRange
 		pods  []*Pod
 		ips   []netip.Prefix
 	}
 	groups := map[string]*group{}
 	var order []string
-	groupOf := func(ports []PortRange) *group {
+	groupOf := func(ports []rules.PortRange) *group {
 		k := portsKey(ports)
 		if groups[k] == nil {
 			groups[k] = &group{ports: ports}
@@ -233,7 +234,7 @@ func (b *builder) emit(in ruleInput) {
 		}
 		return groups[k]
 	}
-	if in.base.Direction == Ingress {
+	if in.base.Direction == rules.Ingress {
 		// The destination is the subject: its own names count.
 		for _, p := range in.subjects {
 			if ports := resolveAll(p); len(ports) > 0 {
@@ -262,7 +263,7 @@ func (b *builder) emit(in ruleInput) {
 	sort.Strings(order)
 	for _, k := range order {
 		g := groups[k]
-		if in.base.Direction == Ingress {
+		if in.base.Direction == rules.Ingress {
 			add(g.pods, in.anyPeer, in.peers, false, g.ports)
 		} else {
 			add(in.subjects, false, g.ips, false, g.ports)
@@ -325,7 +326,7 @@ func podAddrs(pods []*Pod) []netip.Prefix {
 
 // networkPolicy compiles a NetworkPolicy selecting some of the node's pods.
 func (b *builder) networkPolicy(p *networkingv1.NetworkPolicy) {
-	ref := PolicyRef{Kind: KindNetworkPolicy, Namespace: p.Namespace, Name: p.Name}
+	ref := rules.PolicyRef{Kind: rules.KindNetworkPolicy, Namespace: p.Namespace, Name: p.Name}
 	sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
 	if err != nil {
 		b.problem("%s: podSelector: %v: ignored", ref, err)
@@ -349,15 +350,15 @@ func (b *builder) networkPolicy(p *networkingv1.NetworkPolicy) {
 			}
 		}
 	}
-	isolate := func(d Direction) {
+	isolate := func(d rules.Direction) {
 		for _, s := range subjects {
 			b.rs.Isolated[d][s.Key()] = append(b.rs.Isolated[d][s.Key()], ref)
 		}
 	}
 	if ingress {
-		isolate(Ingress)
+		isolate(rules.Ingress)
 		for i, r := range p.Spec.Ingress {
-			in := ruleInput{base: Rule{Policy: ref, Tier: TierNetworkPolicy, Direction: Ingress, Index: i, Action: Accept},
+			in := ruleInput{base: rules.Rule{Policy: ref, Tier: rules.TierNetworkPolicy, Direction: rules.Ingress, Index: i, Action: rules.Accept},
 				subjects: subjects, anyPeer: len(r.From) == 0}
 			for j, peer := range r.From {
 				addrs, err := b.netpolPeer(p.Namespace, peer)
@@ -366,14 +367,14 @@ func (b *builder) networkPolicy(p *networkingv1.NetworkPolicy) {
 				}
 				in.addPeers(addrs)
 			}
-			b.netpolPorts(ref, Ingress, i, r.Ports, &in)
+			b.netpolPorts(ref, rules.Ingress, i, r.Ports, &in)
 			b.emit(in)
 		}
 	}
 	if egress {
-		isolate(Egress)
+		isolate(rules.Egress)
 		for i, r := range p.Spec.Egress {
-			in := ruleInput{base: Rule{Policy: ref, Tier: TierNetworkPolicy, Direction: Egress, Index: i, Action: Accept},
+			in := ruleInput{base: rules.Rule{Policy: ref, Tier: rules.TierNetworkPolicy, Direction: rules.Egress, Index: i, Action: rules.Accept},
 				subjects: subjects, anyPeer: len(r.To) == 0}
 			for j, peer := range r.To {
 				addrs, err := b.netpolPeer(p.Namespace, peer)
@@ -382,7 +383,7 @@ func (b *builder) networkPolicy(p *networkingv1.NetworkPolicy) {
 				}
 				in.addPeers(addrs)
 			}
-			b.netpolPorts(ref, Egress, i, r.Ports, &in)
+			b.netpolPorts(ref, rules.Egress, i, r.Ports, &in)
 			b.emit(in)
 		}
 	}
@@ -428,10 +429,10 @@ func (b *builder) netpolPeer(ns string, peer networkingv1.NetworkPolicyPeer) ([]
 }
 
 // netpolPorts reads a NetworkPolicy rule's ports into in.
-func (b *builder) netpolPorts(ref PolicyRef, d Direction, i int, ports []networkingv1.NetworkPolicyPort, in *ruleInput) {
+func (b *builder) netpolPorts(ref rules.PolicyRef, d rules.Direction, i int, ports []networkingv1.NetworkPolicyPort, in *ruleInput) {
 	in.anyPort = len(ports) == 0
 	for j, np := range ports {
-		var proto Protocol = TCP
+		var proto rules.Protocol = rules.TCP
 		if np.Protocol != nil {
 			p, ok := protocolOf(*np.Protocol)
 			if !ok {
@@ -442,7 +443,7 @@ func (b *builder) netpolPorts(ref PolicyRef, d Direction, i int, ports []network
 		}
 		switch {
 		case np.Port == nil:
-			in.numeric = append(in.numeric, PortRange{Protocol: proto, Start: 0, End: 65535})
+			in.numeric = append(in.numeric, rules.PortRange{Protocol: proto, Start: 0, End: 65535})
 		case np.Port.Type == intstr.String:
 			in.named = append(in.named, namedPort{name: np.Port.StrVal, proto: proto})
 		default:
@@ -454,7 +455,7 @@ func (b *builder) netpolPorts(ref PolicyRef, d Direction, i int, ports []network
 				b.problem("%s: %s rule %d port %d: %d-%d is not a port range: that port matches nothing", ref, d, i, j, start, end)
 				continue
 			}
-			in.numeric = append(in.numeric, PortRange{Protocol: proto, Start: uint16(start), End: uint16(end)})
+			in.numeric = append(in.numeric, rules.PortRange{Protocol: proto, Start: uint16(start), End: uint16(end)})
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/t1route/t1route/podroute/policy/cnp"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 // fixture: namespaces x and y; pods x/a, x/b on n1 and y/a on n2.
@@ -21,11 +22,11 @@ func fixture() *Cluster {
 		c.SetNamespace(&Namespace{Name: ns, Labels: map[string]string{"ns": ns, "kubernetes.io/metadata.name": ns}})
 	}
 	c.SetPod(&Pod{Namespace: "x", Name: "a", Node: "n1", Labels: map[string]string{"pod": "a"},
-		IPs: []netip.Addr{netip.MustParseAddr("100.96.1.2")}, Ports: []NamedPort{{"http", TCP, 80}}})
+		IPs: []netip.Addr{netip.MustParseAddr("100.96.1.2")}, Ports: []NamedPort{{"http", rules.TCP, 80}}})
 	c.SetPod(&Pod{Namespace: "x", Name: "b", Node: "n1", Labels: map[string]string{"pod": "b"},
-		IPs: []netip.Addr{netip.MustParseAddr("100.96.1.3"), netip.MustParseAddr("2001:db8:96:1::3")}, Ports: []NamedPort{{"http", TCP, 8080}}})
+		IPs: []netip.Addr{netip.MustParseAddr("100.96.1.3"), netip.MustParseAddr("2001:db8:96:1::3")}, Ports: []NamedPort{{"http", rules.TCP, 8080}}})
 	c.SetPod(&Pod{Namespace: "y", Name: "a", Node: "n2", Labels: map[string]string{"pod": "a"},
-		IPs: []netip.Addr{netip.MustParseAddr("100.96.2.2")}, Ports: []NamedPort{{"http", TCP, 81}}})
+		IPs: []netip.Addr{netip.MustParseAddr("100.96.2.2")}, Ports: []NamedPort{{"http", rules.TCP, 81}}})
 	return c
 }
 
@@ -42,7 +43,7 @@ func sel(kv ...string) *metav1.LabelSelector {
 }
 
 // describe prints a RuleSet compactly for comparison.
-func describe(rs *RuleSet) string {
+func describe(rs *rules.Set) string {
 	var b strings.Builder
 	for _, r := range rs.Rules {
 		peers, ports := "any", "any"
@@ -56,7 +57,7 @@ func describe(rs *RuleSet) string {
 	}
 	for d, m := range rs.Isolated {
 		for pod, refs := range m {
-			fmt.Fprintf(&b, "isolated %s %s by %d\n", Direction(d), pod, len(refs))
+			fmt.Fprintf(&b, "isolated %s %s by %d\n", rules.Direction(d), pod, len(refs))
 		}
 	}
 	return b.String()
@@ -241,7 +242,7 @@ func TestPodFromAPI(t *testing.T) {
 	got := PodFromAPI(full)
 	want := &Pod{Namespace: "x", Name: "a", Labels: map[string]string{"app": "web"}, Node: "n1",
 		IPs:   []netip.Addr{netip.MustParseAddr("100.96.1.2"), netip.MustParseAddr("2001:db8:96:1::2")},
-		Ports: []NamedPort{{"http", TCP, 8080}, {"dns", UDP, 53}, {"metrics", TCP, 9100}}}
+		Ports: []NamedPort{{"http", rules.TCP, 8080}, {"dns", rules.UDP, 53}, {"metrics", rules.TCP, 9100}}}
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
@@ -261,17 +262,17 @@ func TestPodFromAPI(t *testing.T) {
 func TestClusterViewUpdates(t *testing.T) {
 	c := fixture()
 	c.SetNetworkPolicy(netpol("x", "deny", networkingv1.NetworkPolicySpec{}))
-	if rs := Compile(c, "n1"); len(rs.Isolated[Ingress]) != 2 {
+	if rs := Compile(c, "n1"); len(rs.Isolated[rules.Ingress]) != 2 {
 		t.Fatalf("isolated %v", rs.Isolated)
 	}
 	// A pod moving nodes (a new pod of the same name) leaves the old node's index.
 	c.SetPod(&Pod{Namespace: "x", Name: "a", Node: "n2", IPs: []netip.Addr{netip.MustParseAddr("100.96.2.9")}})
-	if rs := Compile(c, "n1"); len(rs.Isolated[Ingress]) != 1 {
+	if rs := Compile(c, "n1"); len(rs.Isolated[rules.Ingress]) != 1 {
 		t.Fatalf("after x/a moved: isolated %v", rs.Isolated)
 	}
 	c.DeletePod("x", "b")
 	c.DeletePod("x", "b") // twice: harmless
-	if rs := Compile(c, "n1"); len(rs.Isolated[Ingress]) != 0 {
+	if rs := Compile(c, "n1"); len(rs.Isolated[rules.Ingress]) != 0 {
 		t.Fatalf("after x/b went: isolated %v", rs.Isolated)
 	}
 	c.DeleteNetworkPolicy("x", "deny")

@@ -16,15 +16,16 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/t1route/t1route/podroute/policy/cnp"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
-func localPods(c *Cluster, node string) []LocalPod {
-	var out []LocalPod
+func localPods(c *Cluster, node string) []rules.LocalPod {
+	var out []rules.LocalPod
 	port := 10
 	for _, key := range sortedKeys(c.podsByNode[node]) {
 		p := c.podsByNode[node][key]
 		port++
-		out = append(out, LocalPod{Key: key, OFPort: port, IPs: p.IPs})
+		out = append(out, rules.LocalPod{Key: key, OFPort: port, IPs: p.IPs})
 	}
 	return out
 }
@@ -38,9 +39,9 @@ func sortedKeys[T any](m map[string]T) []string {
 	return out
 }
 
-func render(c *Cluster, node string) *FlowSet {
-	return Render(Compile(c, node), localPods(c, node), Node{GatewayPort: 1, Addrs: []netip.Addr{netip.MustParseAddr("100.96.1.1")}},
-		Options{Tables: testTables, Zone: 7})
+func render(c *Cluster, node string) *rules.FlowSet {
+	return rules.Render(Compile(c, node), localPods(c, node), rules.Node{GatewayPort: 1, Addrs: []netip.Addr{netip.MustParseAddr("100.96.1.1")}},
+		rules.Options{Tables: testTables, Zone: 7})
 }
 
 func TestRenderBase(t *testing.T) {
@@ -67,8 +68,8 @@ func TestRenderBase(t *testing.T) {
 	if strings.Join(fs.Flows, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("without policies:\n%s\nwant:\n%s", strings.Join(fs.Flows, "\n"), strings.Join(want, "\n"))
 	}
-	if BaseFlows != len(want)-2 { // two node-address flows per address
-		t.Fatalf("BaseFlows = %d, but the stage without policy or node addresses has %d", BaseFlows, len(want)-2)
+	if rules.BaseFlows != len(want)-2 { // two node-address flows per address
+		t.Fatalf("BaseFlows = %d, but the stage without policy or node addresses has %d", rules.BaseFlows, len(want)-2)
 	}
 }
 
@@ -96,7 +97,7 @@ func TestRenderConjunctionGrowsWithSum(t *testing.T) {
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{PodSelector: sel("role", "peer")}}, Ports: npPorts}}}))
 		fs := render(c, "n1")
 		isolation := subjects
-		want := BaseFlows + 2 + subjects + peers + ports + 1 + isolation
+		want := rules.BaseFlows + 2 + subjects + peers + ports + 1 + isolation
 		if len(fs.Flows) != want || fs.Rules != 1 {
 			t.Errorf("%d subjects, %d peers, %d ports: %d flows for %d rules, want %d for 1", subjects, peers, ports, len(fs.Flows), fs.Rules, want)
 		}
@@ -170,8 +171,8 @@ func TestRenderCountersAndUnattachedPods(t *testing.T) {
 		Subject: cnp.Subject{Namespaces: &metav1.LabelSelector{}}, Egress: []cnp.EgressRule{{Name: "smtp", Action: cnp.Deny,
 			To: []cnp.EgressPeer{{Networks: []string{"0.0.0.0/0"}}}, Protocols: []cnp.Protocol{{TCP: &cnp.PortMatch{DestinationPort: &cnp.Port{Number: 25}}}}}}}})
 	rs := Compile(c, "n1")
-	only := []LocalPod{{Key: "x/a", OFPort: 11, IPs: []netip.Addr{netip.MustParseAddr("100.96.1.2")}}} // x/b not attached yet
-	fs := Render(rs, only, Node{}, Options{Tables: testTables, Zone: 7})
+	only := []rules.LocalPod{{Key: "x/a", OFPort: 11, IPs: []netip.Addr{netip.MustParseAddr("100.96.1.2")}}} // x/b not attached yet
+	fs := rules.Render(rs, only, rules.Node{}, rules.Options{Tables: testTables, Zone: 7})
 	var got []string
 	for _, cnt := range fs.Counters {
 		got = append(got, fmt.Sprintf("%s %s %s isolation=%v", cnt.Policy, cnt.Direction, cnt.Action, cnt.Isolation))

@@ -8,6 +8,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/t1route/t1route/podroute/policy/ofsim"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 func TestParseGuardSelector(t *testing.T) {
@@ -78,7 +79,7 @@ func TestManagementGuard(t *testing.T) {
 			t.Fatal(rs.Problems)
 		}
 		local := localPods(c, "n1")
-		fs := Render(rs, local, Node{GatewayPort: 1}, Options{Tables: testTables, Zone: 7})
+		fs := rules.Render(rs, local, rules.Node{GatewayPort: 1}, rules.Options{Tables: testTables, Zone: 7})
 		sw, err := ofsim.Parse(fs.Flows)
 		if err != nil {
 			t.Fatal(err)

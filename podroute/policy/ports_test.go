@@ -3,41 +3,19 @@ package policy
 import (
 	"fmt"
 	"testing"
-)
 
-// masks must cover a range exactly, every port checked, within 30 pairs.
-func TestMasksCoverRangesExactly(t *testing.T) {
-	for _, r := range [][2]uint16{{80, 80}, {8080, 8090}, {0, 65535}, {1, 65535}, {1024, 2047}, {1, 1}, {65535, 65535}, {32767, 32769}, {3, 65534}} {
-		ms := masks(r[0], r[1])
-		if len(ms) > 30 {
-			t.Errorf("%v: %d masks", r, len(ms))
-		}
-		for p := 0; p <= 65535; p++ {
-			in := false
-			for _, m := range ms {
-				if uint16(p)&m.Mask == m.Value {
-					in = true
-				}
-			}
-			if want := p >= int(r[0]) && p <= int(r[1]); in != want {
-				t.Fatalf("%v (masks %v): port %d matched %v, want %v", r, ms, p, in, want)
-			}
-		}
-	}
-	if got := fmt.Sprint(masks(8080, 8090)); got != "[{8080 65528} {8088 65534} {8090 65535}]" {
-		t.Errorf("8080-8090: %s", got)
-	}
-}
+	"github.com/t1route/t1route/podroute/policy/rules"
+)
 
 func TestNormalizePorts(t *testing.T) {
 	cases := []struct {
-		in   []PortRange
+		in   []rules.PortRange
 		want string
 	}{
 		{nil, "[]"},
-		{[]PortRange{{TCP, 80, 80}, {TCP, 81, 90}, {UDP, 53, 53}, {TCP, 80, 80}}, "[TCP/80-90 UDP/53]"},
-		{[]PortRange{{TCP, 80, 80}, {TCP, 0, 65535}}, "[TCP]"},
-		{[]PortRange{{SCTP, 9, 9}, {TCP, 100, 200}, {TCP, 150, 300}, {TCP, 400, 400}}, "[TCP/100-300 TCP/400 SCTP/9]"},
+		{[]rules.PortRange{{Protocol: rules.TCP, Start: 80, End: 80}, {Protocol: rules.TCP, Start: 81, End: 90}, {Protocol: rules.UDP, Start: 53, End: 53}, {Protocol: rules.TCP, Start: 80, End: 80}}, "[TCP/80-90 UDP/53]"},
+		{[]rules.PortRange{{Protocol: rules.TCP, Start: 80, End: 80}, {Protocol: rules.TCP, Start: 0, End: 65535}}, "[TCP]"},
+		{[]rules.PortRange{{Protocol: rules.SCTP, Start: 9, End: 9}, {Protocol: rules.TCP, Start: 100, End: 200}, {Protocol: rules.TCP, Start: 150, End: 300}, {Protocol: rules.TCP, Start: 400, End: 400}}, "[TCP/100-300 TCP/400 SCTP/9]"},
 	}
 	for _, tc := range cases {
 		got := normalizePorts(tc.in)

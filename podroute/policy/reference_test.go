@@ -16,6 +16,7 @@ import (
 
 	"github.com/t1route/t1route/podroute/policy/cnp"
 	"github.com/t1route/t1route/podroute/policy/ofsim"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 // This file checks the flows against the Kubernetes semantics themselves:
@@ -25,7 +26,7 @@ import (
 // crosses) as from refAllowed, a direct reading of the API documents that
 // shares no code with Compile or Render.
 
-var testTables = Tables{Conntrack: 1, ConntrackState: 2, EgressAdmin: 3, EgressNetworkPolicy: 4, EgressBaseline: 5,
+var testTables = rules.Tables{Conntrack: 1, ConntrackState: 2, EgressAdmin: 3, EgressNetworkPolicy: 4, EgressBaseline: 5,
 	IngressAdmin: 6, IngressNetworkPolicy: 7, IngressBaseline: 8, Commit: 9, Next: 20}
 
 const testGatewayPort = 1
@@ -95,10 +96,10 @@ func (w *refWorld) refAllowed(src, dst endpoint, p pkt) bool {
 	if src.isNode && dst.pod != nil && dst.node == src.node {
 		return true // the node reaches its own pods, always
 	}
-	if src.pod != nil && !w.refDirection(src.pod, dst, Egress, dst, p) {
+	if src.pod != nil && !w.refDirection(src.pod, dst, rules.Egress, dst, p) {
 		return false
 	}
-	if dst.pod != nil && !w.refDirection(dst.pod, src, Ingress, dst, p) {
+	if dst.pod != nil && !w.refDirection(dst.pod, src, rules.Ingress, dst, p) {
 		return false
 	}
 	return true
@@ -106,7 +107,7 @@ func (w *refWorld) refAllowed(src, dst endpoint, p pkt) bool {
 
 // refDirection decides one direction for subject; peer is the other end,
 // dst the destination (whose named ports apply).
-func (w *refWorld) refDirection(subject *Pod, peer endpoint, d Direction, dst endpoint, p pkt) bool {
+func (w *refWorld) refDirection(subject *Pod, peer endpoint, d rules.Direction, dst endpoint, p pkt) bool {
 	tier := func(t cnp.Tier) (decided, allowed bool) {
 		var pols []*cnp.ClusterNetworkPolicy
 		for _, c := range w.cnps {
@@ -124,21 +125,21 @@ func (w *refWorld) refDirection(subject *Pod, peer endpoint, d Direction, dst en
 				peers  []cnp.EgressPeer
 				protos []cnp.Protocol
 			}
-			var rules []rule
-			if d == Ingress {
+			var list []rule
+			if d == rules.Ingress {
 				for _, r := range c.Spec.Ingress {
 					var ps []cnp.EgressPeer
 					for _, f := range r.From {
 						ps = append(ps, cnp.EgressPeer{Namespaces: f.Namespaces, Pods: f.Pods})
 					}
-					rules = append(rules, rule{r.Action, ps, r.Protocols})
+					list = append(list, rule{r.Action, ps, r.Protocols})
 				}
 			} else {
 				for _, r := range c.Spec.Egress {
-					rules = append(rules, rule{r.Action, r.To, r.Protocols})
+					list = append(list, rule{r.Action, r.To, r.Protocols})
 				}
 			}
-			for _, r := range rules {
+			for _, r := range list {
 				if !w.refCNPPeers(r.peers, peer, p) || !refCNPProtocols(r.protos, dst, p) {
 					continue
 				}
@@ -170,7 +171,7 @@ func (w *refWorld) refDirection(subject *Pod, peer endpoint, d Direction, dst en
 			}
 		}
 		want := networkingv1.PolicyTypeIngress
-		if d == Egress {
+		if d == rules.Egress {
 			want = networkingv1.PolicyTypeEgress
 		}
 		for _, t := range types {
@@ -178,7 +179,7 @@ func (w *refWorld) refDirection(subject *Pod, peer endpoint, d Direction, dst en
 				continue
 			}
 			isolated = true
-			if d == Ingress {
+			if d == rules.Ingress {
 				for _, r := range np.Spec.Ingress {
 					if w.refNPPeers(np.Namespace, r.From, peer, p) && refNPPorts(r.Ports, dst, p) {
 						allowed = true
@@ -403,9 +404,9 @@ func newRefWorld(r *rand.Rand) *refWorld {
 			if r.IntN(4) > 0 {
 				p.IPs = append(p.IPs, netip.MustParseAddr(fmt.Sprintf("2001:db8:96:%s::%d", n, host[node])))
 			}
-			p.Ports = append(p.Ports, NamedPort{"http", TCP, pick[uint16](r, 80, 81)}, NamedPort{"dns", UDP, 53})
+			p.Ports = append(p.Ports, NamedPort{"http", rules.TCP, pick[uint16](r, 80, 81)}, NamedPort{"dns", rules.UDP, 53})
 			if r.IntN(2) == 0 {
-				p.Ports = append(p.Ports, NamedPort{"alt", TCP, 8085}, NamedPort{"assoc", SCTP, 9})
+				p.Ports = append(p.Ports, NamedPort{"alt", rules.TCP, 8085}, NamedPort{"assoc", rules.SCTP, 9})
 			}
 			w.ofports[p.Key()] = 10 + host[node]
 			w.pods = append(w.pods, p)
@@ -563,13 +564,13 @@ func (w *refWorld) switches(t *testing.T) (map[string]*ofsim.Switch, map[string]
 	sws, flows := map[string]*ofsim.Switch{}, map[string][]string{}
 	for _, node := range []string{"n1", "n2"} {
 		rs := Compile(c, node)
-		var local []LocalPod
+		var local []rules.LocalPod
 		for _, p := range w.pods {
 			if p.Node == node {
-				local = append(local, LocalPod{Key: p.Key(), OFPort: w.ofports[p.Key()], IPs: p.IPs})
+				local = append(local, rules.LocalPod{Key: p.Key(), OFPort: w.ofports[p.Key()], IPs: p.IPs})
 			}
 		}
-		fs := Render(rs, local, Node{GatewayPort: testGatewayPort, Addrs: []netip.Addr{w.gateways[node]}}, Options{Tables: testTables, Zone: 7})
+		fs := rules.Render(rs, local, rules.Node{GatewayPort: testGatewayPort, Addrs: []netip.Addr{w.gateways[node]}}, rules.Options{Tables: testTables, Zone: 7})
 		if len(fs.Problems) > 0 || len(rs.Problems) > 0 {
 			t.Fatalf("problems: %v %v", rs.Problems, fs.Problems)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/t1route/t1route/podroute/policy"
 	"github.com/t1route/t1route/podroute/policy/cnp"
 	"github.com/t1route/t1route/podroute/policy/internal/scale"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 func heapInUse() uint64 {
@@ -75,7 +76,7 @@ func BenchmarkEnforcerScale(b *testing.B) {
 			b.Fatal("not ready within 2 minutes")
 		}
 	}
-	for !hasRuleOf(e.Rules(), policy.KindClusterNetworkPolicy, "cnp-05") { // the CNP informer syncs after the others
+	for !hasRuleOf(e.Rules(), rules.KindClusterNetworkPolicy, "cnp-05") { // the CNP informer syncs after the others
 		select {
 		case <-e.Changes():
 		case <-time.After(50 * time.Millisecond):
@@ -87,7 +88,7 @@ func BenchmarkEnforcerScale(b *testing.B) {
 	// A policy of a namespace with pods on this node gets another port.
 	var target *networkingv1.NetworkPolicy
 	for _, np := range nps {
-		if slices.ContainsFunc(e.Rules().Rules, func(r policy.Rule) bool {
+		if slices.ContainsFunc(e.Rules().Rules, func(r rules.Rule) bool {
 			return r.Policy.Namespace == np.Namespace && r.Policy.Name == np.Name && np.Name == "api-from-teams"
 		}) {
 			target = np.DeepCopy()

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/t1route/t1route/podroute/policy"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 // Config configures an Enforcer.
@@ -61,7 +62,7 @@ type Enforcer struct {
 	mu      sync.Mutex // guards cluster
 	cluster *policy.Cluster
 
-	rules   atomic.Pointer[policy.RuleSet]
+	rules   atomic.Pointer[rules.Set]
 	ready   atomic.Bool
 	dirty   chan struct{}
 	changes chan struct{}
@@ -83,7 +84,7 @@ func New(cfg Config, kube kubernetes.Interface, dyn dynamic.Interface, log *zap.
 }
 
 // Rules returns the node's current rules (nil before the first computation).
-func (e *Enforcer) Rules() *policy.RuleSet { return e.rules.Load() }
+func (e *Enforcer) Rules() *rules.Set { return e.rules.Load() }
 
 // Changes signals (coalesced) that Rules changed.
 func (e *Enforcer) Changes() <-chan struct{} { return e.changes }
@@ -142,8 +143,8 @@ func (e *Enforcer) recompute() {
 		return
 	}
 	e.metrics.Rules.Set(float64(len(rs.Rules)))
-	e.metrics.Isolated.WithLabelValues("ingress").Set(float64(len(rs.Isolated[policy.Ingress])))
-	e.metrics.Isolated.WithLabelValues("egress").Set(float64(len(rs.Isolated[policy.Egress])))
+	e.metrics.Isolated.WithLabelValues("ingress").Set(float64(len(rs.Isolated[rules.Ingress])))
+	e.metrics.Isolated.WithLabelValues("egress").Set(float64(len(rs.Isolated[rules.Egress])))
 	e.metrics.Problems.Set(float64(len(rs.Problems)))
 	if old == nil || !reflect.DeepEqual(old.Problems, rs.Problems) {
 		for _, p := range rs.Problems {
@@ -151,7 +152,7 @@ func (e *Enforcer) recompute() {
 		}
 	}
 	if e.cfg.RulesFile != "" {
-		if err := policy.WriteRuleSet(e.cfg.RulesFile, rs); err != nil {
+		if err := rules.WriteFile(e.cfg.RulesFile, rs); err != nil {
 			e.log.Error("cannot write the policy rules; the flow sync keeps the previous ones", zap.Error(err))
 			e.markDirty() // try again
 			return

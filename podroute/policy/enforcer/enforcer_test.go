@@ -20,8 +20,8 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/t1route/t1route/podroute/policy"
 	"github.com/t1route/t1route/podroute/policy/cnp"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 func pod(ns, name, node, ip string, labels map[string]string) *corev1.Pod {
@@ -69,12 +69,12 @@ func start(t *testing.T, crd *atomic.Bool, objs ...runtime.Object) *env {
 }
 
 // waitRules waits until the published rules (and the file) satisfy cond.
-func (v *env) waitRules(t *testing.T, what string, cond func(rs *policy.RuleSet) bool) {
+func (v *env) waitRules(t *testing.T, what string, cond func(rs *rules.Set) bool) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
 		if rs := v.e.Rules(); rs != nil && cond(rs) {
-			fromFile, err := policy.ReadRuleSet(v.file)
+			fromFile, err := rules.ReadFile(v.file)
 			if err != nil || fromFile == nil || !cond(fromFile) {
 				t.Fatalf("%s: published but the file disagrees: %v", what, err)
 			}
@@ -89,7 +89,7 @@ func (v *env) waitRules(t *testing.T, what string, cond func(rs *policy.RuleSet)
 	}
 }
 
-func hasRuleOf(rs *policy.RuleSet, kind, name string) bool {
+func hasRuleOf(rs *rules.Set, kind, name string) bool {
 	for _, r := range rs.Rules {
 		if r.Policy.Kind == kind && r.Policy.Name == name {
 			return true
@@ -105,7 +105,7 @@ func TestEnforcerFollowsTheAPI(t *testing.T) {
 		pod("x", "b", "n1", "100.96.1.3", map[string]string{"app": "db"}),
 		pod("y", "a", "n2", "100.96.2.2", map[string]string{"app": "web"}),
 		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "deny"}, Spec: networkingv1.NetworkPolicySpec{}})
-	v.waitRules(t, "default deny isolates both local pods", func(rs *policy.RuleSet) bool { return len(rs.Isolated[policy.Ingress]) == 2 })
+	v.waitRules(t, "default deny isolates both local pods", func(rs *rules.Set) bool { return len(rs.Isolated[rules.Ingress]) == 2 })
 	if !v.e.Ready() {
 		t.Fatal("rules published but not ready")
 	}
@@ -118,7 +118,7 @@ func TestEnforcerFollowsTheAPI(t *testing.T) {
 	if _, err := v.kube.NetworkingV1().NetworkPolicies("x").Create(ctx, np, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	peersOf := func(rs *policy.RuleSet) string {
+	peersOf := func(rs *rules.Set) string {
 		for _, r := range rs.Rules {
 			if r.Policy.Name == "from-web" {
 				return strings.Trim(strings.ReplaceAll(strings.Join(func() []string {
@@ -132,7 +132,7 @@ func TestEnforcerFollowsTheAPI(t *testing.T) {
 		}
 		return ""
 	}
-	v.waitRules(t, "the new policy's rule", func(rs *policy.RuleSet) bool { return peersOf(rs) == "100.96.1.2,100.96.2.2" })
+	v.waitRules(t, "the new policy's rule", func(rs *rules.Set) bool { return peersOf(rs) == "100.96.1.2,100.96.2.2" })
 
 	// A label change moves a pod out of the peers.
 	ya, _ := v.kube.CoreV1().Pods("y").Get(ctx, "a", metav1.GetOptions{})
@@ -140,7 +140,7 @@ func TestEnforcerFollowsTheAPI(t *testing.T) {
 	if _, err := v.kube.CoreV1().Pods("y").Update(ctx, ya, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	v.waitRules(t, "y/a left the peers", func(rs *policy.RuleSet) bool { return peersOf(rs) == "100.96.1.2" })
+	v.waitRules(t, "y/a left the peers", func(rs *rules.Set) bool { return peersOf(rs) == "100.96.1.2" })
 
 	// A finished pod leaves the view.
 	xb, _ := v.kube.CoreV1().Pods("x").Get(ctx, "b", metav1.GetOptions{})
@@ -148,7 +148,7 @@ func TestEnforcerFollowsTheAPI(t *testing.T) {
 	if _, err := v.kube.CoreV1().Pods("x").UpdateStatus(ctx, xb, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	v.waitRules(t, "x/b finished", func(rs *policy.RuleSet) bool { return len(rs.Isolated[policy.Ingress]) == 1 })
+	v.waitRules(t, "x/b finished", func(rs *rules.Set) bool { return len(rs.Isolated[rules.Ingress]) == 1 })
 
 	// A ClusterNetworkPolicy through the dynamic client.
 	u, err := cnp.ToUnstructured(&cnp.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "no-mgmt"}, Spec: cnp.Spec{Tier: cnp.AdminTier,
@@ -160,17 +160,17 @@ func TestEnforcerFollowsTheAPI(t *testing.T) {
 	if _, err := v.dyn.Resource(cnp.Resource).Create(ctx, u, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	v.waitRules(t, "the ClusterNetworkPolicy's rule", func(rs *policy.RuleSet) bool { return hasRuleOf(rs, policy.KindClusterNetworkPolicy, "no-mgmt") })
+	v.waitRules(t, "the ClusterNetworkPolicy's rule", func(rs *rules.Set) bool { return hasRuleOf(rs, rules.KindClusterNetworkPolicy, "no-mgmt") })
 	if err := v.dyn.Resource(cnp.Resource).Delete(ctx, "no-mgmt", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	v.waitRules(t, "the ClusterNetworkPolicy deleted", func(rs *policy.RuleSet) bool { return !hasRuleOf(rs, policy.KindClusterNetworkPolicy, "no-mgmt") })
+	v.waitRules(t, "the ClusterNetworkPolicy deleted", func(rs *rules.Set) bool { return !hasRuleOf(rs, rules.KindClusterNetworkPolicy, "no-mgmt") })
 
 	// Namespace deleted: a namespace selector no longer matches it.
 	if err := v.kube.NetworkingV1().NetworkPolicies("x").Delete(ctx, "deny", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	v.waitRules(t, "deny deleted", func(rs *policy.RuleSet) bool { return len(rs.Isolated[policy.Ingress]) == 0 })
+	v.waitRules(t, "deny deleted", func(rs *rules.Set) bool { return len(rs.Isolated[rules.Ingress]) == 0 })
 }
 
 // Without the CRD, NetworkPolicy is enforced at once and
@@ -178,7 +178,7 @@ func TestEnforcerFollowsTheAPI(t *testing.T) {
 func TestEnforcerWaitsForTheCRD(t *testing.T) {
 	var crd atomic.Bool
 	v := start(t, &crd, namespace("x"), pod("x", "a", "n1", "100.96.1.2", nil))
-	v.waitRules(t, "ready without the CRD", func(rs *policy.RuleSet) bool { return true })
+	v.waitRules(t, "ready without the CRD", func(rs *rules.Set) bool { return true })
 	if v.logs.FilterMessageSnippet("CRD is not installed").Len() != 1 {
 		t.Fatal("the missing CRD was not reported")
 	}
@@ -188,28 +188,28 @@ func TestEnforcerWaitsForTheCRD(t *testing.T) {
 		t.Fatal(err)
 	}
 	crd.Store(true)
-	v.waitRules(t, "the CNP once the CRD is served", func(rs *policy.RuleSet) bool { return hasRuleOf(rs, policy.KindClusterNetworkPolicy, "late") })
+	v.waitRules(t, "the CNP once the CRD is served", func(rs *rules.Set) bool { return hasRuleOf(rs, rules.KindClusterNetworkPolicy, "late") })
 }
 
 func TestDeniedPacketMetrics(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	e := New(Config{NodeName: "n1", LogDenied: true, LogInterval: time.Nanosecond}, fake.NewClientset(), nil, zap.New(core), nil)
-	np := policy.PolicyRef{Kind: policy.KindNetworkPolicy, Namespace: "x", Name: "deny"}
-	admin := policy.PolicyRef{Kind: policy.KindClusterNetworkPolicy, Name: "guard"}
-	counters := map[uint64]policy.Counter{
-		policy.CookieTag | 1: {Policy: np, Direction: policy.Ingress, Action: policy.Deny, Isolation: true},
-		policy.CookieTag | 2: {Policy: admin, Direction: policy.Egress, Action: policy.Deny},
-		policy.CookieTag | 3: {Policy: admin, Direction: policy.Egress, Action: policy.Accept},
+	np := rules.PolicyRef{Kind: rules.KindNetworkPolicy, Namespace: "x", Name: "deny"}
+	admin := rules.PolicyRef{Kind: rules.KindClusterNetworkPolicy, Name: "guard"}
+	counters := map[uint64]rules.Counter{
+		rules.CookieTag | 1: {Policy: np, Direction: rules.Ingress, Action: rules.Deny, Isolation: true},
+		rules.CookieTag | 2: {Policy: admin, Direction: rules.Egress, Action: rules.Deny},
+		rules.CookieTag | 3: {Policy: admin, Direction: rules.Egress, Action: rules.Accept},
 	}
-	denied := func(ref policy.PolicyRef, d string) float64 {
+	denied := func(ref rules.PolicyRef, d string) float64 {
 		return testutil.ToFloat64(e.metrics.Denied.WithLabelValues(ref.Kind, ref.Namespace, ref.Name, d))
 	}
-	e.ObserveFlowStats(counters, map[uint64]uint64{policy.CookieTag | 1: 100, policy.CookieTag | 2: 5, policy.CookieTag | 3: 9})
+	e.ObserveFlowStats(counters, map[uint64]uint64{rules.CookieTag | 1: 100, rules.CookieTag | 2: 5, rules.CookieTag | 3: 9})
 	if denied(np, "ingress") != 0 || denied(admin, "egress") != 0 {
 		t.Fatal("counts found at start (they predate this agent) were counted")
 	}
-	e.ObserveFlowStats(counters, map[uint64]uint64{policy.CookieTag | 1: 103, policy.CookieTag | 2: 5, policy.CookieTag | 3: 50})
-	e.ObserveFlowStats(counters, map[uint64]uint64{policy.CookieTag | 1: 2, policy.CookieTag | 2: 7}) // flow 1 replaced
+	e.ObserveFlowStats(counters, map[uint64]uint64{rules.CookieTag | 1: 103, rules.CookieTag | 2: 5, rules.CookieTag | 3: 50})
+	e.ObserveFlowStats(counters, map[uint64]uint64{rules.CookieTag | 1: 2, rules.CookieTag | 2: 7}) // flow 1 replaced
 	if got := denied(np, "ingress"); got != 5 {
 		t.Errorf("NetworkPolicy ingress denied %v, want 5", got)
 	}

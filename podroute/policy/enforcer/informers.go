@@ -40,6 +40,15 @@ func transformPod(obj any) (any, error) {
 		pod: policy.PodFromAPI(p)}, nil
 }
 
+// transformNamespace keeps a Namespace's identity and labels.
+func transformNamespace(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion, Labels: ns.Labels}}, nil
+}
+
 // transformNetworkPolicy drops what policy does not read (managed fields,
 // annotations such as kubectl's last-applied configuration).
 func transformNetworkPolicy(obj any) (any, error) {
@@ -70,7 +79,7 @@ func (e *Enforcer) startInformers(ctx context.Context) error {
 	pods := factory.Core().V1().Pods().Informer()
 	nss := factory.Core().V1().Namespaces().Informer()
 	nps := factory.Networking().V1().NetworkPolicies().Informer()
-	for _, set := range []error{pods.SetTransform(transformPod), nss.SetTransform(policy.TrimNamespace), nps.SetTransform(transformNetworkPolicy)} {
+	for _, set := range []error{pods.SetTransform(transformPod), nss.SetTransform(transformNamespace), nps.SetTransform(transformNetworkPolicy)} {
 		if set != nil {
 			return set
 		}

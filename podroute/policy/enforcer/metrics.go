@@ -5,9 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/t1route/t1route/podroute/policy/rules"
 	"go.uber.org/zap"
-
-	"github.com/t1route/t1route/podroute/policy"
 )
 
 // Metrics are the policy enforcement's Prometheus metrics.
@@ -43,8 +42,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 type dropKey struct {
-	policy    policy.PolicyRef
-	direction policy.Direction
+	policy    rules.PolicyRef
+	direction rules.Direction
 }
 
 // dropState remembers the last packet count of each policy flow and what
@@ -57,13 +56,13 @@ type dropState struct {
 }
 
 // ObserveFlowStats takes the policy flows' packet counts by cookie (from
-// policy.ParseFlowStats) and the counters of the flows installed (from
-// policy.Render), adds what was dropped since the last call to the deny
+// rules.ParseFlowStats) and the counters of the flows installed (from
+// rules.Render), adds what was dropped since the last call to the deny
 // metric and, with LogDenied, logs it per policy at most once an interval.
 // Counts that went down (a flow replaced) count from zero; the first call
 // only takes the counts as they are (flows outlive agent restarts). Not
 // concurrent.
-func (e *Enforcer) ObserveFlowStats(counters map[uint64]policy.Counter, stats map[uint64]uint64) {
+func (e *Enforcer) ObserveFlowStats(counters map[uint64]rules.Counter, stats map[uint64]uint64) {
 	d := &e.drops
 	first := !d.started
 	if first {
@@ -79,7 +78,7 @@ func (e *Enforcer) ObserveFlowStats(counters map[uint64]policy.Counter, stats ma
 		}
 		d.last[cookie] = n
 		c, ok := counters[cookie]
-		if !ok || c.Action != policy.Deny || delta == 0 {
+		if !ok || c.Action != rules.Deny || delta == 0 {
 			continue
 		}
 		e.metrics.Denied.WithLabelValues(c.Policy.Kind, c.Policy.Namespace, c.Policy.Name, c.Direction.String()).Add(float64(delta))

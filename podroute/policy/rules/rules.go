@@ -1,10 +1,12 @@
-package policy
+// Package rules holds what a node's policy enforcement computes (the rules
+// that apply to its pods, from package policy) and renders them as
+// OpenFlow flows. It depends on nothing of Kubernetes, so the CNI plugin,
+// which renders the same flows when it attaches a pod, stays small.
+package rules
 
 import (
 	"fmt"
 	"net/netip"
-	"sort"
-	"strings"
 )
 
 // Direction is a rule's direction, seen from its subject pods.
@@ -103,10 +105,10 @@ func (r *Rule) Label() string {
 	return s
 }
 
-// RuleSet is every rule that applies to one node's pods, in evaluation
-// order, and which pods NetworkPolicies isolate. A pure function of the
-// cluster view and the node name (Compile).
-type RuleSet struct {
+// Set is every rule that applies to one node's pods, in evaluation
+// order, and which pods NetworkPolicies isolate: a pure function of the
+// cluster view and the node name (policy.Compile).
+type Set struct {
 	Node  string `json:"node"`
 	Rules []Rule `json:"rules"`
 	// Isolated[d] maps each local pod that NetworkPolicies isolate in
@@ -118,64 +120,48 @@ type RuleSet struct {
 	Problems []string `json:"problems,omitempty"`
 }
 
-// sortRules puts rules in evaluation order: direction, tier, priority, then
-// the policy's name, then rule and part.
-func sortRules(rules []Rule) {
-	sort.SliceStable(rules, func(i, j int) bool {
-		a, b := &rules[i], &rules[j]
-		switch {
-		case a.Direction != b.Direction:
-			return a.Direction < b.Direction
-		case a.Tier != b.Tier:
-			return a.Tier < b.Tier
-		case a.Priority != b.Priority:
-			return a.Priority < b.Priority
-		case a.Policy.Namespace != b.Policy.Namespace:
-			return a.Policy.Namespace < b.Policy.Namespace
-		case a.Policy.Name != b.Policy.Name:
-			return a.Policy.Name < b.Policy.Name
-		case a.Index != b.Index:
-			return a.Index < b.Index
-		}
-		return a.Part < b.Part
-	})
+// Protocol is an IP protocol number a policy can name.
+type Protocol uint8
+
+const (
+	TCP  Protocol = 6
+	UDP  Protocol = 17
+	SCTP Protocol = 132
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case TCP:
+		return "TCP"
+	case UDP:
+		return "UDP"
+	case SCTP:
+		return "SCTP"
+	}
+	return fmt.Sprintf("protocol %d", uint8(p))
 }
 
-// normalizePorts sorts and merges ranges; a whole-protocol range absorbs
-// the others of its protocol.
-func normalizePorts(rs []PortRange) []PortRange {
-	if len(rs) == 0 {
-		return nil
-	}
-	rs = append([]PortRange(nil), rs...)
-	sort.Slice(rs, func(i, j int) bool {
-		if rs[i].Protocol != rs[j].Protocol {
-			return rs[i].Protocol < rs[j].Protocol
-		}
-		if rs[i].Start != rs[j].Start {
-			return rs[i].Start < rs[j].Start
-		}
-		return rs[i].End > rs[j].End
-	})
-	out := rs[:1]
-	for _, r := range rs[1:] {
-		last := &out[len(out)-1]
-		if r.Protocol == last.Protocol && uint32(r.Start) <= uint32(last.End)+1 {
-			if r.End > last.End {
-				last.End = r.End
-			}
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
+// PortRange is an inclusive range of destination ports of one protocol;
+// 0-65535 is every port (and then no port is matched at all).
+type PortRange struct {
+	Protocol   Protocol
+	Start, End uint16
 }
 
-func portsKey(rs []PortRange) string {
-	var b strings.Builder
-	for _, r := range rs {
-		b.WriteString(r.String())
-		b.WriteByte(',')
+// AllPorts reports whether the range is the whole protocol.
+func (r PortRange) AllPorts() bool { return r.Start == 0 && r.End == 65535 }
+
+func (r PortRange) String() string {
+	switch {
+	case r.AllPorts():
+		return r.Protocol.String()
+	case r.Start == r.End:
+		return fmt.Sprintf("%s/%d", r.Protocol, r.Start)
 	}
-	return b.String()
+	return fmt.Sprintf("%s/%d-%d", r.Protocol, r.Start, r.End)
+}
+
+// Contains reports whether a packet of this protocol and port is in range.
+func (r PortRange) Contains(proto Protocol, port uint16) bool {
+	return proto == r.Protocol && port >= r.Start && port <= r.End
 }

@@ -1,4 +1,4 @@
-package policy
+package rules
 
 import (
 	"fmt"
@@ -95,7 +95,7 @@ const (
 // A rule is a conjunctive match of up to three clauses: subject pods,
 // peer addresses, ports; so its flows grow with pods + peers + ports, not
 // their product.
-func Render(rs *RuleSet, pods []LocalPod, node Node, opt Options) *FlowSet {
+func Render(rs *Set, pods []LocalPod, node Node, opt Options) *FlowSet {
 	r := &renderer{opt: opt, t: opt.Tables, fs: &FlowSet{Counters: map[uint64]Counter{}}, flows: map[flowKey]*flow{},
 		pods: map[string]*LocalPod{}, ids: map[uint32]bool{}}
 	for i := range pods {
@@ -432,4 +432,10 @@ func (r *renderer) format() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// hostPrefix is the single-address prefix of ip.
+func hostPrefix(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap()
+	return netip.PrefixFrom(ip, ip.BitLen())
 }

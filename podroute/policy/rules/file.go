@@ -1,4 +1,4 @@
-package policy
+package rules
 
 import (
 	"encoding/json"
@@ -7,24 +7,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// TrimNamespace is an informer transform keeping a Namespace's name and labels.
-func TrimNamespace(obj any) (any, error) {
-	ns, ok := obj.(*corev1.Namespace)
-	if !ok {
-		return obj, nil
-	}
-	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion, Labels: ns.Labels}}, nil
-}
-
-// WriteRuleSet stores a node's rules where the flow sync (the agent's and
+// WriteFile stores a node's rules where the flow sync (the agent's and
 // each CNI invocation's) reads them; written whole and renamed into place,
 // so a reader never sees half a file.
-func WriteRuleSet(path string, rs *RuleSet) error {
+func WriteFile(path string, rs *Set) error {
 	data, err := json.Marshal(rs)
 	if err != nil {
 		return err
@@ -43,9 +31,9 @@ func WriteRuleSet(path string, rs *RuleSet) error {
 	return nil
 }
 
-// ReadRuleSet reads what WriteRuleSet wrote. A missing file is no rules
+// ReadFile reads what WriteFile wrote. A missing file is no rules
 // (nil, nil): before the agent's first computation nothing is isolated.
-func ReadRuleSet(path string) (*RuleSet, error) {
+func ReadFile(path string) (*Set, error) {
 	data, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -53,7 +41,7 @@ func ReadRuleSet(path string) (*RuleSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read policy rules: %w", err)
 	}
-	var rs RuleSet
+	var rs Set
 	if err := json.Unmarshal(data, &rs); err != nil {
 		return nil, fmt.Errorf("policy rules in %s are unreadable (the agent rewrites them): %w", path, err)
 	}
