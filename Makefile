@@ -9,7 +9,7 @@ export GOFLAGS ?= -buildvcs=false
 MANIFEST_ENV := NSXT_POD_ROUTING_ENABLED=true CLUSTER_CIDR=100.96.0.0/11 CLUSTER_NAME=change-me \
   NSXT_MANAGER_HOST=nsx.example.com NSXT_ROUTER_PATH=/infra/tier-1s/change-me NSXT_USERNAME=CHANGE-ME NSXT_PASSWORD=CHANGE-ME
 
-.PHONY: manifests help build test test-unit test-integration e2e kube-bins bench bench-datapath bench-policy check demo soak fuzz-short clean
+.PHONY: manifests help build test test-unit test-integration e2e kube-bins bench bench-datapath bench-policy update-crd check demo soak fuzz-short clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,12 @@ bench-datapath: kube-bins ## Pod attach latency (CNI ADD -> first packet) p50/p9
 
 manifests: ## Regenerate deploy/base/t1route.yaml from t1route render (placeholder settings)
 	env -i PATH="$$PATH" HOME="$$HOME" $(MANIFEST_ENV) $(GO) run ./cmd/t1route render --image ghcr.io/t1route/t1route:latest > deploy/base/t1route.yaml 2>/dev/null
+
+update-crd: ## Copy the ClusterNetworkPolicy CRD (standard channel) from sigs.k8s.io/network-policy-api v0.3.0 into podroute/policy/cnp
+	@dir=$$($(GO) mod download -json sigs.k8s.io/network-policy-api@v0.3.0 | sed -n 's/.*"Dir": "\(.*\)",/\1/p'); \
+	  test -n "$$dir" || { echo "could not download sigs.k8s.io/network-policy-api@v0.3.0"; exit 1; }; \
+	  { head -3 podroute/policy/cnp/crd.yaml; cat $$dir/config/crd/standard/policy.networking.k8s.io_clusternetworkpolicies.yaml; } > podroute/policy/cnp/crd.yaml.new && \
+	  mv podroute/policy/cnp/crd.yaml.new podroute/policy/cnp/crd.yaml && $(GO) test -count=1 -run CRD ./podroute/policy/cnp/
 
 bench-policy: ## Policy at scale: 10,000 pods, 1,000 policies -> memory, recompute, policy change, flows per rule
 	$(GO) test -count=1 -run '^$$' -bench 'PolicyScale|EnforcerScale' -benchtime 1x -timeout 20m ./podroute/policy/... | grep -E '^policy'
