@@ -36,6 +36,9 @@ type flags struct {
 	tokenLifetime              time.Duration
 	verbose                    bool
 	realizeNetns               string
+	principals                 []string
+	certDir                    string
+	searchLag                  time.Duration
 }
 
 func newCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -50,7 +53,7 @@ faults. Once listening it prints export lines for NSXT_* variables.`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return run(ctx, f, stdout, stderr)
 		},
@@ -70,6 +73,9 @@ faults. Once listening it prints export lines for NSXT_* variables.`,
 	fl.DurationVar(&f.sessionIdle, "session-idle-timeout", 30*time.Minute, "idle time after which a session expires")
 	fl.DurationVar(&f.tokenLifetime, "token-lifetime", 30*time.Minute, "lifetime of CSP access tokens")
 	fl.StringArrayVar(&f.faults, "fault", nil, `fault rule (repeatable), e.g. "method=PATCH,path=^/policy/api/v1/infra$,status=503,p=0.2,count=10"`)
+	fl.StringArrayVar(&f.principals, "principal-identity", nil, "register a protected principal identity NAME (repeatable): its client certificate and key are written to --cert-dir as NAME.crt and NAME.key; what it creates only it, or the admin with X-Allow-Overwrite: true, may change")
+	fl.StringVar(&f.certDir, "cert-dir", "", "directory for the principal identities' NAME.crt and NAME.key (created if missing; required with --principal-identity)")
+	fl.DurationVar(&f.searchLag, "search-lag", 0, "how long a write takes to appear in the search API (NSX's index lags by seconds; 0: at once)")
 	fl.StringVar(&f.realizeNetns, "realize-netns", "", "make the Tier-1 real: its static routes become kernel routes in this network namespace (Linux, root)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every request to stderr")
 	return cmd
@@ -81,6 +87,11 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 		Listen: f.listen, Tier1s: f.tier1s, RateLimit: f.rateLimit, ClientConcurrency: f.clientConc,
 		GlobalConcurrency: f.globalConc, Latency: f.latency, LatencyPerChild: f.latencyPerChild,
 		RealizeDelay: f.realizeDelay, SessionIdleTimeout: f.sessionIdle, TokenLifetime: f.tokenLifetime,
+		SearchLag: f.searchLag, PrincipalIdentities: f.principals,
+	}
+	if err := checkPrincipalFlags(f); err != nil {
+		fmt.Fprintln(stderr, "nsxsim:", err)
+		return err
 	}
 	if f.password == "" {
 		f.password = randomPassword()
@@ -112,6 +123,11 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sim.Close()
+	certFiles, err := writePrincipalCerts(sim, f.principals, f.certDir)
+	if err != nil {
+		fmt.Fprintln(stderr, "nsxsim:", err)
+		return err
+	}
 	if f.realizeNetns != "" {
 		stopRealize, err := sim.RealizeInNetns(f.realizeNetns, logger.Printf)
 		if err != nil {
@@ -132,6 +148,10 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "export NSXT_ROOT_CA_DATA_B64=%s\n", base64.StdEncoding.EncodeToString(sim.CACertPEM()))
 	if len(f.vmcTokens) > 0 {
 		fmt.Fprintf(stdout, "export NSXT_VMC_AUTH_HOST=%s\n", sim.Addr())
+	}
+	for _, c := range certFiles {
+		// A comment: sourcing this file must not switch t1route to certificate auth.
+		fmt.Fprintf(stdout, "# principal identity %s: NSXT_CLIENT_CERT_FILE=%s NSXT_CLIENT_KEY_FILE=%s\n", c.name, shellQuote(c.cert), shellQuote(c.key))
 	}
 	if fl, ok := stdout.(interface{ Sync() error }); ok {
 		fl.Sync() //nolint:errcheck

@@ -27,6 +27,10 @@ type apiErr struct {
 	msg          string
 }
 
+// principalPrefix marks a client identity authenticated by certificate (a
+// principal identity), so that it never shares limits with a user of that name.
+const principalPrefix = "principal:"
+
 const badCredentials = "The credentials were incorrect or the account specified has been locked."
 
 // authenticator decides who a request is, the ways NSX does: a verified
@@ -88,7 +92,7 @@ func (a *authenticator) authenticate(r *http.Request) (string, *apiErr) {
 	now := a.opts.Now()
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		// Principal identity: the certificate is the credential.
-		return "principal:" + r.TLS.VerifiedChains[0][0].Subject.CommonName, nil
+		return principalPrefix + r.TLS.VerifiedChains[0][0].Subject.CommonName, nil
 	}
 	if tok := r.Header.Get("csp-auth-token"); tok != "" {
 		a.mu.Lock()

@@ -61,29 +61,51 @@ func (s *Simulator) patchInfra(w http.ResponseWriter, r *http.Request) {
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
 	// Check everything against the current state before changing anything.
+	c := callerFrom(r)
 	known := map[string]bool{}
+	var refused []apiErrorBody // children a protected principal identity owns
 	for _, op := range ops {
+		t, ok := s.store.tier1(op.t1)
 		if op.tier1 != nil {
 			known[op.t1] = true
+			if ok {
+				if e := mayChange(c, &t.meta, "Tier1"); e != nil {
+					refused = append(refused, apiErrorBody{ErrorCode: e.code, ModuleName: "common-services", ErrorMessage: op.where + ": " + e.msg})
+				}
+			}
 			continue
 		}
-		t, ok := s.store.tier1(op.t1)
 		if !ok && !known[op.t1] {
 			writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("%s: the Tier-1 path=[%s%s] is invalid; nothing was changed.", op.where, tier1sPath, op.t1))
 			return
 		}
-		if enforce && ok && !op.delete {
+		if !ok {
+			continue // created by this call: nothing of it exists yet
+		}
+		if cur, exists := t.routes[op.route.ID]; exists {
+			if e := mayChange(c, &cur.meta, "StaticRoutes"); e != nil {
+				refused = append(refused, apiErrorBody{ErrorCode: e.code, ModuleName: "common-services", ErrorMessage: op.where + ": " + e.msg})
+				continue
+			}
+		}
+		if enforce && !op.delete {
 			if e := revisionConflict(t, op.route.ID, op.rev, false); e != nil {
 				writeError(w, e.status, e.code, op.where+": "+e.msg+" Nothing was changed.")
 				return
 			}
 		}
 	}
+	if len(refused) > 0 {
+		// Atomic, as NSX: one protected child refuses the whole call.
+		writeError(w, http.StatusBadRequest, CodeProtected, fmt.Sprintf("%d of the children are owned by a protected principal identity; nothing was changed. First: %s",
+			len(refused), refused[0].ErrorMessage), refused...)
+		return
+	}
 	writes := 0
 	for _, op := range ops {
 		switch {
 		case op.tier1 != nil:
-			if _, err := s.store.putTier1(op.t1, *op.tier1, userOf(r)); err != nil {
+			if _, err := s.store.putTier1(op.t1, *op.tier1, c); err != nil {
 				// Validated above; this cannot happen without a simulator bug.
 				panic(fmt.Sprintf("nsxsim: tier-1 %s failed after validation: %v", op.t1, err))
 			}
@@ -94,7 +116,7 @@ func (s *Simulator) patchInfra(w http.ResponseWriter, r *http.Request) {
 			}
 		default:
 			t, _ := s.store.tier1(op.t1)
-			s.store.putRoute(t, op.route, userOf(r))
+			s.store.putRoute(t, op.route, c)
 			writes++
 		}
 	}

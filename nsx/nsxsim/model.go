@@ -33,7 +33,10 @@ type meta struct {
 	LastModifiedTime int64  `json:"_last_modified_time"`
 	LastModifiedUser string `json:"_last_modified_user"`
 	SystemOwned      bool   `json:"_system_owned"`
-	Protection       string `json:"_protection"`
+	// Protection is filled per reader when an object is served (protection.go).
+	Protection string `json:"_protection"`
+
+	protected bool // created by a protected principal identity
 }
 
 // StaticRoute is NSX's StaticRoutes object under a Tier-1.

@@ -19,6 +19,7 @@ func (s *Simulator) routes() {
 	s.handle(policyPrefix+"/infra/tier-1s", methods{"GET": s.listTier1s})
 	s.handle(policyPrefix+"/infra/tier-1s/{t1}", methods{"GET": s.getTier1, "PATCH": s.patchTier1})
 	s.handle(policyPrefix+"/infra/tier-1s/{t1}/static-routes", methods{"GET": s.listRoutes})
+	s.handle(policyPrefix+"/infra/tier-1s/{t1}/forwarding-table", methods{"GET": s.forwardingTable})
 	s.handle(policyPrefix+"/infra/tier-1s/{t1}/static-routes/{id}", methods{
 		"GET": s.getRoute, "PATCH": s.patchRoute, "PUT": s.putRoute, "DELETE": s.deleteRoute})
 	s.handle(policyPrefix+"/infra/realized-state/realized-entities", methods{"GET": s.realizedEntities})
@@ -48,8 +49,11 @@ func (s *Simulator) listTier1s(w http.ResponseWriter, r *http.Request) {
 	s.store.mu.RLock()
 	defer s.store.mu.RUnlock()
 	out := listResult[Tier1]{Results: []Tier1{}, SortBy: "display_name", SortAscending: true}
+	c := callerFrom(r)
 	for _, t := range s.store.tier1s {
-		out.Results = append(out.Results, t.Tier1)
+		v := t.Tier1
+		v.Protection = protectionFor(c, &v.meta)
+		out.Results = append(out.Results, v)
 	}
 	out.ResultCount = int64(len(out.Results))
 	writeJSON(w, http.StatusOK, out)
@@ -63,7 +67,9 @@ func (s *Simulator) getTier1(w http.ResponseWriter, r *http.Request) {
 		notFound(w, tier1sPath+r.PathValue("t1"))
 		return
 	}
-	writeJSON(w, http.StatusOK, t.Tier1)
+	v := t.Tier1
+	v.Protection = protectionFor(callerFrom(r), &v.meta)
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (s *Simulator) patchTier1(w http.ResponseWriter, r *http.Request) {
@@ -73,7 +79,14 @@ func (s *Simulator) patchTier1(w http.ResponseWriter, r *http.Request) {
 	}
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
-	if _, err := s.store.putTier1(r.PathValue("t1"), in, userOf(r)); err != nil {
+	c := callerFrom(r)
+	if t, ok := s.store.tier1(r.PathValue("t1")); ok {
+		if e := mayChange(c, &t.meta, "Tier1"); e != nil {
+			writeError(w, e.status, e.code, e.msg)
+			return
+		}
+	}
+	if _, err := s.store.putTier1(r.PathValue("t1"), in, c); err != nil {
 		invalid(w, err.Error())
 		return
 	}
@@ -95,6 +108,10 @@ func (s *Simulator) listRoutes(w http.ResponseWriter, r *http.Request) {
 	results, next := t.page(cursor, size)
 	total := len(t.routes)
 	s.store.mu.Unlock()
+	c := callerFrom(r)
+	for i := range results {
+		results[i].Protection = protectionFor(c, &results[i].meta)
+	}
 	out := listResult[StaticRoute]{Results: results, ResultCount: int64(total), SortBy: "id", SortAscending: true}
 	if next != "" {
 		out.Cursor = encodeCursor(next)
@@ -116,7 +133,9 @@ func (s *Simulator) getRoute(w http.ResponseWriter, r *http.Request) {
 		notFound(w, tier1sPath+t1+"/static-routes/"+id)
 		return
 	}
-	writeJSON(w, http.StatusOK, route)
+	v := *route
+	v.Protection = protectionFor(callerFrom(r), &v.meta)
+	writeJSON(w, http.StatusOK, v)
 }
 
 // patchRoute creates or replaces a route (NSX's PATCH ignores _revision).
@@ -147,15 +166,23 @@ func (s *Simulator) writeRoute(w http.ResponseWriter, r *http.Request, checkRevi
 		notFound(w, tier1sPath+t1)
 		return
 	}
+	c := callerFrom(r)
+	if cur, exists := t.routes[id]; exists {
+		if e := mayChange(c, &cur.meta, "StaticRoutes"); e != nil {
+			writeError(w, e.status, e.code, e.msg)
+			return
+		}
+	}
 	if checkRevision {
 		if apiErr := revisionConflict(t, id, in.Revision, true); apiErr != nil {
 			writeError(w, apiErr.status, apiErr.code, apiErr.msg)
 			return
 		}
 	}
-	stored := s.store.putRoute(t, route, userOf(r))
+	stored := s.store.putRoute(t, route, c)
 	s.stats.addWrites(1)
 	if checkRevision {
+		stored.Protection = protectionFor(c, &stored.meta)
 		writeJSON(w, http.StatusOK, stored)
 		return
 	}
@@ -189,6 +216,12 @@ func (s *Simulator) deleteRoute(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		notFound(w, tier1sPath+r.PathValue("t1"))
 		return
+	}
+	if cur, exists := t.routes[r.PathValue("id")]; exists {
+		if e := mayChange(callerFrom(r), &cur.meta, "StaticRoutes"); e != nil {
+			writeError(w, e.status, e.code, e.msg)
+			return
+		}
 	}
 	if s.store.deleteRoute(t, r.PathValue("id")) {
 		s.stats.addWrites(1)
@@ -230,10 +263,10 @@ func (s *Simulator) realizedEntities(w http.ResponseWriter, r *http.Request) {
 		}
 		ent.ID, ent.DisplayName, ent.EntityType = route.UniqueID, route.DisplayName, "RealizedLogicalRouterStaticRoute"
 		ent.LastModifiedTime, ent.Revision = route.LastModifiedTime, route.Revision
-		if s.opts.Now().UnixMilli()-route.LastModifiedTime < s.opts.RealizeDelay.Milliseconds() {
-			ent.State, ent.PublishStatus = "UNREALIZED", "IN_PROGRESS"
-		} else if msg, failed := s.realizeErrors.Load(t.ID + "/" + route.ID); failed {
-			ent.State, ent.RuntimeStatus, ent.RuntimeError = "ERROR", "ERROR", msg.(string)
+		st := s.realizationOf(t.ID, route)
+		ent.State, ent.PublishStatus = st.State, st.PublishStatus
+		if st.RuntimeError != "" {
+			ent.RuntimeStatus, ent.RuntimeError = "ERROR", st.RuntimeError
 		}
 	default:
 		notFound(w, intent)
@@ -242,4 +275,22 @@ func (s *Simulator) realizedEntities(w http.ResponseWriter, r *http.Request) {
 	ent.Path = intent + "/realized-state/" + ent.ID
 	ent.RealizationSpecificIdentifier = ent.ID
 	writeJSON(w, http.StatusOK, listResult[realizedEntity]{Results: []realizedEntity{ent}, ResultCount: 1})
+}
+
+// realization is a route's realized state.
+type realization struct {
+	State, PublishStatus, RuntimeError string
+}
+
+// realizationOf is a route's realized state: UNREALIZED (publish status
+// IN_PROGRESS) for RealizeDelay after each change, ERROR when the realizer
+// could not make it real, otherwise REALIZED. Caller holds the registry lock.
+func (s *Simulator) realizationOf(tier1 string, route *StaticRoute) realization {
+	if s.opts.Now().UnixMilli()-route.LastModifiedTime < s.opts.RealizeDelay.Milliseconds() {
+		return realization{State: "UNREALIZED", PublishStatus: "IN_PROGRESS"}
+	}
+	if msg, failed := s.realizeErrors.Load(tier1 + "/" + route.ID); failed {
+		return realization{State: "ERROR", PublishStatus: "REALIZED", RuntimeError: msg.(string)}
+	}
+	return realization{State: "REALIZED", PublishStatus: "REALIZED"}
 }

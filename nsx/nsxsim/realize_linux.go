@@ -3,6 +3,7 @@ package nsxsim
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -29,11 +30,19 @@ func (s *Simulator) RealizeInNetns(name string, logf func(format string, args ..
 		return nil, fmt.Errorf("network namespace %q: %w", name, err)
 	}
 	nl, err := netlink.NewHandleAt(h)
-	h.Close()
 	if err != nil {
+		h.Close()
 		return nil, fmt.Errorf("netlink in namespace %q: %w", name, err)
 	}
-	r := &realizer{sim: s, nl: nl, logf: logf, installed: map[string]string{}}
+	// A second handle for forwarding-table reads: a handle's socket is not
+	// shared between goroutines.
+	reader, err := netlink.NewHandleAt(h)
+	h.Close()
+	if err != nil {
+		nl.Close()
+		return nil, fmt.Errorf("netlink in namespace %q: %w", name, err)
+	}
+	r := &realizer{sim: s, nl: nl, reader: reader, logf: logf, installed: map[string]string{}, owner: map[string]string{}}
 	r.cond = sync.NewCond(&r.mu)
 
 	// Hook first, then snapshot: a change racing the snapshot is applied
@@ -52,7 +61,13 @@ func (s *Simulator) RealizeInNetns(name string, logf func(format string, args ..
 	r.mu.Unlock()
 	done := make(chan struct{})
 	go func() { r.run(); close(done) }()
+	s.mu.Lock()
+	s.kernel = r
+	s.mu.Unlock()
 	return func() {
+		s.mu.Lock()
+		s.kernel = nil
+		s.mu.Unlock()
 		s.store.mu.Lock()
 		s.store.onChange = nil
 		s.store.mu.Unlock()
@@ -63,6 +78,9 @@ func (s *Simulator) RealizeInNetns(name string, logf func(format string, args ..
 		<-done
 		r.removeAll()
 		nl.Close()
+		r.readMu.Lock()
+		reader.Close()
+		r.readMu.Unlock()
 	}, nil
 }
 
@@ -81,6 +99,10 @@ type realizer struct {
 	queue     []change
 	closed    bool
 	installed map[string]string // "<t1>/<id>" -> network, worker-owned
+	owner     map[string]string // canonical network -> tier-1 it was installed for; under mu
+
+	readMu sync.Mutex
+	reader *netlink.Handle // for forwardingEntries, under readMu
 }
 
 // enqueue runs under the registry lock: it only queues.
@@ -113,6 +135,7 @@ func (r *realizer) apply(c change) {
 	if old, ok := r.installed[key]; ok && (c.deleted || old != c.route.Network) {
 		r.del(old)
 		delete(r.installed, key)
+		r.setOwner(old, "")
 	}
 	if c.deleted {
 		r.sim.realizeErrors.Delete(key)
@@ -125,6 +148,7 @@ func (r *realizer) apply(c change) {
 	}
 	r.sim.realizeErrors.Delete(key)
 	r.installed[key] = c.route.Network
+	r.setOwner(c.route.Network, c.tier1)
 	r.logf("realized %s: %s via %s", key, c.route.Network, hopIPs(c.route.NextHops))
 }
 
@@ -168,7 +192,87 @@ func (r *realizer) removeAll() {
 	for key, network := range r.installed {
 		r.del(network)
 		delete(r.installed, key)
+		r.setOwner(network, "")
 	}
+}
+
+// setOwner records which Tier-1 a kernel route stands for ("" forgets it).
+func (r *realizer) setOwner(network, tier1 string) {
+	n := canonicalPrefix(network)
+	r.mu.Lock()
+	if tier1 == "" {
+		delete(r.owner, n)
+	} else {
+		r.owner[n] = tier1
+	}
+	r.mu.Unlock()
+}
+
+// forwardingEntries reads the namespace's main routing table: the
+// realizer's routes installed for tier1 are its static routes (one entry per
+// next hop, as the kernel holds them), the kernel's own routes are connected
+// networks, anything else added by hand is NSX_INTERNAL.
+func (r *realizer) forwardingEntries(tier1 string) ([]routingEntry, error) {
+	r.readMu.Lock()
+	routes, err := r.reader.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	r.readMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("listing kernel routes: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []routingEntry
+	for _, kr := range routes {
+		if kr.Dst == nil {
+			continue // the default route: not one of the Tier-1's networks
+		}
+		ones, _ := kr.Dst.Mask.Size()
+		addr, ok := netip.AddrFromSlice(kr.Dst.IP)
+		if !ok || addr.Unmap().IsLinkLocalUnicast() {
+			continue
+		}
+		network := netip.PrefixFrom(addr.Unmap(), ones).Masked().String()
+		switch {
+		case kr.Protocol == realizeProto:
+			if r.owner[network] != tier1 {
+				continue // realized for another Tier-1 sharing the namespace
+			}
+			for _, gw := range gateways(kr) {
+				e := routingEntry{AdminDistance: defaultAdmin, Network: network, NextHop: gw, RouteType: routeTypeStatic}
+				e.BlackHole = kr.Type == unix.RTN_BLACKHOLE
+				out = append(out, e)
+			}
+		case kr.Protocol == unix.RTPROT_KERNEL:
+			out = append(out, routingEntry{Network: network, NextHop: unspecified(addr), RouteType: routeTypeConnected})
+		default:
+			for _, gw := range gateways(kr) {
+				out = append(out, routingEntry{Network: network, NextHop: gw, RouteType: routeTypeInternal})
+			}
+		}
+	}
+	return out, nil
+}
+
+// gateways are a kernel route's next hops ("" for a blackhole).
+func gateways(kr netlink.Route) []string {
+	if len(kr.MultiPath) > 0 {
+		out := make([]string, 0, len(kr.MultiPath))
+		for _, h := range kr.MultiPath {
+			out = append(out, h.Gw.String())
+		}
+		return out
+	}
+	if kr.Gw == nil {
+		return []string{""}
+	}
+	return []string{kr.Gw.String()}
+}
+
+func unspecified(a netip.Addr) string {
+	if a.Unmap().Is4() {
+		return "0.0.0.0"
+	}
+	return "::"
 }
 
 func hopIPs(hops []NextHop) string {

@@ -3,8 +3,11 @@ package nsxsim
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +97,79 @@ func TestRealizeInNetns(t *testing.T) {
 	r := routes()
 	if strings.Contains(r, "100.96.0.0/24") || !strings.Contains(r, "203.0.113.0/24 via 198.51.100.254") {
 		t.Fatalf("after stop, the realizer's routes must be gone and the namespace's own kept:\n%s", r)
+	}
+}
+
+// Under the realizer, the forwarding table is the namespace's kernel table:
+// what the kernel holds, not what the model says.
+func TestForwardingTableFromKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace (make e2e covers this as root too)")
+	}
+	b := make([]byte, 3)
+	rand.Read(b) //nolint:errcheck
+	ns := "t1fib" + hex.EncodeToString(b)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+	ip("netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() }) //nolint:errcheck
+	ip("-n", ns, "link", "add", "seg", "type", "veth", "peer", "name", "seg-peer")
+	ip("-n", ns, "link", "set", "seg-peer", "up")
+	ip("-n", ns, "addr", "add", "198.51.100.1/24", "dev", "seg")
+	ip("-n", ns, "link", "set", "seg", "up")
+
+	s := StartTest(t, Options{Tier1s: []string{"t1", "t2"}, Users: map[string]string{"admin": "pw"}, RateLimit: -1})
+	stop, err := s.RealizeInNetns(ns, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	s.PutRoute("t1", "r1", "100.96.1.0/24", []string{"198.51.100.11"})
+	s.PutRoute("t1", "ecmp", "100.96.3.0/24", []string{"198.51.100.13", "198.51.100.14"})
+	s.PutRoute("t2", "r2", "100.96.2.0/24", []string{"198.51.100.12"})
+
+	table := func(t1, query string) []string {
+		t.Helper()
+		req := httptest.NewRequest("GET", "/policy/api/v1/infra/tier-1s/"+t1+"/forwarding-table?"+query, nil)
+		req.SetBasicAuth("admin", "pw")
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		var res listResult[routingTable]
+		if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || rec.Code != 200 || len(res.Results) != 1 || res.Results[0].Status != "SUCCESS" {
+			t.Fatalf("forwarding table of %s = %d %s", t1, rec.Code, rec.Body.String())
+		}
+		var out []string
+		for _, e := range res.Results[0].RouteEntries {
+			out = append(out, e.Network+" via "+e.NextHop+" "+e.RouteType)
+		}
+		sort.Strings(out)
+		return out
+	}
+	want := "100.96.1.0/24 via 198.51.100.11 t1s;100.96.3.0/24 via 198.51.100.13 t1s;100.96.3.0/24 via 198.51.100.14 t1s"
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Join(table("t1", "route_source=STATIC"), ";") != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("t1's static entries = %v, want %s", table("t1", "route_source=STATIC"), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := table("t2", "route_source=STATIC"); strings.Join(got, ";") != "100.96.2.0/24 via 198.51.100.12 t1s" {
+		t.Fatalf("t2's static entries = %v", got)
+	}
+	if got := table("t1", "route_source=CONNECTED"); strings.Join(got, ";") != "198.51.100.0/24 via 0.0.0.0 t1c" {
+		t.Fatalf("connected entries = %v", got)
+	}
+	// The kernel is the truth: a route removed behind the simulator's back
+	// leaves the table though the intent still holds it.
+	ip("-n", ns, "route", "del", "100.96.1.0/24")
+	if got := table("t1", "route_source=STATIC"); len(got) != 2 {
+		t.Fatalf("after deleting the kernel route by hand: %v", got)
+	}
+	if _, ok := s.Route("t1", "r1"); !ok {
+		t.Fatal("the intent lost r1")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 )
 
 // searchTerm is one key:value term of an NSX search query.
@@ -95,9 +96,10 @@ func routeMatches(r *StaticRoute, terms []searchTerm) bool {
 	return true
 }
 
-// searchQuery answers GET /policy/api/v1/search/query for StaticRoutes. The
-// real search index lags writes; the simulator's does not, which is why
-// t1route reconciles from the per-Tier-1 list and not from here.
+// searchQuery answers GET /policy/api/v1/search/query for StaticRoutes, from
+// the search index: with Options.SearchLag, a write shows here only that long
+// after it was made, as NSX's index lags its registry (which is why t1route
+// reconciles from the per-Tier-1 list and not from here).
 func (s *Simulator) searchQuery(w http.ResponseWriter, r *http.Request) {
 	terms, err := parseSearchQuery(r.URL.Query().Get("query"))
 	if err != nil {
@@ -108,16 +110,27 @@ func (s *Simulator) searchQuery(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.store.mu.RLock()
 	var all []StaticRoute
-	for _, t := range s.store.tier1s {
-		for _, route := range t.routes {
-			if routeMatches(route, terms) {
-				all = append(all, *route)
+	if idx := s.store.index; idx != nil {
+		s.store.mu.Lock() // catching up changes the index
+		idx.catchUp(s.opts.Now())
+		for _, route := range idx.routes {
+			if routeMatches(&route, terms) {
+				all = append(all, route)
 			}
 		}
+		s.store.mu.Unlock()
+	} else {
+		s.store.mu.RLock()
+		for _, t := range s.store.tier1s {
+			for _, route := range t.routes {
+				if routeMatches(route, terms) {
+					all = append(all, *route)
+				}
+			}
+		}
+		s.store.mu.RUnlock()
 	}
-	s.store.mu.RUnlock()
 	sort.Slice(all, func(i, j int) bool { return all[i].Path < all[j].Path })
 	start := sort.Search(len(all), func(i int) bool { return all[i].Path > cursor })
 	end := min(start+size, len(all))
@@ -128,5 +141,47 @@ func (s *Simulator) searchQuery(w http.ResponseWriter, r *http.Request) {
 	if out.Results == nil {
 		out.Results = []StaticRoute{}
 	}
+	c := callerFrom(r)
+	for i := range out.Results {
+		out.Results[i].Protection = protectionFor(c, &out.Results[i].meta)
+	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// searchIndex is the search API's copy of the routes, updated lag after
+// each write: NSX indexes writes asynchronously.
+type searchIndex struct {
+	lag     time.Duration
+	pending []indexChange          // writes not yet indexed, in order
+	routes  map[string]StaticRoute // indexed routes by path
+}
+
+type indexChange struct {
+	at      time.Time
+	route   StaticRoute
+	deleted bool
+}
+
+func newSearchIndex(lag time.Duration) *searchIndex {
+	return &searchIndex{lag: lag, routes: map[string]StaticRoute{}}
+}
+
+// record queues a write made at now. Caller holds the registry's write lock.
+func (x *searchIndex) record(now time.Time, r StaticRoute, deleted bool) {
+	x.pending = append(x.pending, indexChange{at: now, route: r, deleted: deleted})
+}
+
+// catchUp indexes the writes made at least lag before now. Caller holds the
+// registry's write lock.
+func (x *searchIndex) catchUp(now time.Time) {
+	n := 0
+	for ; n < len(x.pending) && !now.Before(x.pending[n].at.Add(x.lag)); n++ {
+		c := x.pending[n]
+		if c.deleted {
+			delete(x.routes, c.route.Path)
+		} else {
+			x.routes[c.route.Path] = c.route
+		}
+	}
+	x.pending = append(x.pending[:0], x.pending[n:]...)
 }

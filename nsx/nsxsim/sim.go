@@ -53,8 +53,17 @@ type Options struct {
 	// Latency is added to every API call; LatencyPerChild to each child of a
 	// hierarchical call (a model of NSX's processing cost for benchmarks).
 	Latency, LatencyPerChild time.Duration
-	// RealizeDelay is how long a changed route reports IN_PROGRESS before REALIZED.
+	// RealizeDelay is how long a changed route reports IN_PROGRESS before
+	// REALIZED (and is missing from the Tier-1's forwarding table).
 	RealizeDelay time.Duration
+	// PrincipalIdentities are protected principal identities, by name (the
+	// CommonName of their client certificate; IssueClientCert makes one):
+	// what they create is protected as NSX protects it (see protection.go).
+	// Other certificate identities are unprotected principals.
+	PrincipalIdentities []string
+	// SearchLag is how long a write takes to reach the search index (NSX's
+	// lags by seconds); default 0: search sees every write at once.
+	SearchLag time.Duration
 	// Faults are injected from the start; more can be added with AddFault.
 	Faults []FaultRule
 	// Version is what GET /api/v1/node reports; default "4.1.2.0.0.22589037".
@@ -88,6 +97,9 @@ type Simulator struct {
 	mu            sync.Mutex
 	clusterStatus string
 	stats         counters
+	principals    map[string]bool // protected principal identities
+	kernel        kernelTable     // the realizer's kernel table, when realizing in a netns
+	edgeNode      string          // the simulated edge node's ID, in forwarding tables
 
 	closeOnce sync.Once
 }
@@ -118,14 +130,26 @@ func New(opts Options) (*Simulator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.SearchLag < 0 {
+		return nil, fmt.Errorf("nsxsim: search lag %s is negative", opts.SearchLag)
+	}
+	principals := map[string]bool{}
+	for _, name := range opts.PrincipalIdentities {
+		if err := validPrincipalName(name); err != nil {
+			return nil, fmt.Errorf("nsxsim: %w", err)
+		}
+		principals[name] = true
+	}
 	ca, err := newCertAuthority("nsxsim CA")
 	if err != nil {
 		return nil, err
 	}
 	s := &Simulator{
 		opts:          opts,
-		store:         newStore(opts.Now),
+		store:         newStore(opts.Now, opts.SearchLag),
 		ca:            ca,
+		principals:    principals,
+		edgeNode:      newUUID(),
 		clusterStatus: "STABLE",
 		limits:        newLimiter(opts.RateLimit, opts.ClientConcurrency, opts.GlobalConcurrency),
 		faults:        newFaultTable(opts.Faults),
@@ -133,7 +157,7 @@ func New(opts Options) (*Simulator, error) {
 	s.auth = newAuthenticator(&s.opts)
 	s.stats.clearMaps()
 	for _, id := range opts.Tier1s {
-		if _, err := s.store.putTier1(id, tier1Input{RouteAdvertisementTypes: []string{"TIER1_STATIC_ROUTES", "TIER1_CONNECTED"}}, "system"); err != nil {
+		if _, err := s.store.putTier1(id, tier1Input{RouteAdvertisementTypes: []string{"TIER1_STATIC_ROUTES", "TIER1_CONNECTED"}}, systemCaller); err != nil {
 			return nil, fmt.Errorf("tier-1 %q: %w", id, err)
 		}
 	}
@@ -235,14 +259,28 @@ func (s *Simulator) User() (string, string) {
 }
 
 // IssueClientCert returns a client certificate (and its key, PEM) signed by
-// the simulator's client CA, authenticating as principal cn. It makes the
-// simulator trust that CA.
+// the simulator's client CA, authenticating as principal cn (protected if cn
+// is one of Options.PrincipalIdentities or was added by AddPrincipalIdentity).
+// It makes the simulator trust that CA.
 func (s *Simulator) IssueClientCert(cn string) (certPEM, keyPEM []byte, err error) {
 	certPEM, keyPEM, err = s.ca.issueClient(cn)
 	if err == nil {
 		s.auth.trustClientCA(s.ca.certPEM)
 	}
 	return certPEM, keyPEM, err
+}
+
+// AddPrincipalIdentity registers a protected principal identity and returns
+// its client certificate and key (PEM), as an NSX admin registering a
+// certificate with is_protected would.
+func (s *Simulator) AddPrincipalIdentity(name string) (certPEM, keyPEM []byte, err error) {
+	if err := validPrincipalName(name); err != nil {
+		return nil, nil, fmt.Errorf("nsxsim: %w", err)
+	}
+	s.mu.Lock()
+	s.principals[name] = true
+	s.mu.Unlock()
+	return s.IssueClientCert(name)
 }
 
 // SetClusterStatus sets what GET /api/v1/cluster/status reports (STABLE, DEGRADED, UNSTABLE).
@@ -293,7 +331,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Latency > 0 && !sleepCtx(r.Context(), s.opts.Latency) {
 		return
 	}
-	s.mux.ServeHTTP(rec, r.WithContext(withUser(r.Context(), id)))
+	s.mux.ServeHTTP(rec, r.WithContext(withCaller(r.Context(), s.callerOf(id, r))))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -307,15 +345,23 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-type userKey struct{}
+type callerKey struct{}
 
-func withUser(ctx context.Context, u string) context.Context {
-	return context.WithValue(ctx, userKey{}, u)
+func withCaller(ctx context.Context, c caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
 }
-func userOf(r *http.Request) string {
-	u, _ := r.Context().Value(userKey{}).(string)
-	return u
+
+// callerFrom is who made an authenticated API request.
+func callerFrom(r *http.Request) caller {
+	c, _ := r.Context().Value(callerKey{}).(caller)
+	return c
 }
+
+// Callers of changes made through the Go test API and at start.
+var (
+	systemCaller    = caller{name: "system", admin: true}
+	outOfBandCaller = caller{name: "out-of-band", admin: true}
+)
 
 // statusRecorder remembers the status written, for stats and logs.
 type statusRecorder struct {

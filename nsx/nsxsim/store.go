@@ -19,6 +19,9 @@ type store struct {
 	// onChange, if set, is called (under the lock, in order) for every route
 	// created, replaced or deleted; the netns realizer hangs off it.
 	onChange func(t1 string, r StaticRoute, deleted bool)
+	// index is the search index when it lags writes; nil when search reads
+	// the registry itself (no lag).
+	index *searchIndex
 }
 
 type tier1State struct {
@@ -27,8 +30,12 @@ type tier1State struct {
 	sorted []string // route IDs in order; nil when stale
 }
 
-func newStore(now func() time.Time) *store {
-	return &store{now: now, tier1s: map[string]*tier1State{}}
+func newStore(now func() time.Time, searchLag time.Duration) *store {
+	s := &store{now: now, tier1s: map[string]*tier1State{}}
+	if searchLag > 0 {
+		s.index = newSearchIndex(searchLag)
+	}
+	return s
 }
 
 const (
@@ -137,8 +144,9 @@ func (s *store) tier1(id string) (*tier1State, bool) {
 	return t, ok
 }
 
-// ensureTier1 creates or patches a Tier-1. Caller holds the write lock.
-func (s *store) putTier1(id string, in tier1Input, user string) (*tier1State, error) {
+// putTier1 creates or patches a Tier-1 on behalf of by. Caller holds the
+// write lock and has checked that by may change an existing one.
+func (s *store) putTier1(id string, in tier1Input, by caller) (*tier1State, error) {
 	if err := validID(id); err != nil {
 		return nil, err
 	}
@@ -160,7 +168,8 @@ func (s *store) putTier1(id string, in tier1Input, user string) (*tier1State, er
 		t.ID, t.DisplayName = id, id
 		t.RouteAdvertisementTypes = []string{}
 		t.meta = meta{ResourceType: "Tier1", Path: tier1sPath + id, ParentPath: "/infra", RelativePath: id,
-			UniqueID: newUUID(), CreateTime: now, CreateUser: user, Revision: -1}
+			UniqueID: newUUID(), CreateTime: now, CreateUser: by.name, Revision: -1}
+		markCreated(by, &t.meta)
 		s.tier1s[id] = t
 	}
 	if in.DisplayName != nil {
@@ -179,7 +188,7 @@ func (s *store) putTier1(id string, in tier1Input, user string) (*tier1State, er
 		t.Tags = in.Tags
 	}
 	t.Revision++
-	t.LastModifiedTime, t.LastModifiedUser = now, user
+	t.LastModifiedTime, t.LastModifiedUser = now, by.name
 	return t, nil
 }
 
@@ -188,9 +197,10 @@ var validAdvertisementType = map[string]bool{
 	"TIER1_LB_SNAT": true, "TIER1_DNS_FORWARDER_IP": true, "TIER1_IPSEC_LOCAL_ENDPOINT": true,
 }
 
-// putRoute creates or replaces a route. Caller holds the write lock and has
-// validated r. A route created anew starts at _revision 0.
-func (s *store) putRoute(t *tier1State, r StaticRoute, user string) StaticRoute {
+// putRoute creates or replaces a route on behalf of by. Caller holds the
+// write lock, has validated r and checked that by may change an existing
+// route. A route created anew starts at _revision 0.
+func (s *store) putRoute(t *tier1State, r StaticRoute, by caller) StaticRoute {
 	now := s.now().UnixMilli()
 	old, exists := t.routes[r.ID]
 	if exists {
@@ -198,14 +208,18 @@ func (s *store) putRoute(t *tier1State, r StaticRoute, user string) StaticRoute 
 		r.Revision++
 	} else {
 		r.meta = meta{ResourceType: "StaticRoutes", Path: t.Path + "/static-routes/" + r.ID, ParentPath: t.Path,
-			RelativePath: r.ID, UniqueID: newUUID(), CreateTime: now, CreateUser: user}
+			RelativePath: r.ID, UniqueID: newUUID(), CreateTime: now, CreateUser: by.name}
+		markCreated(by, &r.meta)
 		t.sorted = nil
 	}
-	r.LastModifiedTime, r.LastModifiedUser = now, user
+	r.LastModifiedTime, r.LastModifiedUser = now, by.name
 	stored := r
 	t.routes[r.ID] = &stored
 	if s.onChange != nil {
 		s.onChange(t.ID, stored, false)
+	}
+	if s.index != nil {
+		s.index.record(s.now(), stored, false)
 	}
 	return stored
 }
@@ -220,6 +234,9 @@ func (s *store) deleteRoute(t *tier1State, id string) bool {
 	t.sorted = nil
 	if s.onChange != nil {
 		s.onChange(t.ID, *r, true)
+	}
+	if s.index != nil {
+		s.index.record(s.now(), *r, true)
 	}
 	return true
 }

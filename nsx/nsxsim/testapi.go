@@ -27,7 +27,8 @@ func StartTest(t testing.TB, opts Options) *Simulator {
 	return s
 }
 
-// Routes returns the static routes of a Tier-1, sorted by ID.
+// Routes returns the static routes of a Tier-1, sorted by ID, with
+// _protection as a reader that is neither their creator nor an admin sees it.
 func (s *Simulator) Routes(tier1 string) []StaticRoute {
 	s.store.mu.RLock()
 	defer s.store.mu.RUnlock()
@@ -37,19 +38,23 @@ func (s *Simulator) Routes(tier1 string) []StaticRoute {
 	}
 	out := make([]StaticRoute, 0, len(t.routes))
 	for _, r := range t.routes {
-		out = append(out, *r)
+		v := *r
+		v.Protection = protectionFor(caller{}, &v.meta)
+		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
-// Route returns one route and whether it exists.
+// Route returns one route (as Routes shows it) and whether it exists.
 func (s *Simulator) Route(tier1, id string) (StaticRoute, bool) {
 	s.store.mu.RLock()
 	defer s.store.mu.RUnlock()
 	if t, ok := s.store.tier1(tier1); ok {
 		if r, ok := t.routes[id]; ok {
-			return *r, true
+			v := *r
+			v.Protection = protectionFor(caller{}, &v.meta)
+			return v, true
 		}
 	}
 	return StaticRoute{}, false
@@ -71,7 +76,7 @@ func (s *Simulator) PutRoute(tier1 string, id, network string, nextHops []string
 	if !ok {
 		return fmt.Errorf("nsxsim: no tier-1 %q", tier1)
 	}
-	s.store.putRoute(t, r, "out-of-band")
+	s.store.putRoute(t, r, outOfBandCaller)
 	return nil
 }
 
@@ -87,7 +92,7 @@ func (s *Simulator) TouchRoute(tier1, id string) bool {
 	if !ok {
 		return false
 	}
-	s.store.putRoute(t, *r, "out-of-band")
+	s.store.putRoute(t, *r, outOfBandCaller)
 	return true
 }
 
@@ -106,7 +111,7 @@ func (s *Simulator) AddTier1(id string, advertisement ...string) error {
 	if advertisement == nil {
 		advertisement = []string{}
 	}
-	_, err := s.store.putTier1(id, tier1Input{RouteAdvertisementTypes: advertisement}, "out-of-band")
+	_, err := s.store.putTier1(id, tier1Input{RouteAdvertisementTypes: advertisement}, outOfBandCaller)
 	return err
 }
 
@@ -127,6 +132,18 @@ func (s *Simulator) IssuedSecrets() []string {
 	s.auth.mu.Lock()
 	defer s.auth.mu.Unlock()
 	return append([]string{}, s.auth.issued...)
+}
+
+// SetRealizationError makes a route's realization fail with msg, as an edge
+// refusing it would: its realized state is ERROR and it leaves the forwarding
+// table. An empty msg clears it. (The netns realizer sets and clears these
+// itself.)
+func (s *Simulator) SetRealizationError(tier1, id, msg string) {
+	if msg == "" {
+		s.realizeErrors.Delete(tier1 + "/" + id)
+		return
+	}
+	s.realizeErrors.Store(tier1+"/"+id, msg)
 }
 
 // AddFault adds a fault rule.
