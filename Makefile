@@ -57,13 +57,14 @@ kube-bins: ## Build kube-apiserver and etcd into .cache/bin (once; ~6 min cold)
 test-integration: kube-bins ## Integration tests: the controller on a real kube-apiserver + etcd, against nsxsim
 	$(GO) test -count=1 -tags integration -timeout 20m ./integration/...
 
-e2e: kube-bins ## Routability with real packets (root): netns, OVS userspace datapath, agents, t1route-cni, ping/HTTP
+e2e: kube-bins ## Routability and network policy with real packets (root): netns, OVS userspace datapath, agents, t1route-cni
 	@if [ "$$(id -u)" != 0 ]; then echo "make e2e needs root (network namespaces, Open vSwitch): run it as root, as CI does"; exit 1; fi
 	@mkdir -p $(CACHE); rc=0; \
-	  $(GO) test -count=1 -tags 'integration e2e' -timeout 10m -run TestRoutability -v ./integration/e2e/ > $(CACHE)/e2e.log 2>&1 || rc=$$?; \
-	  grep -E '^ *--- (PASS|FAIL): TestRoutability/' $(CACHE)/e2e.log || true; \
+	  $(GO) test -count=1 -tags 'integration e2e' -timeout 15m -run 'TestRoutability|TestNetworkPolicy' -v ./integration/e2e/ > $(CACHE)/e2e.log 2>&1 || rc=$$?; \
+	  grep -E '^ *--- (PASS|FAIL): (TestRoutability|TestNetworkPolicy)/' $(CACHE)/e2e.log || true; \
 	  if [ $$rc != 0 ]; then grep -vE '^ +(I[0-9]{4}|\{")' $(CACHE)/e2e.log | tail -60; fi; \
-	  grep -E '^routability:' $(CACHE)/e2e.log || echo "routability: 0 passed, 1 failed"; exit $$rc
+	  grep -E '^routability:' $(CACHE)/e2e.log || echo "routability: 0 passed, 1 failed"; \
+	  grep -E '^networkpolicy:' $(CACHE)/e2e.log || echo "networkpolicy: 0 passed, 1 failed"; exit $$rc
 
 bench-datapath: kube-bins ## Pod attach latency (CNI ADD -> first packet) p50/p99 over 50 pods, flows per pod (root)
 	$(GO) test -count=1 -tags 'integration e2e' -run '^$$' -bench PodAttach -benchtime 1x -timeout 10m ./integration/e2e/ | grep -E '^(pod attach|Benchmark)'
