@@ -17,7 +17,7 @@ LDFLAGS := -X main.version=$(VERSION)
 MANIFEST_ENV := NSXT_POD_ROUTING_ENABLED=true CLUSTER_CIDR=100.96.0.0/11 CLUSTER_NAME=change-me \
   NSXT_MANAGER_HOST=nsx.example.com NSXT_ROUTER_PATH=/infra/tier-1s/change-me NSXT_USERNAME=CHANGE-ME NSXT_PASSWORD=CHANGE-ME
 
-.PHONY: manifests help build test test-unit test-integration e2e kube-bins bench bench-controller bench-datapath check demo soak fuzz-short clean
+.PHONY: manifests help build test test-unit test-integration e2e kube-bins bench bench-controller bench-datapath bench-policy update-crd check demo soak fuzz-short clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -57,19 +57,29 @@ kube-bins: ## Build kube-apiserver and etcd into .cache/bin (once; ~6 min cold)
 test-integration: kube-bins ## Integration tests: the controller on a real kube-apiserver + etcd, against nsxsim
 	$(GO) test -count=1 -tags integration -timeout 20m ./integration/...
 
-e2e: kube-bins ## Routability with real packets (root): netns, OVS userspace datapath, agents, t1route-cni, ping/HTTP
+e2e: kube-bins ## Routability and network policy with real packets (root): netns, OVS userspace datapath, agents, t1route-cni
 	@if [ "$$(id -u)" != 0 ]; then echo "make e2e needs root (network namespaces, Open vSwitch): run it as root, as CI does"; exit 1; fi
 	@mkdir -p $(CACHE); rc=0; \
-	  $(GO) test -count=1 -tags 'integration e2e' -timeout 10m -run TestRoutability -v ./integration/e2e/ > $(CACHE)/e2e.log 2>&1 || rc=$$?; \
-	  grep -E '^ *--- (PASS|FAIL): TestRoutability/' $(CACHE)/e2e.log || true; \
+	  $(GO) test -count=1 -tags 'integration e2e' -timeout 15m -run 'TestRoutability|TestNetworkPolicy' -v ./integration/e2e/ > $(CACHE)/e2e.log 2>&1 || rc=$$?; \
+	  grep -E '^ *--- (PASS|FAIL): (TestRoutability|TestNetworkPolicy)/' $(CACHE)/e2e.log || true; \
 	  if [ $$rc != 0 ]; then grep -vE '^ +(I[0-9]{4}|\{")' $(CACHE)/e2e.log | tail -60; fi; \
-	  grep -E '^routability:' $(CACHE)/e2e.log || echo "routability: 0 passed, 1 failed"; exit $$rc
+	  grep -E '^routability:' $(CACHE)/e2e.log || echo "routability: 0 passed, 1 failed"; \
+	  grep -E '^networkpolicy:' $(CACHE)/e2e.log || echo "networkpolicy: 0 passed, 1 failed"; exit $$rc
 
 bench-datapath: kube-bins ## Pod attach latency (CNI ADD -> first packet) p50/p99 over 50 pods, flows per pod (root)
 	$(GO) test -count=1 -tags 'integration e2e' -run '^$$' -bench PodAttach -benchtime 1x -timeout 10m ./integration/e2e/ | grep -E '^(pod attach|Benchmark)'
 
 manifests: ## Regenerate deploy/base/t1route.yaml from t1route render (placeholder settings)
 	env -i PATH="$$PATH" HOME="$$HOME" $(MANIFEST_ENV) $(GO) run ./cmd/t1route render --image ghcr.io/t1route/t1route:latest > deploy/base/t1route.yaml 2>/dev/null
+
+update-crd: ## Copy the ClusterNetworkPolicy CRD (standard channel) from sigs.k8s.io/network-policy-api v0.3.0 into podroute/policy/cnp
+	@dir=$$($(GO) mod download -json sigs.k8s.io/network-policy-api@v0.3.0 | sed -n 's/.*"Dir": "\(.*\)",/\1/p'); \
+	  test -n "$$dir" || { echo "could not download sigs.k8s.io/network-policy-api@v0.3.0"; exit 1; }; \
+	  { head -3 podroute/policy/cnp/crd.yaml; cat $$dir/config/crd/standard/policy.networking.k8s.io_clusternetworkpolicies.yaml; } > podroute/policy/cnp/crd.yaml.new && \
+	  mv podroute/policy/cnp/crd.yaml.new podroute/policy/cnp/crd.yaml && $(GO) test -count=1 -run CRD ./podroute/policy/cnp/
+
+bench-policy: ## Policy at scale: 10,000 pods, 1,000 policies -> memory, recompute, policy change, flows per rule
+	$(GO) test -count=1 -run '^$$' -bench 'PolicyScale|EnforcerScale' -benchtime 1x -timeout 20m ./podroute/policy/... | grep -E '^policy'
 
 bench: ## Benchmarks, printing figures (10,000 routes batched vs one call each)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./nsx/...

@@ -13,16 +13,19 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/t1route/t1route/podroute/agent"
 	"github.com/t1route/t1route/podroute/connect"
 	"github.com/t1route/t1route/podroute/daemon"
 	"github.com/t1route/t1route/podroute/ovs"
+	"github.com/t1route/t1route/podroute/policy/enforcer"
 )
 
 type agentFlags struct {
 	kubeconfig, healthAddr, logFormat, logLevel string
 	cfg                                         agent.Config
+	networkPolicy, logDenied                    bool
 }
 
 func newAgentCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -61,6 +64,9 @@ changes. Pod traffic is routed by the node without NAT. Run it on every node
 	fl.StringVar(&f.cfg.CNIConfDir, "cni-conf-dir", "/etc/cni/net.d", "where kubelet looks for CNI configuration")
 	fl.StringVar(&f.cfg.IPAMDataDir, "ipam-data-dir", "/var/lib/cni/networks", "host-local IPAM reservations")
 	fl.DurationVar(&f.cfg.FlowResync, "flow-resync", 30*time.Second, "rebuild the flow table at least this often")
+	fl.BoolVar(&f.networkPolicy, "network-policy", true, "enforce NetworkPolicy and ClusterNetworkPolicy")
+	fl.BoolVar(&f.logDenied, "log-denied", false, "log, per policy and direction at most every 10 s, the packets it denied")
+	fl.DurationVar(&f.cfg.PolicyStatsInterval, "policy-stats-interval", 10*time.Second, "how often denied-packet counts are read from OVS")
 	fl.StringVar(&f.healthAddr, "health-bind-address", ":8081", "address of /healthz, /readyz and /metrics")
 	fl.StringVar(&f.logFormat, "log-format", "json", "json or console")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -92,6 +98,28 @@ func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
 	}
 	reg := daemon.NewRegistry()
 	a := agent.New(f.cfg, kube, log, agent.NewMetrics(reg))
+	if f.networkPolicy {
+		rc, err := connect.KubeConfig(f.kubeconfig, userAgent())
+		if err != nil {
+			return err
+		}
+		dyn, err := dynamic.NewForConfig(rc)
+		if err != nil {
+			return err
+		}
+		runDir := f.cfg.RunDir
+		if runDir == "" {
+			runDir = ovs.DefaultRunDir
+		}
+		e := enforcer.New(enforcer.Config{NodeName: f.cfg.NodeName, RulesFile: ovs.PolicyFile(runDir), LogDenied: f.logDenied},
+			kube, dyn, log.Named("policy"), enforcer.NewMetrics(reg))
+		a.WithPolicy(e)
+		go func() {
+			if err := e.Run(ctx); err != nil {
+				log.Error("network policy enforcement stopped", zap.Error(err))
+			}
+		}()
+	}
 	srv, err := daemon.ServeHealth(f.healthAddr, reg, func() error {
 		if !a.Ready() {
 			return errors.New("the datapath is not set up yet")

@@ -59,7 +59,7 @@ func TestBinaryDependencies(t *testing.T) {
 	var unwanted []string
 	for pkg := range cni {
 		if strings.HasPrefix(pkg, "k8s.io/") || strings.HasPrefix(pkg, "github.com/t1route/t1route/") &&
-			!slices.Contains([]string{"cmd/t1route-cni", "podroute/cni", "podroute/ovs"}, strings.TrimPrefix(pkg, "github.com/t1route/t1route/")) {
+			!slices.Contains([]string{"cmd/t1route-cni", "podroute/cni", "podroute/ovs", "podroute/policy/rules"}, strings.TrimPrefix(pkg, "github.com/t1route/t1route/")) {
 			unwanted = append(unwanted, pkg)
 		}
 	}

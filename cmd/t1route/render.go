@@ -3,16 +3,20 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/t1route/t1route/deploy/render"
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/policy"
 )
 
 func newRenderCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
 	o := render.Options{Version: version}
+	var mgmtCIDRs, mgmtAllowed []string
 	cmd := &cobra.Command{
 		Use:   "render",
 		Short: "Print ready-to-apply manifests for the NSXT_* configuration (kubectl apply -f -)",
@@ -40,6 +44,9 @@ controller may read that one Secret only.
 				fmt.Fprintf(stderr, "--datapath-type %q: use system (kernel module) or netdev (userspace)\n", o.DatapathType)
 				return exitError{2}
 			}
+			if err := managementGuard(&o, mgmtCIDRs, mgmtAllowed, getenv); err != nil {
+				return err
+			}
 			out, err := render.Manifests(cfg, s, o)
 			if err != nil {
 				return err
@@ -57,6 +64,8 @@ controller may read that one Secret only.
 	fl.StringVar(&o.Image, "image", "ghcr.io/t1route/t1route:"+imageTag(), "t1route image (t1route and t1route-cni in /usr/local/bin)")
 	fl.StringVar(&o.OVSImage, "ovs-image", "", "Open vSwitch image for the agent's ovs container (default: --image, which includes openvswitch-switch)")
 	fl.StringVar(&o.DatapathType, "datapath-type", render.DatapathTypes[0], "OVS datapath: system (kernel module) or netdev (userspace)")
+	fl.StringSliceVar(&mgmtCIDRs, "management-cidr", nil, "render the management-network guard for these CIDRs (default: $NSXT_MANAGEMENT_CIDR, comma-separated)")
+	fl.StringSliceVar(&mgmtAllowed, "management-allowed-pods", nil, "more pods allowed to reach the management network, as namespace:selector (default: $NSXT_MANAGEMENT_ALLOWED_PODS, comma-separated)")
 	fl.BoolVar(&o.AdoptCloudProviderRoutes, "adopt-cloud-provider-routes", false, "run the controller with --adopt-cloud-provider-routes (migrating from the vSphere cloud provider)")
 	return cmd
 }
@@ -66,4 +75,45 @@ func imageTag() string {
 		return "latest"
 	}
 	return version
+}
+
+// managementGuard reads the guard's settings: flags, else NSXT_MANAGEMENT_CIDR
+// and NSXT_MANAGEMENT_ALLOWED_PODS.
+func managementGuard(o *render.Options, cidrs, allowed []string, getenv func(string) (string, bool)) error {
+	split := func(v string) []string {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	if len(cidrs) == 0 {
+		v, _ := getenv("NSXT_MANAGEMENT_CIDR")
+		cidrs = split(v)
+	}
+	if len(allowed) == 0 {
+		v, _ := getenv("NSXT_MANAGEMENT_ALLOWED_PODS")
+		allowed = split(v)
+	}
+	for _, s := range cidrs {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("--management-cidr / NSXT_MANAGEMENT_CIDR %q is not a CIDR (e.g. 203.0.113.0/28): %w", s, err)
+		}
+		o.ManagementCIDRs = append(o.ManagementCIDRs, p.Masked())
+	}
+	if len(cidrs) == 0 && len(allowed) > 0 {
+		return fmt.Errorf("--management-allowed-pods / NSXT_MANAGEMENT_ALLOWED_PODS needs --management-cidr / NSXT_MANAGEMENT_CIDR")
+	}
+	o.ManagementAllowed = policy.DefaultGuardSelectors()
+	for _, s := range allowed {
+		g, err := policy.ParseGuardSelector(s)
+		if err != nil {
+			return err
+		}
+		o.ManagementAllowed = append(o.ManagementAllowed, g)
+	}
+	return nil
 }

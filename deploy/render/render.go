@@ -6,6 +6,7 @@ package render
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -15,6 +16,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/policy"
+	"github.com/t1route/t1route/podroute/policy/cnp"
 )
 
 // Options are the deployment choices that are not NSX configuration.
@@ -29,6 +32,11 @@ type Options struct {
 	// --adopt-cloud-provider-routes (migrating from the vSphere cloud provider).
 	AdoptCloudProviderRoutes bool
 	Version                  string // t1route's version, named in the header
+	// ManagementCIDRs, if any, render the management-network guard: only
+	// ManagementAllowed (the vSphere cloud provider and CSI driver, plus
+	// any extra selectors) may reach them (policy.ManagementGuard).
+	ManagementCIDRs   []netip.Prefix
+	ManagementAllowed []policy.GuardSelector
 }
 
 // Defaults and names of what Manifests creates.
@@ -122,8 +130,20 @@ func Manifests(cfg config.Config, s config.Settings, o Options) ([]byte, error) 
 	objs = append(objs, controllerDeployment(o, meta(ControllerName, "controller"), labels("controller"), creds != nil),
 		agentDaemonSet(o, meta(AgentName, "agent"), labels("agent")))
 
+	guard, err := policy.ManagementGuard(o.ManagementCIDRs, o.ManagementAllowed)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range guard {
+		objs = append(objs, g)
+	}
+
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# t1route %s for Tier-1 %s (authentication: %s). Apply: kubectl apply -f -\n", o.Version, cfg.RouterPath, cfg.Auth.Mode)
+	// The ClusterNetworkPolicy CRD, as published upstream; the agents
+	// enforce ClusterNetworkPolicies once it is served.
+	buf.WriteString("---\n")
+	buf.Write(cnp.CRD())
 	for _, obj := range objs {
 		b, err := yaml.Marshal(obj)
 		if err != nil {

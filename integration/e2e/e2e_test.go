@@ -70,8 +70,10 @@ type world struct {
 	pods    []*pod
 	ctrl    *exec.Cmd
 	dual    bool // IPv4 and IPv6 everywhere
-	pass    int
-	fail    int
+	// agentExtra are more flags for every agent.
+	agentExtra []string
+	pass       int
+	fail       int
 }
 
 func (w *world) env(extra ...string) []string {
@@ -498,6 +500,7 @@ func (w *world) startNodes() {
 			"--ovs-run-dir", n.ovs.dir, "--datapath-type", "netdev", "--cni-plugin", w.bin + "/t1route-cni",
 			"--cni-bin-dir", dir + "/bin", "--cni-conf-dir", dir + "/net.d", "--ipam-data-dir", filepath.Join(w.lab.dir, n.name+"-ipam"),
 			"--health-bind-address", "127.0.0.1:0", "--log-format", "console", "--flow-resync", "5s"}
+		n.agentArgs = append(n.agentArgs, w.agentExtra...)
 		w.startAgent(n, "agent-"+n.name)
 		n.cni = newCNIRuntime(n.ns, dir+"/bin", dir+"/net.d", dir+"/cni-cache")
 	}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/t1route/t1route/podroute/ovs"
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 // Config configures the node agent.
@@ -38,6 +39,17 @@ type Config struct {
 	IPAMDataDir                            string
 	// FlowResync is how often the flow table is rebuilt even without change.
 	FlowResync time.Duration
+	// PolicyStatsInterval is how often the policy flows' packet counters
+	// are read for the deny metrics (default 10 s).
+	PolicyStatsInterval time.Duration
+}
+
+// Policy is the node's policy enforcement (package policy/enforcer): it
+// writes the rules file the flow sync reads and says when it changed, and
+// turns the policy flows' counters into metrics.
+type Policy interface {
+	Changes() <-chan struct{}
+	ObserveFlowStats(counters map[uint64]rules.Counter, stats map[uint64]uint64)
 }
 
 // Defaults fills unset fields with production values.
@@ -60,6 +72,9 @@ func (c *Config) Defaults() {
 	if c.FlowResync == 0 {
 		c.FlowResync = 30 * time.Second
 	}
+	if c.PolicyStatsInterval == 0 {
+		c.PolicyStatsInterval = 10 * time.Second
+	}
 }
 
 // Agent keeps one node's datapath: bridge, gateway, host routing, CNI
@@ -71,6 +86,14 @@ type Agent struct {
 	log     *zap.Logger
 	ready   atomic.Bool
 	db      atomic.Pointer[ovs.OVSDB]
+	policy  Policy
+}
+
+// WithPolicy makes the agent rebuild the flow table when p's rules change
+// and feed p the policy flows' counters. Call before Run.
+func (a *Agent) WithPolicy(p Policy) *Agent {
+	a.policy = p
+	return a
 }
 
 // New returns an agent; Run starts it. metrics may be nil.
@@ -136,6 +159,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	table := ovs.OFCtl{RunDir: a.cfg.RunDir, Bridge: a.cfg.Bridge}
 	tick := time.NewTicker(a.cfg.FlowResync)
 	defer tick.Stop()
+	var policyChanges <-chan struct{}
+	var stats <-chan time.Time
+	if a.policy != nil {
+		policyChanges = a.policy.Changes()
+		t := time.NewTicker(a.cfg.PolicyStatsInterval)
+		defer t.Stop()
+		stats = t.C
+	}
+	var counters map[uint64]rules.Counter
 	for {
 		start := time.Now()
 		res, err := ovs.Sync(ctx, a.cfg.RunDir, a.cfg.Bridge, db, table)
@@ -153,17 +185,30 @@ func (a *Agent) Run(ctx context.Context) error {
 			if len(res.BadPorts) > 0 {
 				a.log.Warn("pod ports with unreadable external_ids get no flows", zap.Strings("ports", res.BadPorts))
 			}
+			if res.PolicyError != nil {
+				a.log.Warn("policy rules unreadable; installed without policy until the enforcer rewrites them", zap.Error(res.PolicyError))
+			}
+			if res.Policy != nil {
+				counters = res.Policy.Counters
+			}
 		}
 		var retry <-chan time.Time // a failed sync is retried after a second
 		if err != nil {
 			retry = time.After(time.Second)
 		}
+	wait:
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-db.Changes():
+		case <-policyChanges:
 		case <-tick.C:
 		case <-retry:
+		case <-stats:
+			if s, err := table.PolicyStats(ctx); err == nil {
+				a.policy.ObserveFlowStats(counters, s)
+			}
+			goto wait
 		}
 	}
 }

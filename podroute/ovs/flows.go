@@ -26,6 +26,8 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 // OVSDB external_ids keys on a pod's Interface row (written by the CNI
@@ -58,6 +60,7 @@ type Gateway struct {
 // PodPort is one attached pod as the pipeline needs it.
 type PodPort struct {
 	Name   string
+	Key    string // "namespace/name" of the pod, as policies name it ("" if unknown)
 	OFPort int
 	MAC    string
 	IPs    []netip.Addr
@@ -67,21 +70,41 @@ type PodPort struct {
 // guard IP + ARP, ARP answer, forward), per pod with one IPv4 and one IPv6
 // address (adds spoof guard IPv6 + solicitation, link-local solicitation,
 // ND answer, forward), and for the node (gateway) in either case.
+// The node's counts include the policy stage without any policy (conntrack,
+// the tiers' defaults, the node's own traffic to its pods); policies add
+// flows of their own (see podroute/policy/rules).
 const (
 	FlowsPerPod          = 4
 	FlowsPerDualStackPod = 10
-	NodeFlows            = 8
-	DualStackNodeFlows   = 15
+	NodeFlows            = 8 + rules.BaseFlows + 2
+	DualStackNodeFlows   = 15 + rules.BaseFlows + 4
 )
 
-// Pipeline returns the complete flow table of the bridge for this gateway and
-// these pods, sorted, in ovs-ofctl syntax. Pure. IPv6 flows exist only when
-// the gateway has an IPv6 address.
+// The policy stage's tables (between the spoof guard and forwarding) and
+// its conntrack zone.
+var policyTables = rules.Tables{Conntrack: 1, ConntrackState: 2, EgressAdmin: 3, EgressNetworkPolicy: 4, EgressBaseline: 5,
+	IngressAdmin: 6, IngressNetworkPolicy: 7, IngressBaseline: 8, Commit: 9, Next: tableForward}
+
+const conntrackZone = 65000
+
+// Pipeline returns the complete flow table of the bridge for this gateway
+// and these pods, without policies, sorted, in ovs-ofctl syntax. Pure.
 func Pipeline(gw Gateway, pods []PodPort) []string {
+	flows, _ := PipelineWithPolicy(gw, pods, nil)
+	return flows
+}
+
+// PipelineWithPolicy returns the complete flow table of the bridge for this
+// gateway, these pods and these policy rules (nil: none), sorted, in
+// ovs-ofctl syntax, and the policy stage (for its counters). Pure. IPv6
+// flows exist only when the gateway has an IPv6 address. Every IP packet
+// goes through the policy stage, even without policies, so that
+// connections are tracked before a policy arrives.
+func PipelineWithPolicy(gw Gateway, pods []PodPort, pol *rules.Set) ([]string, *rules.FlowSet) {
 	var flows []string
 	add := func(format string, args ...any) { flows = append(flows, fmt.Sprintf(format, args...)) }
 
-	add("table=%d,priority=200,in_port=%d,ip actions=goto_table:%d", tableClassify, gw.OFPort, tableForward)
+	add("table=%d,priority=200,in_port=%d,ip actions=goto_table:%d", tableClassify, gw.OFPort, policyTables.Conntrack)
 	add("table=%d,priority=200,in_port=%d,arp actions=goto_table:%d", tableClassify, gw.OFPort, tableARP)
 	add("table=%d,priority=0 actions=drop", tableClassify)
 	for _, ip := range v4(gw.IPs) {
@@ -97,7 +120,7 @@ func Pipeline(gw Gateway, pods []PodPort) []string {
 	if len(gw6) > 0 {
 		// The node resolves pod addresses with solicitations from the gateway.
 		add("table=%d,priority=210,in_port=%d,icmp6,icmp_type=135 actions=goto_table:%d", tableClassify, gw.OFPort, tableARP)
-		add("table=%d,priority=200,in_port=%d,ipv6 actions=goto_table:%d", tableClassify, gw.OFPort, tableForward)
+		add("table=%d,priority=200,in_port=%d,ipv6 actions=goto_table:%d", tableClassify, gw.OFPort, policyTables.Conntrack)
 		for _, ip := range gw6 {
 			ns, na := ndAdvert(gw.MAC, ip, true)
 			add("table=%d,priority=200,icmp6,icmp_type=135,nd_target=%s actions=%s", tableARP, ip, ns)
@@ -114,7 +137,7 @@ func Pipeline(gw Gateway, pods []PodPort) []string {
 		}
 		for _, ip := range v4(p.IPs) {
 			add("table=%d,priority=190,in_port=%d,dl_src=%s,ip,nw_src=%s actions=goto_table:%d",
-				tableClassify, p.OFPort, p.MAC, ip, tableForward)
+				tableClassify, p.OFPort, p.MAC, ip, policyTables.Conntrack)
 			add("table=%d,priority=190,in_port=%d,dl_src=%s,arp,arp_spa=%s,arp_sha=%s actions=goto_table:%d",
 				tableClassify, p.OFPort, p.MAC, ip, p.MAC, tableARP)
 			add("table=%d,priority=190,arp,arp_op=1,arp_tpa=%s actions=%s", tableARP, ip, arpReply(p.MAC, ip))
@@ -133,7 +156,7 @@ func Pipeline(gw Gateway, pods []PodPort) []string {
 			add("table=%d,priority=195,in_port=%d,dl_src=%s,icmp6,ipv6_src=%s,icmp_type=135 actions=goto_table:%d",
 				tableClassify, p.OFPort, p.MAC, ip, tableARP)
 			add("table=%d,priority=190,in_port=%d,dl_src=%s,ipv6,ipv6_src=%s actions=goto_table:%d",
-				tableClassify, p.OFPort, p.MAC, ip, tableForward)
+				tableClassify, p.OFPort, p.MAC, ip, policyTables.Conntrack)
 			ns, na := ndAdvert(p.MAC, ip, false)
 			add("table=%d,priority=190,icmp6,icmp_type=135,nd_target=%s actions=%s", tableARP, ip, ns)
 			add("table=%d,priority=190,icmp6,icmp_type=136,nd_target=%s actions=%s", tableNDAdvert, ip, na)
@@ -141,8 +164,16 @@ func Pipeline(gw Gateway, pods []PodPort) []string {
 				tableForward, ip, gw.MAC, p.MAC, p.OFPort)
 		}
 	}
+	var local []rules.LocalPod
+	for _, p := range pods {
+		if p.OFPort > 0 && p.MAC != "" && p.Key != "" {
+			local = append(local, rules.LocalPod{Key: p.Key, OFPort: p.OFPort, IPs: p.IPs})
+		}
+	}
+	stage := rules.Render(pol, local, rules.Node{GatewayPort: gw.OFPort, Addrs: gw.IPs}, rules.Options{Tables: policyTables, Zone: conntrackZone})
+	flows = append(flows, stage.Flows...)
 	sort.Strings(flows)
-	return flows
+	return flows, stage
 }
 
 // arpReply turns an ARP request into the reply for ip at mac and sends it
@@ -238,6 +269,9 @@ func PodPorts(ports []Port) (pods []PodPort, bad []string) {
 			continue
 		}
 		pod := PodPort{Name: p.Name, OFPort: p.OFPort}
+		if ns, name := p.ExternalIDs[KeyPodNamespace], p.ExternalIDs[KeyPodName]; ns != "" && name != "" {
+			pod.Key = ns + "/" + name
+		}
 		mac, err := net.ParseMAC(p.ExternalIDs[KeyMAC])
 		pod.MAC = mac.String()
 		var ipErr error

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 func TestPipeline(t *testing.T) {
@@ -22,13 +24,13 @@ func TestPipeline(t *testing.T) {
 		notWant   []string
 	}{
 		{"IPv4 gateway only", gw4, nil, NodeFlows, []string{
-			"table=0,priority=200,in_port=2,ip actions=goto_table:20",
+			"table=0,priority=200,in_port=2,ip actions=goto_table:1",
 			"table=10,priority=200,arp,arp_op=1,arp_tpa=100.96.1.1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:0a:00:00:00:00:01->eth_src",
 			"table=20,priority=100,in_port=2,ip actions=drop",
 			"table=20,priority=90,ip actions=set_field:0a:00:00:00:00:01->eth_dst,output:2",
-		}, []string{"ipv6", "icmp6"}},
+		}, []string{"ipv6_", "icmp6"}},
 		{"one pod: spoof guard, ARP answer, forward", gw4, []PodPort{pod}, NodeFlows + FlowsPerPod, []string{
-			"table=0,priority=190,in_port=5,dl_src=0a:00:00:00:00:05,ip,nw_src=100.96.1.5 actions=goto_table:20",
+			"table=0,priority=190,in_port=5,dl_src=0a:00:00:00:00:05,ip,nw_src=100.96.1.5 actions=goto_table:1",
 			"table=0,priority=190,in_port=5,dl_src=0a:00:00:00:00:05,arp,arp_spa=100.96.1.5,arp_sha=0a:00:00:00:00:05 actions=goto_table:10",
 			"table=10,priority=190,arp,arp_op=1,arp_tpa=100.96.1.5",
 			"table=20,priority=200,ip,nw_dst=100.96.1.5 actions=set_field:0a:00:00:00:00:01->eth_src,set_field:0a:00:00:00:00:05->eth_dst,output:5",
@@ -37,7 +39,7 @@ func TestPipeline(t *testing.T) {
 		{"IPv6 on an IPv4-only node is ignored", gw4, []PodPort{dualPod}, NodeFlows + FlowsPerPod, nil, []string{"fd00"}},
 		{"dual-stack gateway: solicitations from the node, ND answer as a router", gwDual, nil, DualStackNodeFlows, []string{
 			"table=0,priority=210,in_port=2,icmp6,icmp_type=135 actions=goto_table:10",
-			"table=0,priority=200,in_port=2,ipv6 actions=goto_table:20",
+			"table=0,priority=200,in_port=2,ipv6 actions=goto_table:1",
 			"table=10,priority=200,icmp6,icmp_type=135,nd_target=fd00:100:96:1::1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:0a:00:00:00:00:01->eth_src," +
 				"move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:fd00:100:96:1::1->ipv6_src,set_field:0a:00:00:00:00:01->nd_sll,set_field:136->icmpv6_type,set_field:0->icmpv6_code,goto_table:11",
 			"table=11,priority=200,icmp6,icmp_type=136,nd_target=fd00:100:96:1::1 actions=set_field:0a:00:00:00:00:01->nd_tll,set_field:0xe0000000->nd_reserved,set_field:2->nd_options_type,IN_PORT",
@@ -47,7 +49,7 @@ func TestPipeline(t *testing.T) {
 		{"dual-stack pod", gwDual, []PodPort{dualPod}, DualStackNodeFlows + FlowsPerDualStackPod, []string{
 			"table=0,priority=195,in_port=5,dl_src=0a:00:00:00:00:05,icmp6,ipv6_src=fe80::/10,icmp_type=135 actions=goto_table:10",
 			"table=0,priority=195,in_port=5,dl_src=0a:00:00:00:00:05,icmp6,ipv6_src=fd00:100:96:1::5,icmp_type=135 actions=goto_table:10",
-			"table=0,priority=190,in_port=5,dl_src=0a:00:00:00:00:05,ipv6,ipv6_src=fd00:100:96:1::5 actions=goto_table:20",
+			"table=0,priority=190,in_port=5,dl_src=0a:00:00:00:00:05,ipv6,ipv6_src=fd00:100:96:1::5 actions=goto_table:1",
 			"table=10,priority=190,icmp6,icmp_type=135,nd_target=fd00:100:96:1::5 actions=",
 			"set_field:0x60000000->nd_reserved",
 			"table=20,priority=200,ipv6,ipv6_dst=fd00:100:96:1::5 actions=set_field:0a:00:00:00:00:01->eth_src,set_field:0a:00:00:00:00:05->eth_dst,output:5",
@@ -108,5 +110,32 @@ func TestGatewayAddrs(t *testing.T) {
 	gws := GatewayAddrs(append(cidrs, netip.MustParsePrefix("100.96.9.0/31"), netip.MustParsePrefix("fd00:9::/127")))
 	if len(gws) != 2 || gws[0].String() != "100.96.1.1/24" || gws[1].String() != "fd00:1::1/64" {
 		t.Fatalf("gateway addresses = %v", gws)
+	}
+}
+
+// Policy rules of the node's pods go into the pipeline's policy stage; a
+// pod whose port has no pod identity gets none.
+func TestPipelineWithPolicy(t *testing.T) {
+	gw := Gateway{OFPort: 2, MAC: "0a:00:00:00:00:01", IPs: []netip.Addr{netip.MustParseAddr("100.96.1.1")}}
+	a := PodPort{Name: "t1ra", Key: "x/a", OFPort: 5, MAC: "0a:00:00:00:00:05", IPs: []netip.Addr{netip.MustParseAddr("100.96.1.5")}}
+	b := PodPort{Name: "t1rb", OFPort: 6, MAC: "0a:00:00:00:00:06", IPs: []netip.Addr{netip.MustParseAddr("100.96.1.6")}}
+	ref := rules.PolicyRef{Kind: rules.KindNetworkPolicy, Namespace: "x", Name: "deny"}
+	pol := &rules.Set{Isolated: [2]map[string][]rules.PolicyRef{{"x/a": {ref}, "x/b": {ref}}, {}}}
+	flows, stage := PipelineWithPolicy(gw, []PodPort{a, b}, pol)
+	if got, want := len(flows), NodeFlows+2*FlowsPerPod+1; got != want {
+		t.Fatalf("%d flows, want %d (one isolation drop):\n%s", got, want, strings.Join(flows, "\n"))
+	}
+	all := strings.Join(flows, "\n")
+	if !strings.Contains(all, "table=7,priority=100,") || !strings.Contains(all, "ip,nw_dst=100.96.1.5 actions=drop") {
+		t.Fatalf("no ingress isolation drop for x/a:\n%s", all)
+	}
+	if strings.Contains(all, "nw_dst=100.96.1.6 actions=drop") {
+		t.Fatal("a port without pod identity got policy flows")
+	}
+	if len(stage.Counters) != 1 {
+		t.Fatalf("counters %v", stage.Counters)
+	}
+	if base := Pipeline(gw, []PodPort{a, b}); len(base) != NodeFlows+2*FlowsPerPod {
+		t.Fatalf("without policy: %d flows", len(base))
 	}
 }

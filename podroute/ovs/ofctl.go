@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 // OFCtl programs a bridge's flow table with ovs-ofctl over the bridge's
@@ -32,10 +34,21 @@ func (o OFCtl) run(ctx context.Context, stdin string, args ...string) (string, e
 }
 
 // Replace makes the bridge's flow table exactly flows, changing only flows
-// that differ. Idempotent.
+// that differ, in one OpenFlow bundle: packets see the old table or the new
+// one, never a mix (a policy change has no window in which a flow it
+// denies passes). Idempotent.
 func (o OFCtl) Replace(ctx context.Context, flows []string) error {
-	_, err := o.run(ctx, strings.Join(flows, "\n")+"\n", "replace-flows", o.target(), "-")
+	_, err := o.run(ctx, strings.Join(flows, "\n")+"\n", "--bundle", "replace-flows", o.target(), "-")
 	return err
+}
+
+// PolicyStats returns the policy flows' packet counts by cookie.
+func (o OFCtl) PolicyStats(ctx context.Context) (map[uint64]uint64, error) {
+	out, err := o.run(ctx, "", "dump-flows", o.target(), fmt.Sprintf("cookie=%#x/%#x", rules.CookieTag, rules.CookieMask))
+	if err != nil {
+		return nil, err
+	}
+	return rules.ParseFlowStats(out), nil
 }
 
 // Dump returns the installed flows without statistics (for checks and tests).

@@ -6,6 +6,8 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+
+	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
 // FlowTable is where flows go. Replace is idempotent.
@@ -24,10 +26,21 @@ type PortSource interface {
 type SyncResult struct {
 	Flows, Pods int
 	BadPorts    []string // pod ports whose external_ids could not be parsed
+	// Policy is the policy stage installed: its counters name the policy
+	// behind each flow cookie.
+	Policy *rules.FlowSet
+	// PolicyError is why the policy rules could not be read (the stage
+	// installed has none).
+	PolicyError error
 }
 
+// PolicyFile is where the agent writes the node's policy rules for every
+// flow sync (its own and the CNI plugin's) to read.
+func PolicyFile(runDir string) string { return filepath.Join(runDir, "t1route-policy.json") }
+
 // Sync rebuilds the bridge's whole flow table from OVSDB: the gateway port
-// (tagged by the agent) and every pod port (tagged by the CNI plugin). The
+// (tagged by the agent) and every pod port (tagged by the CNI plugin), and
+// from the policy rules file (PolicyFile; none yet: no policy). The
 // agent and each CNI invocation call it; a lock file under the OVS run
 // directory serialises them so that no caller installs a table computed
 // before another's port existed.
@@ -49,11 +62,12 @@ func Sync(ctx context.Context, runDir, bridge string, ports PortSource, table Fl
 		return SyncResult{}, err
 	}
 	pods, bad := PodPorts(all)
-	flows := Pipeline(gw, pods)
+	pol, polErr := rules.ReadFile(PolicyFile(runDir))
+	flows, stage := PipelineWithPolicy(gw, pods, pol)
 	if err := table.Replace(ctx, flows); err != nil {
 		return SyncResult{}, err
 	}
-	return SyncResult{Flows: len(flows), Pods: len(pods), BadPorts: bad}, nil
+	return SyncResult{Flows: len(flows), Pods: len(pods), BadPorts: bad, Policy: stage, PolicyError: polErr}, nil
 }
 
 func gatewayOf(ports []Port) (Gateway, error) {
