@@ -55,7 +55,8 @@ controller may read that one Secret only.
 	config.AddFlags(fl)
 	fl.StringVar(&o.Namespace, "namespace", render.DefaultNamespace, "namespace to install into")
 	fl.StringVar(&o.Image, "image", "ghcr.io/t1route/t1route:"+imageTag(), "t1route image (t1route and t1route-cni in /usr/local/bin)")
-	fl.StringVar(&o.OVSImage, "ovs-image", "", "Open vSwitch image for the agent's ovs container (default: --image, which includes openvswitch-switch)")
+	fl.StringVar(&o.OVSImage, "ovs-image", "", "node image for the agent pod (t1route, t1route-cni and Open vSwitch; default: --image's repository + \"-node\", same tag, as make image builds it)")
+	fl.Int32Var(&o.ControllerPort, "controller-port", render.DefaultControllerPort, "controller metrics and health port; the controller uses host networking, so this port must be free on the nodes")
 	fl.StringVar(&o.DatapathType, "datapath-type", render.DatapathTypes[0], "OVS datapath: system (kernel module) or netdev (userspace)")
 	fl.BoolVar(&o.AdoptCloudProviderRoutes, "adopt-cloud-provider-routes", false, "run the controller with --adopt-cloud-provider-routes (migrating from the vSphere cloud provider)")
 	return cmd
