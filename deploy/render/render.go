@@ -47,9 +47,6 @@ const (
 	CredentialsName  = "t1route-nsx-credentials"
 
 	DefaultControllerPort = 8080
-	// CNISocketDir is the host folder of the agent's flow-sync socket,
-	// which the CNI plugin calls (see podroute/agent).
-	CNISocketDir = "/var/run/t1route"
 )
 
 // DatapathTypes are the OVS datapaths the agent supports.

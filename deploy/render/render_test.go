@@ -294,8 +294,8 @@ func TestAgentPerDatapath(t *testing.T) {
 				t.Errorf("modules volume %v, want %v", got, tc.wantModules)
 			}
 			ab, _ := yaml.Marshal(container(t, spec, "agent"))
-			if !strings.Contains(string(ab), CNISocketDir) {
-				t.Errorf("agent does not mount %s (the CNI plugin's socket):\n%s", CNISocketDir, ab)
+			if !strings.Contains(string(ab), "mountPath: /var/run/openvswitch") {
+				t.Errorf("agent does not mount /var/run/openvswitch (OVSDB and the CNI plugin's socket):\n%s", ab)
 			}
 		})
 	}

@@ -117,7 +117,6 @@ func agentVolumes(o Options) []corev1.Volume {
 		hostPath("ovs-log", "/var/log/openvswitch", corev1.HostPathDirectoryOrCreate),
 		hostPath("cni-bin", "/opt/cni/bin", corev1.HostPathDirectoryOrCreate),
 		hostPath("cni-conf", "/etc/cni/net.d", corev1.HostPathDirectoryOrCreate),
-		hostPath("t1route-run", CNISocketDir, corev1.HostPathDirectoryOrCreate),
 	}
 	if o.DatapathType == "netdev" {
 		return append(v, hostPath("tun", "/dev/net/tun", corev1.HostPathCharDev))
@@ -158,8 +157,10 @@ func agentDaemonSet(o Options, meta metav1.ObjectMeta, labels map[string]string)
 								PeriodSeconds: 10, FailureThreshold: 3},
 							ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Host: "127.0.0.1", Path: "/readyz", Port: intstr.FromInt32(8081)}},
 								PeriodSeconds: 5},
+							// The OVS run directory also holds the agent's flow-sync
+							// socket (t1route-cni.sock), which the CNI plugin calls.
 							VolumeMounts: []corev1.VolumeMount{mount("ovs-run", "/var/run/openvswitch", false), mount("cni-bin", "/opt/cni/bin", false),
-								mount("cni-conf", "/etc/cni/net.d", false), mount("t1route-run", CNISocketDir, false)},
+								mount("cni-conf", "/etc/cni/net.d", false)},
 							Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}},
 						},
 					},
