@@ -17,7 +17,7 @@ LDFLAGS := -X main.version=$(VERSION)
 MANIFEST_ENV := NSXT_POD_ROUTING_ENABLED=true CLUSTER_CIDR=100.96.0.0/11 CLUSTER_NAME=change-me \
   NSXT_MANAGER_HOST=nsx.example.com NSXT_ROUTER_PATH=/infra/tier-1s/change-me NSXT_USERNAME=CHANGE-ME NSXT_PASSWORD=CHANGE-ME
 
-.PHONY: manifests help build test test-unit test-integration e2e kube-bins bench bench-controller bench-datapath bench-policy update-crd check demo soak fuzz-short clean
+.PHONY: manifests help build test test-unit test-integration e2e e2e-prereqs kube-bins bench bench-controller bench-datapath bench-policy update-crd check demo soak fuzz-short clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -57,8 +57,15 @@ kube-bins: ## Build kube-apiserver and etcd into .cache/bin (once; ~6 min cold)
 test-integration: kube-bins ## Integration tests: the controller on a real kube-apiserver + etcd, against nsxsim
 	$(GO) test -count=1 -tags integration -timeout 20m ./integration/...
 
-e2e: kube-bins ## Routability and network policy with real packets (root): netns, OVS userspace datapath, agents, t1route-cni
+# What the packet-level tests need from Debian; installed when missing (as root).
+E2E_PKGS := openvswitch-switch iproute2 iputils-ping curl ethtool iptables
+e2e-prereqs:
 	@if [ "$$(id -u)" != 0 ]; then echo "make e2e needs root (network namespaces, Open vSwitch): run it as root, as CI does"; exit 1; fi
+	@if ! command -v ovs-vswitchd >/dev/null || ! command -v ping >/dev/null || ! command -v ethtool >/dev/null || ! command -v iptables >/dev/null || ! command -v curl >/dev/null; then \
+	  echo "installing $(E2E_PKGS) (apt-get)"; export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y $(E2E_PKGS) >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y $(E2E_PKGS) >/dev/null; }; fi
+
+e2e: kube-bins e2e-prereqs ## Routability and network policy with real packets (root; installs Open vSwitch etc. when missing): netns, OVS userspace datapath, agents, t1route-cni
 	@mkdir -p $(CACHE); rc=0; \
 	  $(GO) test -count=1 -tags 'integration e2e' -timeout 15m -run 'TestRoutability|TestNetworkPolicy' -v ./integration/e2e/ > $(CACHE)/e2e.log 2>&1 || rc=$$?; \
 	  grep -E '^ *--- (PASS|FAIL): (TestRoutability|TestNetworkPolicy)/' $(CACHE)/e2e.log || true; \
@@ -66,7 +73,7 @@ e2e: kube-bins ## Routability and network policy with real packets (root): netns
 	  grep -E '^routability:' $(CACHE)/e2e.log || echo "routability: 0 passed, 1 failed"; \
 	  grep -E '^networkpolicy:' $(CACHE)/e2e.log || echo "networkpolicy: 0 passed, 1 failed"; exit $$rc
 
-bench-datapath: kube-bins ## Pod attach latency (CNI ADD -> first packet) p50/p99 over 50 pods, flows per pod (root)
+bench-datapath: kube-bins e2e-prereqs ## Pod attach latency (CNI ADD -> first packet) p50/p99 over 50 pods, flows per pod (root)
 	$(GO) test -count=1 -tags 'integration e2e' -run '^$$' -bench PodAttach -benchtime 1x -timeout 10m ./integration/e2e/ | grep -E '^(pod attach|Benchmark)'
 
 manifests: ## Regenerate deploy/base/t1route.yaml from t1route render (placeholder settings)
@@ -98,10 +105,10 @@ soak: kube-bins ## The fault soak for 5 minutes (make test runs it for 30 s); SO
 
 demo: kube-bins ## The main job on an embedded default: nsxsim + a real kube-apiserver + the controller (+ packets, as root)
 	$(GO) run -tags integration ./integration/demo
-	@if [ "$$(id -u)" = 0 ] && command -v ovs-vswitchd >/dev/null; then \
+	@if [ "$$(id -u)" = 0 ]; then \
 	  echo; echo "==> packet-level routability: a Tier-1 router (nsxsim --realize-netns), two nodes with OVS and t1route agent, pods via t1route-cni, an external host"; \
 	  $(MAKE) --no-print-directory e2e; \
-	else echo "(the packet-level demo needs root and Open vSwitch: apt-get install -y openvswitch-switch iproute2 iputils-ping)"; fi
+	else echo "(the packet-level demo needs root: run make demo as root; it installs Open vSwitch and the tools it needs from Debian when missing)"; fi
 
 clean: ## Remove build outputs (keeps .cache)
 	rm -rf $(BIN)
@@ -111,7 +118,7 @@ IMAGE ?=
 PUSH ?=
 CLUSTER_DIR ?= /tmp/t1route-cluster
 CLUSTER_BIN := $(CACHE)/cluster/t1route-cluster
-.PHONY: image cluster cluster-down test-cluster cluster-prereqs
+.PHONY: image cluster cluster-down test-cluster cluster-prereqs e2e-prereqs
 
 image: ## Build the t1route and t1route-node images without Docker (OCI layout in .cache/image, digests printed); IMAGE=registry/repo:tag PUSH=1 pushes
 	$(GO) run ./deploy/image $(if $(IMAGE),--image $(IMAGE)) $(if $(filter 1 true yes,$(PUSH)),--push)

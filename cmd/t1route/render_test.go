@@ -50,11 +50,15 @@ func TestRenderFlagsReachTheManifests(t *testing.T) {
 			return strings.Contains(out, "  name: ops\n") && strings.Contains(out, "namespace: ops") && !strings.Contains(out, "t1route-system")
 		}},
 		{[]string{"--image", "registry.example/t1route:v9"}, func(_ string, c map[string]map[string]any) bool {
-			return c["Deployment/controller"]["image"] == "registry.example/t1route:v9" && c["DaemonSet/agent"]["image"] == "registry.example/t1route:v9" &&
-				c["DaemonSet/ip-forward"]["image"] == "registry.example/t1route:v9" && c["DaemonSet/ovs"]["image"] == "registry.example/t1route:v9"
+			return c["Deployment/controller"]["image"] == "registry.example/t1route:v9" && c["DaemonSet/agent"]["image"] == "registry.example/t1route-node:v9" &&
+				c["DaemonSet/ip-forward"]["image"] == "registry.example/t1route-node:v9" && c["DaemonSet/ovs"]["image"] == "registry.example/t1route-node:v9"
 		}},
 		{[]string{"--ovs-image", "registry.example/ovs:3"}, func(_ string, c map[string]map[string]any) bool {
-			return c["DaemonSet/ovs"]["image"] == "registry.example/ovs:3" && c["DaemonSet/agent"]["image"] != "registry.example/ovs:3"
+			return c["DaemonSet/ovs"]["image"] == "registry.example/ovs:3" && c["DaemonSet/agent"]["image"] == "registry.example/ovs:3" &&
+				c["Deployment/controller"]["image"] != "registry.example/ovs:3"
+		}},
+		{[]string{"--controller-port", "9443"}, func(_ string, c map[string]map[string]any) bool {
+			return strings.Contains(args(c["Deployment/controller"]), "--metrics-bind-address=:9443")
 		}},
 		{[]string{"--datapath-type", "netdev"}, func(_ string, c map[string]map[string]any) bool {
 			return strings.Contains(args(c["DaemonSet/agent"]), "--datapath-type=netdev")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,7 +25,13 @@ import (
 type Options struct {
 	Namespace string // default DefaultNamespace
 	Image     string // t1route image: t1route and t1route-cni in /usr/local/bin
-	OVSImage  string // the agent's Open vSwitch container (default: Image)
+	// OVSImage is the node image (t1route, t1route-cni and Open vSwitch)
+	// for the agent pod's containers; default NodeImage(Image).
+	OVSImage string
+	// ControllerPort is the controller's metrics and health port. The
+	// controller uses host networking, so it is a port on the node; default
+	// DefaultControllerPort.
+	ControllerPort int32
 	// DatapathType is the OVS datapath: "system" (kernel module, the
 	// default) or "netdev" (userspace).
 	DatapathType string
@@ -46,6 +53,8 @@ const (
 	AgentName        = "t1route-agent"
 	ConfigMapName    = "t1route-config"
 	CredentialsName  = "t1route-nsx-credentials"
+
+	DefaultControllerPort = 8080
 )
 
 // DatapathTypes are the OVS datapaths the agent supports.
@@ -59,7 +68,17 @@ func Manifests(cfg config.Config, s config.Settings, o Options) ([]byte, error) 
 		o.Namespace = DefaultNamespace
 	}
 	if o.OVSImage == "" {
-		o.OVSImage = o.Image
+		img, err := NodeImage(o.Image)
+		if err != nil {
+			return nil, err
+		}
+		o.OVSImage = img
+	}
+	if o.ControllerPort == 0 {
+		o.ControllerPort = DefaultControllerPort
+	}
+	if o.ControllerPort < 1 || o.ControllerPort > 65535 {
+		return nil, fmt.Errorf("controller port %d: want 1-65535", o.ControllerPort)
 	}
 	if o.DatapathType == "" {
 		o.DatapathType = DatapathTypes[0]
@@ -194,6 +213,21 @@ func dropEmpty(v any) {
 			dropEmpty(x)
 		}
 	}
+}
+
+// NodeImage is the node image's reference for the t1route image reference,
+// as make image names them: the repository with "-node" appended, the same
+// tag (ghcr.io/t1route/t1route:v1 -> ghcr.io/t1route/t1route-node:v1).
+func NodeImage(image string) (string, error) {
+	r, err := name.ParseReference(image)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w (want registry/repository:tag)", image, err)
+	}
+	t, ok := r.(name.Tag)
+	if !ok {
+		return "", fmt.Errorf("image %q has a digest, not a tag: give the node image with --ovs-image", image)
+	}
+	return t.Context().Name() + "-node:" + t.TagStr(), nil
 }
 
 func tm(apiVersion, kind string) metav1.TypeMeta {

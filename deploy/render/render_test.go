@@ -1,6 +1,7 @@
 package render
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/t1route/t1route/deploy/image/builder"
 	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/config/configtest"
 )
@@ -172,5 +174,145 @@ func TestDefaults(t *testing.T) {
 	}
 	if strings.Contains(string(out), "--adopt-cloud-provider-routes") {
 		t.Error("adoption is on by default")
+	}
+}
+
+// podSpec returns the pod template spec of the named workload kind.
+func podSpec(t *testing.T, objs []map[string]any, kind string) map[string]any {
+	t.Helper()
+	for _, o := range objs {
+		if o["kind"] == kind {
+			return o["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+		}
+	}
+	t.Fatalf("no %s", kind)
+	return nil
+}
+
+func container(t *testing.T, spec map[string]any, name string) map[string]any {
+	t.Helper()
+	for _, key := range []string{"initContainers", "containers"} {
+		list, _ := spec[key].([]any)
+		for _, c := range list {
+			if c.(map[string]any)["name"] == name {
+				return c.(map[string]any)
+			}
+		}
+	}
+	t.Fatalf("no container %q", name)
+	return nil
+}
+
+func render(t *testing.T, o Options) []map[string]any {
+	t.Helper()
+	env := configtest.ValidEnv()
+	cfg, _ := config.Load(config.FromMap(env))
+	out, err := Manifests(cfg, config.FromMap(env), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return docs(t, out)
+}
+
+// The controller reaches the API server before any pod route exists: host
+// networking, its port a node port, one replica per node.
+func TestControllerRunsOnTheHostNetwork(t *testing.T) {
+	for _, port := range []int32{0, 9443} {
+		spec := podSpec(t, render(t, Options{Image: "r.example/t1route:v1", ControllerPort: port}), "Deployment")
+		want := port
+		if port == 0 {
+			want = DefaultControllerPort
+		}
+		if spec["hostNetwork"] != true || spec["dnsPolicy"] != "ClusterFirstWithHostNet" {
+			t.Errorf("port %d: hostNetwork %v, dnsPolicy %v", port, spec["hostNetwork"], spec["dnsPolicy"])
+		}
+		b, _ := yaml.Marshal(spec["affinity"])
+		if !strings.Contains(string(b), "requiredDuringSchedulingIgnoredDuringExecution") || !strings.Contains(string(b), "kubernetes.io/hostname") {
+			t.Errorf("no required anti-affinity per node:\n%s", b)
+		}
+		c := container(t, spec, "controller")
+		cb, _ := yaml.Marshal(c)
+		if !strings.Contains(string(cb), fmt.Sprintf("--metrics-bind-address=:%d", want)) || !strings.Contains(string(cb), fmt.Sprintf("hostPort: %d", want)) ||
+			!strings.Contains(string(cb), fmt.Sprintf("containerPort: %d", want)) {
+			t.Errorf("port %d: controller does not serve on %d:\n%s", port, want, cb)
+		}
+	}
+	env := configtest.ValidEnv()
+	cfg, _ := config.Load(config.FromMap(env))
+	if _, err := Manifests(cfg, config.FromMap(env), Options{Image: "r.example/t1route:v1", ControllerPort: 70000}); err == nil || !strings.Contains(err.Error(), "70000") {
+		t.Errorf("port 70000 accepted: %v", err)
+	}
+}
+
+// The agent pod's containers run the node image (Open vSwitch, ovs-ofctl,
+// sh); the kernel datapath gets SYS_MODULE and /lib/modules, the userspace
+// one /dev/net/tun and neither of those.
+func TestAgentPerDatapath(t *testing.T) {
+	cases := []struct {
+		datapath, ovsImage, wantImage string
+		wantModules, wantTun          bool
+	}{
+		{"", "", "r.example/t1route-node:v1", true, false},
+		{"system", "", "r.example/t1route-node:v1", true, false},
+		{"netdev", "", "r.example/t1route-node:v1", false, true},
+		{"netdev", "r.example/my-node:2", "r.example/my-node:2", false, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.datapath+" "+tc.ovsImage, func(t *testing.T) {
+			objs := render(t, Options{Image: "r.example/t1route:v1", OVSImage: tc.ovsImage, DatapathType: tc.datapath})
+			spec := podSpec(t, objs, "DaemonSet")
+			for _, name := range []string{"ip-forward", "ovs", "agent"} {
+				if img := container(t, spec, name)["image"]; img != tc.wantImage {
+					t.Errorf("%s runs %v, want %s", name, img, tc.wantImage)
+				}
+			}
+			ovsC := container(t, spec, "ovs")
+			b, _ := yaml.Marshal(ovsC)
+			s := string(b)
+			if !strings.Contains(s, "/usr/local/bin/start-ovs") || !strings.Contains(s, "spec.nodeName") {
+				t.Errorf("ovs container does not run start-ovs with NODE_NAME:\n%s", s)
+			}
+			for _, c := range []string{"NET_ADMIN", "NET_RAW", "SYS_NICE", "IPC_LOCK"} {
+				if !strings.Contains(s, c) {
+					t.Errorf("ovs lacks %s", c)
+				}
+			}
+			if got := strings.Contains(s, "SYS_MODULE"); got != tc.wantModules {
+				t.Errorf("SYS_MODULE %v, want %v", got, tc.wantModules)
+			}
+			if got := strings.Contains(s, "/lib/modules"); got != tc.wantModules {
+				t.Errorf("/lib/modules mounted %v, want %v", got, tc.wantModules)
+			}
+			if got := strings.Contains(s, "/dev/net/tun"); got != tc.wantTun {
+				t.Errorf("/dev/net/tun mounted %v, want %v", got, tc.wantTun)
+			}
+			vb, _ := yaml.Marshal(spec["volumes"])
+			if got := strings.Contains(string(vb), "CharDevice"); got != tc.wantTun {
+				t.Errorf("tun CharDevice volume %v, want %v:\n%s", got, tc.wantTun, vb)
+			}
+			if got := strings.Contains(string(vb), "/lib/modules"); got != tc.wantModules {
+				t.Errorf("modules volume %v, want %v", got, tc.wantModules)
+			}
+			ab, _ := yaml.Marshal(container(t, spec, "agent"))
+			if !strings.Contains(string(ab), "mountPath: /var/run/openvswitch") {
+				t.Errorf("agent does not mount /var/run/openvswitch (OVSDB and the CNI plugin's socket):\n%s", ab)
+			}
+		})
+	}
+}
+
+// render's default node image is the one make image builds.
+func TestNodeImageIsWhatMakeImageBuilds(t *testing.T) {
+	for _, ref := range []string{"ghcr.io/t1route/t1route:latest", "127.0.0.1:5000/t1route:dev", "t1route:v2", "r.example/a/b/t1route:v1.2.3"} {
+		got, err := NodeImage(ref)
+		want, werr := builder.NodeRef(ref)
+		if err != nil || werr != nil || got != want {
+			t.Errorf("NodeImage(%q) = %q, %v; make image builds %q, %v", ref, got, err, want, werr)
+		}
+	}
+	for _, bad := range []string{"UPPER/case:x", "r.example/t1route@sha256:" + strings.Repeat("a", 64)} {
+		if _, err := NodeImage(bad); err == nil {
+			t.Errorf("NodeImage(%q) accepted", bad)
+		}
 	}
 }

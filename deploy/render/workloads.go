@@ -1,6 +1,8 @@
 package render
 
 import (
+	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -30,9 +32,15 @@ func controllerDeployment(o Options, meta metav1.ObjectMeta, labels map[string]s
 					PriorityClassName:  "system-cluster-critical",
 					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(65532)),
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-					// Spread the two replicas so that losing a node loses at most one.
-					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "kubernetes.io/hostname",
-						WhenUnsatisfiable: corev1.ScheduleAnyway, LabelSelector: &metav1.LabelSelector{MatchLabels: labels}}},
+					// Host networking: a pod network cannot reach the API server
+					// before this controller has created the routes to it.
+					HostNetwork: true,
+					DNSPolicy:   corev1.DNSClusterFirstWithHostNet,
+					// The port is a node port: one replica per node, so that two
+					// never collide and losing a node loses at most one.
+					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+						RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+							TopologyKey: "kubernetes.io/hostname", LabelSelector: &metav1.LabelSelector{MatchLabels: labels}}}}},
 					Tolerations: []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
 					Containers: []corev1.Container{{
 						Name:           "controller",
@@ -40,7 +48,7 @@ func controllerDeployment(o Options, meta metav1.ObjectMeta, labels map[string]s
 						Args:           controllerArgs(o),
 						Env:            []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}},
 						EnvFrom:        envFrom,
-						Ports:          []corev1.ContainerPort{{Name: "metrics", ContainerPort: 8080}},
+						Ports:          []corev1.ContainerPort{{Name: "metrics", ContainerPort: o.ControllerPort, HostPort: o.ControllerPort}},
 						LivenessProbe:  probe("/healthz"),
 						ReadinessProbe: probe("/readyz"),
 						Resources: corev1.ResourceRequirements{
@@ -58,23 +66,65 @@ func controllerDeployment(o Options, meta metav1.ObjectMeta, labels map[string]s
 }
 
 func controllerArgs(o Options) []string {
-	args := []string{"controller", "--leader-elect=true", "--metrics-bind-address=:8080"}
+	args := []string{"controller", "--leader-elect=true", fmt.Sprintf("--metrics-bind-address=:%d", o.ControllerPort)}
 	if o.AdoptCloudProviderRoutes {
 		args = append(args, "--adopt-cloud-provider-routes")
 	}
 	return args
 }
 
+func hostPath(name, path string, t corev1.HostPathType) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &t}}}
+}
+
+func mount(name, path string, ro bool) corev1.VolumeMount {
+	return corev1.VolumeMount{Name: name, MountPath: path, ReadOnly: ro}
+}
+
+func caps(add ...corev1.Capability) *corev1.SecurityContext {
+	return &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: add, Drop: []corev1.Capability{"ALL"}}}
+}
+
+// ovsContainer runs Open vSwitch from the node image (start-ovs). The
+// kernel datapath needs the openvswitch module (SYS_MODULE to load it from
+// /lib/modules); the userspace one needs /dev/net/tun instead.
+func ovsContainer(o Options) corev1.Container {
+	c := corev1.Container{
+		Name: "ovs", Image: o.OVSImage,
+		Command: []string{"/usr/local/bin/start-ovs"},
+		Env:     []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
+		// Netlink to the datapath, raw sockets for its ports, real-time
+		// threads and locked memory for ovs-vswitchd.
+		SecurityContext: caps("NET_ADMIN", "NET_RAW", "SYS_NICE", "IPC_LOCK"),
+		VolumeMounts: []corev1.VolumeMount{mount("ovs-run", "/var/run/openvswitch", false), mount("ovs-db", "/etc/openvswitch", false),
+			mount("ovs-log", "/var/log/openvswitch", false)},
+		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")}},
+	}
+	switch o.DatapathType {
+	case "netdev":
+		c.VolumeMounts = append(c.VolumeMounts, mount("tun", "/dev/net/tun", false))
+	default:
+		c.SecurityContext.Capabilities.Add = append(c.SecurityContext.Capabilities.Add, "SYS_MODULE")
+		c.VolumeMounts = append(c.VolumeMounts, mount("modules", "/lib/modules", true))
+	}
+	return c
+}
+
+func agentVolumes(o Options) []corev1.Volume {
+	v := []corev1.Volume{
+		hostPath("ovs-run", "/var/run/openvswitch", corev1.HostPathDirectoryOrCreate),
+		hostPath("ovs-db", "/var/lib/t1route/openvswitch", corev1.HostPathDirectoryOrCreate),
+		hostPath("ovs-log", "/var/log/openvswitch", corev1.HostPathDirectoryOrCreate),
+		hostPath("cni-bin", "/opt/cni/bin", corev1.HostPathDirectoryOrCreate),
+		hostPath("cni-conf", "/etc/cni/net.d", corev1.HostPathDirectoryOrCreate),
+	}
+	if o.DatapathType == "netdev" {
+		return append(v, hostPath("tun", "/dev/net/tun", corev1.HostPathCharDev))
+	}
+	return append(v, hostPath("modules", "/lib/modules", corev1.HostPathDirectory))
+}
+
 func agentDaemonSet(o Options, meta metav1.ObjectMeta, labels map[string]string) *appsv1.DaemonSet {
-	hostPath := func(name, path string, t corev1.HostPathType) corev1.Volume {
-		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &t}}}
-	}
-	mount := func(name, path string, ro bool) corev1.VolumeMount {
-		return corev1.VolumeMount{Name: name, MountPath: path, ReadOnly: ro}
-	}
-	caps := func(add ...corev1.Capability) *corev1.SecurityContext {
-		return &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: add, Drop: []corev1.Capability{"ALL"}}}
-	}
 	return &appsv1.DaemonSet{TypeMeta: tm("apps/v1", "DaemonSet"), ObjectMeta: meta,
 		Spec: appsv1.DaemonSetSpec{
 			Selector:       &metav1.LabelSelector{MatchLabels: labels},
@@ -90,21 +140,14 @@ func agentDaemonSet(o Options, meta metav1.ObjectMeta, labels map[string]string)
 					Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 					InitContainers: []corev1.Container{{
 						// The only privileged step: /proc/sys is read-only to unprivileged containers.
-						Name: "ip-forward", Image: o.Image, Command: []string{"sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"},
+						Name: "ip-forward", Image: o.OVSImage, Command: []string{"sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"},
 						SecurityContext: &corev1.SecurityContext{Privileged: ptr(true)},
 					}},
 					Containers: []corev1.Container{
+						ovsContainer(o),
 						{
-							Name: "ovs", Image: o.OVSImage,
-							Command: []string{"sh", "-c", "/usr/share/openvswitch/scripts/ovs-ctl start --system-id=random --no-monitor && exec tail -F /var/log/openvswitch/ovs-vswitchd.log"},
-							// The kernel datapath: netlink to the openvswitch module (and loading it), real-time threads, locked memory.
-							SecurityContext: caps("NET_ADMIN", "SYS_NICE", "SYS_MODULE", "IPC_LOCK"),
-							VolumeMounts: []corev1.VolumeMount{mount("ovs-run", "/var/run/openvswitch", false), mount("ovs-db", "/etc/openvswitch", false),
-								mount("ovs-log", "/var/log/openvswitch", false), mount("modules", "/lib/modules", true)},
-							Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")}},
-						},
-						{
-							Name: "agent", Image: o.Image,
+							// The node image: the agent runs ovs-ofctl, the only flow writer.
+							Name: "agent", Image: o.OVSImage,
 							Args: []string{"agent", "--datapath-type=" + o.DatapathType, "--cni-plugin=/usr/local/bin/t1route-cni",
 								"--health-bind-address=127.0.0.1:8081"},
 							Env: []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
@@ -114,19 +157,14 @@ func agentDaemonSet(o Options, meta metav1.ObjectMeta, labels map[string]string)
 								PeriodSeconds: 10, FailureThreshold: 3},
 							ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Host: "127.0.0.1", Path: "/readyz", Port: intstr.FromInt32(8081)}},
 								PeriodSeconds: 5},
+							// The OVS run directory also holds the agent's flow-sync
+							// socket (t1route-cni.sock), which the CNI plugin calls.
 							VolumeMounts: []corev1.VolumeMount{mount("ovs-run", "/var/run/openvswitch", false), mount("cni-bin", "/opt/cni/bin", false),
 								mount("cni-conf", "/etc/cni/net.d", false)},
 							Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}},
 						},
 					},
-					Volumes: []corev1.Volume{
-						hostPath("ovs-run", "/var/run/openvswitch", corev1.HostPathDirectoryOrCreate),
-						hostPath("ovs-db", "/var/lib/t1route/openvswitch", corev1.HostPathDirectoryOrCreate),
-						hostPath("ovs-log", "/var/log/openvswitch", corev1.HostPathDirectoryOrCreate),
-						hostPath("modules", "/lib/modules", corev1.HostPathDirectory),
-						hostPath("cni-bin", "/opt/cni/bin", corev1.HostPathDirectoryOrCreate),
-						hostPath("cni-conf", "/etc/cni/net.d", corev1.HostPathDirectoryOrCreate),
-					},
+					Volumes: agentVolumes(o),
 				},
 			},
 		},

@@ -384,10 +384,12 @@ func Leftovers(s *State) []string {
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	seen := map[string]bool{}
-	self := fmt.Sprint(os.Getpid())
+	// Whoever asks, and the processes that started it (make cluster-down
+	// and its shell name the directory too).
+	asking := ancestors(os.Getpid())
 	for _, p := range procs {
-		if filepath.Base(p) == self {
-			continue // whoever asks (make cluster-down names the directory too)
+		if asking[filepath.Base(p)] {
+			continue
 		}
 		if cmdline, err := os.ReadFile(p + "/cmdline"); err == nil && strings.Contains(string(cmdline), s.Dir) {
 			left = append(left, fmt.Sprintf("process %s: %s", filepath.Base(p), strings.ReplaceAll(string(cmdline), "\x00", " ")))
@@ -435,3 +437,23 @@ func kubeChains() []string {
 
 // State is what Cleanup needs to remove this cluster.
 func (c *Cluster) State() *State { return c.state }
+
+// ancestors is pid and the chain of its parents, by /proc/PID/status.
+func ancestors(pid int) map[string]bool {
+	out := map[string]bool{}
+	for pid > 1 && !out[fmt.Sprint(pid)] {
+		out[fmt.Sprint(pid)] = true
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			break
+		}
+		next := 0
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+				fmt.Sscan(strings.TrimSpace(v), &next)
+			}
+		}
+		pid = next
+	}
+	return out
+}

@@ -37,6 +37,9 @@ type Config struct {
 	// CNIPluginSource is empty, the plugin binary copied to CNIBinDir.
 	CNIPluginSource, CNIBinDir, CNIConfDir string
 	IPAMDataDir                            string
+	// CNISocket is where the agent serves flow syncs to the CNI plugin
+	// (default <RunDir>/t1route-cni.sock); the conflist names it.
+	CNISocket string
 	// FlowResync is how often the flow table is rebuilt even without change.
 	FlowResync time.Duration
 	// PolicyStatsInterval is how often the policy flows' packet counters
@@ -66,6 +69,7 @@ func (c *Config) Defaults() {
 	def(&c.CNIBinDir, "/opt/cni/bin")
 	def(&c.CNIConfDir, "/etc/cni/net.d")
 	def(&c.IPAMDataDir, "/var/lib/cni/networks")
+	def(&c.CNISocket, filepath.Join(c.RunDir, CNISocketName))
 	if c.MTU == 0 {
 		c.MTU = 1500
 	}
@@ -152,11 +156,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := retry(ctx, 10*time.Second, func() error { return ovs.ConfigureHost(a.cfg.GatewayPort, gwAddrs) }); err != nil {
 		return err
 	}
+	table := ovs.OFCtl{RunDir: a.cfg.RunDir, Bridge: a.cfg.Bridge}
+	// Listening before the conflist exists: the kubelet calls the plugin
+	// only once the conflist is there, and the plugin calls this socket.
+	if err := a.serveCNI(ctx, a.cfg.CNISocket, func(ctx context.Context) error {
+		_, err := ovs.Sync(ctx, a.cfg.RunDir, a.cfg.Bridge, db, table)
+		return err
+	}); err != nil {
+		return err
+	}
 	if err := a.installCNI(cidrs, gwAddrs); err != nil {
 		return err
 	}
 
-	table := ovs.OFCtl{RunDir: a.cfg.RunDir, Bridge: a.cfg.Bridge}
 	tick := time.NewTicker(a.cfg.FlowResync)
 	defer tick.Stop()
 	var policyChanges <-chan struct{}
@@ -315,6 +327,7 @@ func ConfList(cfg Config, cidrs, gwAddrs []netip.Prefix) ([]byte, error) {
 			"bridge":                   cfg.Bridge,
 			"gatewayPort":              cfg.GatewayPort,
 			"ovsRunDir":                cfg.RunDir,
+			"agentSocket":              cfg.CNISocket,
 			"mtu":                      cfg.MTU,
 			"disableTxChecksumOffload": cfg.DatapathType == "netdev",
 			"ipam": map[string]any{

@@ -1,7 +1,8 @@
 // Package cni is t1route's CNI plugin (spec 1.0.0): it attaches a pod to the
 // node's OVS bridge with a veth, an address from the node's podCIDR
 // (host-local IPAM, in process) and a default route via the gateway, then
-// rebuilds the bridge's flows so the pod forwards before ADD returns.
+// asks the node agent (the only flow writer) to rebuild the bridge's flows,
+// so the pod forwards before ADD returns.
 package cni
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,9 +36,12 @@ import (
 // NetConf is the plugin's entry in the conflist the agent writes.
 type NetConf struct {
 	types.NetConf
-	Bridge            string `json:"bridge"`
-	GatewayPort       string `json:"gatewayPort"`
-	OVSRunDir         string `json:"ovsRunDir"`
+	Bridge      string `json:"bridge"`
+	GatewayPort string `json:"gatewayPort"`
+	OVSRunDir   string `json:"ovsRunDir"`
+	// AgentSocket is the agent's flow-sync socket (default
+	// <ovsRunDir>/t1route-cni.sock, where the agent listens).
+	AgentSocket       string `json:"agentSocket"`
 	MTU               int    `json:"mtu"`
 	DisableTxChecksum bool   `json:"disableTxChecksumOffload"`
 }
@@ -76,6 +81,9 @@ func loadConf(data []byte) (*NetConf, error) {
 	}
 	if conf.MTU == 0 {
 		conf.MTU = 1500
+	}
+	if conf.AgentSocket == "" {
+		conf.AgentSocket = filepath.Join(conf.OVSRunDir, "t1route-cni.sock")
 	}
 	return conf, nil
 }
@@ -199,8 +207,8 @@ func Add(args *skel.CmdArgs) (err error) {
 	if _, err := db.WaitOFPort(ctx, hostName); err != nil {
 		return err
 	}
-	if _, err := ovs.Sync(ctx, conf.OVSRunDir, conf.Bridge, db, ovs.OFCtl{RunDir: conf.OVSRunDir, Bridge: conf.Bridge}); err != nil {
-		return fmt.Errorf("install flows for %s: %w", hostName, err)
+	if err := SyncFlows(ctx, conf.AgentSocket); err != nil {
+		return agentError(fmt.Errorf("install flows for %s: %w", hostName, err))
 	}
 	return types.PrintResult(result, conf.CNIVersion)
 }
@@ -282,8 +290,10 @@ func Del(args *skel.CmdArgs) error {
 	if err := releaseAll(args); err != nil {
 		return fmt.Errorf("release the pod's address: %w", err)
 	}
-	if _, err := ovs.Sync(ctx, conf.OVSRunDir, conf.Bridge, db, ovs.OFCtl{RunDir: conf.OVSRunDir, Bridge: conf.Bridge}); err != nil {
-		return fmt.Errorf("remove flows of %s: %w", hostName, err)
+	// Without an agent the port's flows stay until it starts, and it
+	// rebuilds the table then; a pod's teardown must not wait for that.
+	if err := SyncFlows(ctx, conf.AgentSocket); err != nil && !errors.Is(err, ErrAgentDown) {
+		return agentError(fmt.Errorf("remove flows of %s: %w", hostName, err))
 	}
 	return nil
 }

@@ -125,7 +125,7 @@ func printUsage(dir string) error {
 Use it (as root):
   source %s/cluster.env; set -a; source %s/nsx.env; set +a
   kubectl get nodes -o wide
-  t1route render --image $T1ROUTE_IMAGE --ovs-image $T1ROUTE_NODE_IMAGE --datapath-type netdev | kubectl apply -f -
+  t1route render --image $T1ROUTE_IMAGE --datapath-type netdev | kubectl apply -f -
   ip netns exec $T1ROUTE_EXTERNAL_NETNS t1route check      # from the external host, which reaches NSX and the pods
   ip -n $T1ROUTE_ROUTER_NETNS route                        # the Tier-1's static routes, realized
 Remove it: make cluster-down
