@@ -36,7 +36,9 @@ func (p PodInterface) Key() string { return p.Namespace + "/" + p.Pod }
 type Cookie uint64
 
 // MarshalText writes 0x-prefixed hexadecimal.
-func (c Cookie) MarshalText() ([]byte, error) { return []byte("0x" + strconv.FormatUint(uint64(c), 16)), nil }
+func (c Cookie) MarshalText() ([]byte, error) {
+	return []byte("0x" + strconv.FormatUint(uint64(c), 16)), nil
+}
 
 // UnmarshalText reads 0x-prefixed hexadecimal or decimal.
 func (c *Cookie) UnmarshalText(b []byte) error {
