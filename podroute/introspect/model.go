@@ -140,11 +140,18 @@ type AgentInfo struct {
 	Health        Health       `json:"health"`
 	Flows         int          `json:"flows"`
 	FlowsPerTable []TableFlows `json:"flowsPerTable"`
-	LocalPods     []string     `json:"localPods"` // namespace/name, sorted
+	// LocalPods are the attached pods (namespace/name, sorted); PodCount
+	// is their number (the only figure a published summary holds).
+	LocalPods []string `json:"localPods,omitempty"`
+	PodCount  int      `json:"podCount"`
 	// NetworkPolicies are the policies applied on this node ("namespace/name");
 	// PolicyEnforcement says whether this version enforces any.
 	PolicyEnforcement bool     `json:"policyEnforcement"`
-	NetworkPolicies   []string `json:"networkPolicies"`
+	NetworkPolicies   []string `json:"networkPolicies,omitempty"`
+	PolicyCount       int      `json:"policyCount"`
+	// Published is set when this comes from the summary the agent published
+	// to the API server (and says when), not from the agent itself.
+	Published *time.Time `json:"published,omitempty"`
 }
 
 // HealthOf derives the one-word health from the agent's status.

@@ -140,7 +140,7 @@ func PrintAgentInfos(w io.Writer, f Format, infos []AgentInfo, now time.Time) er
 				}
 				policies := "not enforced"
 				if in.PolicyEnforcement {
-					policies = strconv.Itoa(len(in.NetworkPolicies))
+					policies = strconv.Itoa(in.PolicyCount)
 				}
 				msg := "-"
 				if len(in.Errors) > 0 {
@@ -150,7 +150,7 @@ func PrintAgentInfos(w io.Writer, f Format, infos []AgentInfo, now time.Time) er
 					}
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", in.Node, in.Health, dash(in.Bridge),
-					dash(in.DatapathType), dash(in.OVSVersion), joinOrDash(in.PodCIDRs), len(in.LocalPods), in.Flows,
+					dash(in.DatapathType), dash(in.OVSVersion), joinOrDash(in.PodCIDRs), in.PodCount, in.Flows,
 					joinOrDash(per), policies, last, in.LastFlowSyncDuration.Duration().Round(time.Millisecond), msg)
 			}
 		})

@@ -265,6 +265,7 @@ func (s *Server) Info(ctx context.Context) AgentInfo {
 			}
 		}
 	}
+	info.PodCount, info.PolicyCount = len(info.LocalPods), len(info.NetworkPolicies)
 	info.Health = HealthOf(info.AgentStatus)
 	return info
 }

@@ -1,0 +1,129 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/t1route/t1route/podroute/introspect"
+)
+
+// The agent's summary on a real API server: the CRD installs, the object is
+// created and updated by server-side apply, owned by its Node, shown by
+// kubectl with its columns, read back by `t1route get agentinfo`'s reader;
+// and a burst of changes is written at the bounded rate, measured from a
+// watch on the object.
+func TestAgentInfoPublication(t *testing.T) {
+	c := StartCluster(t)
+	ctx := context.Background()
+	if out, err := kubectl(t, c, string(introspect.CRD()), "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply the CRD: %v\n%s", err, out)
+	}
+	if out, err := kubectl(t, c, "", "wait", "--for=condition=Established", "--timeout=30s", "crd/t1routeagentinfos.t1route.io"); err != nil {
+		t.Fatalf("CRD not established: %v\n%s", err, out)
+	}
+	node, err := c.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := dyn.Resource(introspect.AgentInfoResource).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var writes atomic.Int64
+	go func() {
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Added || ev.Type == watch.Modified {
+				writes.Add(1)
+			}
+		}
+	}()
+
+	var pods atomic.Int64
+	synced := time.Now().UTC().Truncate(time.Second)
+	collect := func(context.Context) introspect.Summary {
+		n := int(pods.Load())
+		return introspect.SummaryOf(introspect.AgentInfo{
+			AgentStatus: introspect.AgentStatus{Node: "node-a", Ready: true, Bridge: "br-int", DatapathType: "netdev", OVSVersion: "3.1.0",
+				PodCIDRs: []string{"100.96.1.0/24"}, OVSDBConnected: true, LastFlowSync: &synced, LastFlowSyncDuration: 0.012},
+			Health: introspect.Healthy, Flows: 8 + 4*n, PodCount: n,
+			FlowsPerTable: []introspect.TableFlows{{Table: 0, Name: "Classifier", Flows: 3 + 2*n}, {Table: 20, Name: "L3Forwarding", Flows: 5 + 2*n}},
+		})
+	}
+	const minInterval = time.Second
+	p := (&introspect.Publisher{Node: "node-a", Store: &introspect.KubeStore{Dynamic: dyn, Kube: c.Client}, Collect: collect,
+		MinInterval: minInterval, Heartbeat: time.Hour}).Init()
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { p.Run(pctx); close(done) }()
+	defer func() { stop(); <-done }()
+	eventually(t, 10*time.Second, "the first write", func() (bool, string) { return writes.Load() == 1, fmt.Sprint(writes.Load(), " writes") })
+
+	// The object: owned by the node, with the summary, in kubectl's columns.
+	u, err := dyn.Resource(introspect.AgentInfoResource).Get(ctx, "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refs := u.GetOwnerReferences(); len(refs) != 1 || refs[0].UID != node.UID || refs[0].Kind != "Node" {
+		t.Fatalf("owner references %+v, want the Node", refs)
+	}
+	out, err := kubectl(t, c, "", "get", "t1routeagentinfos")
+	if err != nil {
+		t.Fatalf("kubectl get: %v\n%s", err, out)
+	}
+	for _, col := range []string{"HEALTH", "PODS", "FLOWS", "OVS", "LAST-SYNC", "UPDATED"} {
+		if !strings.Contains(out, col) {
+			t.Fatalf("kubectl get t1routeagentinfos lacks column %s:\n%s", col, out)
+		}
+	}
+	if f := strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1]); len(f) < 5 || f[0] != "node-a" || f[1] != "Healthy" || f[2] != "0" || f[3] != "8" || f[4] != "3.1.0" {
+		t.Fatalf("kubectl get t1routeagentinfos row: %q", f)
+	}
+
+	// A burst: a pod event every 10 ms for 5 s.
+	start := time.Now()
+	before := writes.Load()
+	for i := 1; time.Since(start) < 5*time.Second; i++ {
+		pods.Store(int64(i))
+		p.Notify()
+		time.Sleep(10 * time.Millisecond) // the burst's pace, not synchronisation
+	}
+	changes := pods.Load()
+	eventually(t, 2*minInterval+5*time.Second, "the last state published", func() (bool, string) {
+		infos, err := introspect.PublishedInfos(ctx, dyn, "node-a", time.Now())
+		return err == nil && infos[0].PodCount == int(changes), fmt.Sprint(infos, err)
+	})
+	elapsed := time.Since(start)
+	burst := writes.Load() - before
+	limit := int64(elapsed/minInterval) + 1
+	fmt.Printf("agentinfo publication: %d changes in %.1f s -> %d writes (%.2f/s; min interval %v)\n",
+		changes, elapsed.Seconds(), burst, float64(burst)/elapsed.Seconds(), minInterval)
+	if burst > limit || burst < 3 {
+		t.Fatalf("%d writes for %d changes in %v, want between 3 and %d", burst, changes, elapsed, limit)
+	}
+
+	infos, err := introspect.PublishedInfos(ctx, dyn, "", time.Now())
+	if err != nil || len(infos) != 1 || infos[0].Node != "node-a" || infos[0].Health != introspect.Healthy || infos[0].Flows != 8+4*int(changes) ||
+		len(infos[0].FlowsPerTable) != 2 || infos[0].Published == nil {
+		t.Fatalf("published infos %+v, %v", infos, err)
+	}
+	_, err = introspect.PublishedInfos(ctx, dyn, "node-z", time.Now())
+	if !introspect.IsNotFound(err) || !strings.Contains(err.Error(), "node node-z has published no datapath summary") {
+		t.Fatalf("unknown node: %v", err)
+	}
+}
