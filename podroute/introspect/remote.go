@@ -123,7 +123,9 @@ func (a Agents) NodeOfPod(ctx context.Context, namespace, pod string) (string, e
 }
 
 // Transport returns a Transport to one node's agent.
-func (a Agents) Transport(node string) Transport { return execTransport{a: a.withDefaults(), node: node} }
+func (a Agents) Transport(node string) Transport {
+	return execTransport{a: a.withDefaults(), node: node}
+}
 
 type execTransport struct {
 	a    Agents
