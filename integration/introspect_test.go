@@ -26,12 +26,7 @@ import (
 func TestAgentInfoPublication(t *testing.T) {
 	c := StartCluster(t)
 	ctx := context.Background()
-	if out, err := kubectl(t, c, string(introspect.CRD()), "apply", "-f", "-"); err != nil {
-		t.Fatalf("apply the CRD: %v\n%s", err, out)
-	}
-	if out, err := kubectl(t, c, "", "wait", "--for=condition=Established", "--timeout=30s", "crd/t1routeagentinfos.t1route.io"); err != nil {
-		t.Fatalf("CRD not established: %v\n%s", err, out)
-	}
+	c.ApplyCRD(t, introspect.CRD())
 	node, err := c.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
