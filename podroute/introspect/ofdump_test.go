@@ -180,3 +180,28 @@ func TestSplitTop(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseFlows: a node with 250 dual-stack pods has about 2,500
+// flows; agentinfo and each summary publication parse a full dump.
+func BenchmarkParseFlows(b *testing.B) {
+	raw, err := os.ReadFile("testdata/dump-dualstack-2pods.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")[1:]
+	var dump strings.Builder
+	for dump.Len() == 0 || strings.Count(dump.String(), "\n") < 2500 {
+		for _, l := range lines {
+			dump.WriteString(l + "\n")
+		}
+	}
+	in := dump.String()
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		flows, err := ParseFlows(in)
+		if err != nil || len(flows) < 2500 {
+			b.Fatal(len(flows), err)
+		}
+	}
+}
