@@ -5,25 +5,33 @@ BIN := bin
 CACHE := .cache
 PKGS := ./...
 export GOFLAGS ?= -buildvcs=false
+# Every target uses the Go toolchain named by go.mod's `toolchain` line (the standard library's security
+# fixes need it): the go command fetches it once from the module proxy (~10 s) into the module cache and
+# works offline after. Set here because `go env` may say GOTOOLCHAIN=local (CI's machines do), which would
+# silently keep an older installed Go. `make GOTOOLCHAIN=local ...` overrides it.
+export GOTOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
+# What `t1route version` prints: the git tag or commit (-dirty with local changes); dev without git.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
 
 MANIFEST_ENV := NSXT_POD_ROUTING_ENABLED=true CLUSTER_CIDR=100.96.0.0/11 CLUSTER_NAME=change-me \
   NSXT_MANAGER_HOST=nsx.example.com NSXT_ROUTER_PATH=/infra/tier-1s/change-me NSXT_USERNAME=CHANGE-ME NSXT_PASSWORD=CHANGE-ME
 
-.PHONY: manifests help build test test-unit test-integration e2e kube-bins bench bench-datapath check demo soak fuzz-short clean
+.PHONY: manifests help build test test-unit test-integration e2e kube-bins bench bench-controller bench-datapath check demo soak fuzz-short clean
 
 help: ## Show this help
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
 
-build: ## Build bin/t1route, bin/nsxsim
+build: ## Build bin/t1route, bin/t1route-cni, bin/nsxsim, stamped with VERSION (git describe)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 test: check test-unit fuzz-short test-integration e2e ## Everything CI runs: checks, unit/component tests, short fuzzing, integration tests, e2e (root)
 
 test-unit: ## Unit and component tests (client and auth against nsxsim over real TLS)
 	$(GO) test -count=1 -race $(PKGS)
 
-FUZZ_TARGETS := FuzzDecodeAPIError:./nsx FuzzListRoutesAnswer:./nsx FuzzHierarchicalPatch:./nsx/nsxsim FuzzDesired:./podroute FuzzLoadConfig:./cmd/t1route
+FUZZ_TARGETS := FuzzDecodeAPIError:./nsx FuzzListRoutesAnswer:./nsx FuzzHierarchicalPatch:./nsx/nsxsim FuzzDesired:./podroute FuzzLoadConfig:./podroute/config
 FUZZTIME ?= 10s
 
 # Short runs start from the committed seeds: the corpus Go keeps in its cache grows with every run, and
@@ -66,10 +74,14 @@ manifests: ## Regenerate deploy/base/t1route.yaml from t1route render (placehold
 bench: ## Benchmarks, printing figures (10,000 routes batched vs one call each)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./nsx/...
 
-check: ## gofmt and go vet
+bench-controller: build ## The controller against nsxsim with NSX's limits: ARGS='--nodes 10000 [--external-nsxsim]'
+	$(GO) run ./integration/bench $(ARGS)
+
+check: staticcheck ## gofmt, go vet, staticcheck, and a macOS cross-build of t1route
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	GOOS=darwin $(GO) build -o /dev/null ./cmd/t1route
 
 soak: kube-bins ## The fault soak for 5 minutes (make test runs it for 30 s); SOAK=10m to change
 	T1ROUTE_SOAK_DURATION=$${SOAK:-5m} $(GO) test -count=1 -tags integration -timeout 60m -run TestFaultSoak -v ./integration/ | grep -E '^(soak:|---|ok|FAIL)'
@@ -83,3 +95,83 @@ demo: kube-bins ## The main job on an embedded default: nsxsim + a real kube-api
 
 clean: ## Remove build outputs (keeps .cache)
 	rm -rf $(BIN)
+
+# --- Images and a local cluster of real nodes (deploy/image, integration/cluster) ---
+IMAGE ?=
+PUSH ?=
+CLUSTER_DIR ?= /tmp/t1route-cluster
+CLUSTER_BIN := $(CACHE)/cluster/t1route-cluster
+.PHONY: image cluster cluster-down test-cluster cluster-prereqs
+
+image: ## Build the t1route and t1route-node images without Docker (OCI layout in .cache/image, digests printed); IMAGE=registry/repo:tag PUSH=1 pushes
+	$(GO) run ./deploy/image $(if $(IMAGE),--image $(IMAGE)) $(if $(filter 1 true yes,$(PUSH)),--push)
+
+cluster-prereqs:
+	@if [ "$$(id -u)" != 0 ]; then echo "a cluster of real nodes needs root (namespaces, cgroups, containerd): run make as root"; exit 1; fi
+	@if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v iptables >/dev/null || ! command -v curl >/dev/null; then \
+	  echo "installing containerd, runc, iptables, curl (apt-get)"; export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y containerd runc iptables curl >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y containerd runc iptables curl >/dev/null; }; fi
+
+cluster: cluster-prereqs kube-bins image ## Start a local cluster of 2 real nodes (root), the image in its registry; prints KUBECONFIG and nsx.env (SMOKE_CNI=1: nodes Ready without t1route)
+	@mkdir -p $(dir $(CLUSTER_BIN)) && $(GO) build -o $(CLUSTER_BIN) ./integration/cluster/cmd/cluster
+	@$(CLUSTER_BIN) up --dir $(CLUSTER_DIR) --images $(CACHE)/image/oci $(if $(filter 1 true yes,$(SMOKE_CNI)),--smoke-cni)
+
+cluster-down: ## Stop the local cluster and remove every process, namespace, mount, cgroup and file of it
+	@mkdir -p $(dir $(CLUSTER_BIN)) && $(GO) build -o $(CLUSTER_BIN) ./integration/cluster/cmd/cluster
+	@$(CLUSTER_BIN) down --dir $(CLUSTER_DIR)
+
+test-cluster: cluster-prereqs kube-bins ## The image and cluster harness tests (root): reproducible digests, two Ready nodes, pods, Services, clean teardown
+	$(GO) test -count=1 -tags 'integration e2e' -timeout 20m -v ./integration/cluster/ 2>&1 | grep -vE '^ +I[0-9]{4}'; exit $${PIPESTATUS[0]}
+
+# Tools and the vulnerability database are built into .cache (git-ignored), one folder per version and
+# toolchain: built once, and again only when a pin below (or go.mod's toolchain) changes.
+.PHONY: vulncheck staticcheck
+TOOLS := $(CURDIR)/$(CACHE)/tools/$(GOTOOLCHAIN)
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+GOVULNCHECK_VERSION := v1.9.0
+GOVULNCHECK := $(TOOLS)/govulncheck-$(GOVULNCHECK_VERSION)/govulncheck
+# The database is golang.org/x/vulndb's data/osv at this version, indexed by its own cmd/indexdb: no
+# network at check time. Bump it (a pseudo-version; `go list -m golang.org/x/vulndb@latest`) to learn of
+# newer advisories.
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
+INDEXDB := $(TOOLS)/indexdb-$(VULNDB_VERSION)/indexdb
+VULNDB := $(CURDIR)/$(CACHE)/vulndb/$(VULNDB_VERSION)
+# Reachable vulnerabilities accepted for now, one "GO-YYYY-NNNN reason" per line: any other one fails.
+VULNCHECK_ALLOW := .vulncheck-allow
+# 1: staticcheck findings fail `make check`. 0 (for now): they are printed and counted only.
+STATICCHECK_STRICT ?= 0
+
+$(STATICCHECK):
+	GOBIN=$(@D) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+$(GOVULNCHECK):
+	GOBIN=$(@D) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+$(INDEXDB):
+	GOBIN=$(@D) $(GO) install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION)
+$(VULNDB)/index/db.json: | $(INDEXDB)
+	@dir=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  if [ ! -d "$$dir/data/osv" ]; then echo "vulncheck: golang.org/x/vulndb@$(VULNDB_VERSION) has no data/osv (in '$$dir')"; exit 1; fi; \
+	  echo "indexing $$(ls $$dir/data/osv | wc -l) advisories of golang.org/x/vulndb@$(VULNDB_VERSION) into $(VULNDB)"; \
+	  rm -rf $(VULNDB).tmp && $(INDEXDB) -vulns $$dir/data/osv -out $(VULNDB).tmp && rm -rf $(VULNDB) && mv $(VULNDB).tmp $(VULNDB)
+
+staticcheck: $(STATICCHECK) ## staticcheck, integration/e2e code included (fails on findings only with STATICCHECK_STRICT=1)
+	@mkdir -p $(CACHE); rc=0; $(STATICCHECK) -tags 'integration e2e' $(PKGS) > $(CACHE)/staticcheck.log 2>&1 || rc=$$?; \
+	  cat $(CACHE)/staticcheck.log; n=$$(grep -cE '^[^ ]+\.go:[0-9]+:[0-9]+: .*\([A-Z]+[0-9]+\)$$' $(CACHE)/staticcheck.log); \
+	  if [ $$rc = 0 ]; then echo "staticcheck: clean"; \
+	  elif [ "$$n" = 0 ]; then echo "staticcheck: failed (exit $$rc) without findings: see above"; exit 1; \
+	  elif [ "$(STATICCHECK_STRICT)" = 1 ]; then echo "staticcheck: $$n findings"; exit 1; \
+	  else echo "staticcheck: $$n findings (not failing: STATICCHECK_STRICT=0)"; fi
+
+vulncheck: $(GOVULNCHECK) $(VULNDB)/index/db.json ## govulncheck offline (database from golang.org/x/vulndb); ends "vulncheck: N reachable"
+	@mkdir -p $(CACHE); rc=0; $(GOVULNCHECK) -db file://$(VULNDB) $(PKGS) > $(CACHE)/vulncheck.log 2>&1 || rc=$$?; \
+	  ids=$$(grep -oE '^Vulnerability #[0-9]+: GO-[0-9]+-[0-9]+' $(CACHE)/vulncheck.log | sed 's/.*: //'); \
+	  if [ $$rc != 0 ] && { [ $$rc != 3 ] || [ -z "$$ids" ]; }; then cat $(CACHE)/vulncheck.log; echo "vulncheck: govulncheck failed (exit $$rc)"; exit 1; fi; \
+	  n=0; new=0; report=; for id in $$ids; do n=$$((n+1)); \
+	    why=$$(sed -n "s/^$$id[[:space:]][[:space:]]*\([^[:space:]].*\)/\1/p" $(VULNCHECK_ALLOW) 2>/dev/null | head -1); \
+	    if [ -n "$$why" ]; then report+="  $$id allowed ($(VULNCHECK_ALLOW)): $$why"$$'\n'; \
+	    else report+="  $$id NOT ALLOWED: fix it, or add it to $(VULNCHECK_ALLOW) with a reason"$$'\n'; new=$$((new+1)); fi; done; \
+	  for id in $$(grep -oE '^GO-[0-9]+-[0-9]+' $(VULNCHECK_ALLOW) 2>/dev/null); do \
+	    case " $$(echo $$ids) " in *" $$id "*) ;; *) report+="  $$id is in $(VULNCHECK_ALLOW) but not reachable any more: remove it"$$'\n';; esac; done; \
+	  if [ $$new != 0 ]; then cat $(CACHE)/vulncheck.log; echo; fi; printf '%s' "$$report"; \
+	  if [ $$new != 0 ]; then echo "vulncheck: $$n reachable ($$new not in $(VULNCHECK_ALLOW))"; exit 1; fi; \
+	  if [ $$n = 0 ]; then echo "vulncheck: 0 reachable"; else echo "vulncheck: $$n reachable (each explained in $(VULNCHECK_ALLOW))"; fi

@@ -122,15 +122,17 @@ func TestSessionExpiryMidRunFailsNothing(t *testing.T) {
 	if st := sim.Stats(); st.Logins != 7 {
 		t.Fatalf("%d logins for 6 expiries, want 7", st.Logins)
 	}
-	// An idle timeout expires the session too.
-	idle := nsxsim.StartTest(t, nsxsim.Options{SessionIdleTimeout: 50 * time.Millisecond})
+	// An idle timeout expires the session too; the simulator's clock is
+	// moved past it, and, as a control, just short of it.
+	clock := newFakeClock()
+	idle := nsxsim.StartTest(t, nsxsim.Options{SessionIdleTimeout: 30 * time.Minute, Now: clock.Now})
 	user, pass = idle.User()
 	c = newClient(t, idle, clientOpts{authn: &auth.Session{BaseURL: idle.URL(), Credentials: auth.Static{Username: user, Password: pass}}, limits: nsx.Limits{MaxRetries: -1}})
-	for range 3 {
+	for _, idleFor := range []time.Duration{0, 29 * time.Minute, 31 * time.Minute, 31 * time.Minute} {
+		clock.Advance(idleFor)
 		if _, err := c.Tier1(context.Background(), t1Path); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(80 * time.Millisecond)
 	}
 	if st := idle.Stats(); st.Logins != 3 {
 		t.Fatalf("%d logins across 2 idle expiries, want 3", st.Logins)
@@ -172,20 +174,22 @@ func cspFor(sim *nsxsim.Simulator, token string, log *zap.Logger) *auth.CSPToken
 }
 
 func TestVMCTokenRefreshAcrossExpiries(t *testing.T) {
-	// Tokens live 1 s: refreshed at 0.8 s, so a 4.5 s run spans five lifetimes.
-	sim := nsxsim.StartTest(t, nsxsim.Options{RefreshTokens: map[string]string{"vmc-api-token": "admin"}, TokenLifetime: time.Second, RateLimit: -1})
-	c := newClient(t, sim, clientOpts{authn: cspFor(sim, "vmc-api-token", nil), limits: nsx.Limits{MaxRetries: -1}})
-	deadline := time.Now().Add(4500 * time.Millisecond)
-	calls := 0
-	for time.Now().Before(deadline) {
+	// Tokens live 30 min (as CSP's): refreshed at 24 min, so calls every
+	// minute for 2 h (on a clock the test moves, shared by CSP and NSX)
+	// need an exchange at 0, 24, 48, 72 and 96 min, and none fails.
+	clock := newFakeClock()
+	sim := nsxsim.StartTest(t, nsxsim.Options{RefreshTokens: map[string]string{"vmc-api-token": "admin"}, TokenLifetime: 30 * time.Minute, RateLimit: -1, Now: clock.Now})
+	csp := cspFor(sim, "vmc-api-token", nil)
+	csp.Now = clock.Now
+	c := newClient(t, sim, clientOpts{authn: csp, limits: nsx.Limits{MaxRetries: -1, RateLimit: 1e6}})
+	for minute := range 120 {
 		if _, err := c.Tier1(context.Background(), t1Path); err != nil {
-			t.Fatalf("call %d at %v: %v", calls, time.Until(deadline), err)
+			t.Fatalf("call at minute %d: %v", minute, err)
 		}
-		calls++
-		time.Sleep(20 * time.Millisecond)
+		clock.Advance(time.Minute)
 	}
-	if ex := sim.Stats().TokenExchanges; ex < 5 || ex > 7 {
-		t.Fatalf("%d exchanges in 4.5 s of 1 s tokens refreshed at 80%%, want 5-7", ex)
+	if ex := sim.Stats().TokenExchanges; ex != 5 {
+		t.Fatalf("%d exchanges in 2 h of 30 min tokens refreshed at 80%%, want 5", ex)
 	}
 	// A token NSX stops accepting early is replaced at once.
 	before := sim.Stats().TokenExchanges
@@ -250,9 +254,11 @@ func TestClientCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	certB, keyB, _ := sim.IssueClientCert("t1route-b")
-	time.Sleep(10 * time.Millisecond) // a distinct modification time
 	os.WriteFile(certFile, certB, 0o600)
 	os.WriteFile(keyFile, keyB, 0o600)
+	later := time.Now().Add(time.Minute) // a distinct modification time, whatever the file system's granularity
+	os.Chtimes(certFile, later, later)
+	os.Chtimes(keyFile, later, later)
 	c = newClient(t, sim, clientOpts{tls: fromFiles.ConfigureTLS}) // a new connection: a new handshake
 	if _, err := c.Tier1(context.Background(), t1Path); err != nil {
 		t.Fatal(err)

@@ -68,3 +68,7 @@ type CredentialError struct{ Err error }
 func (e *CredentialError) Error() string   { return e.Err.Error() }
 func (e *CredentialError) Unwrap() error   { return e.Err }
 func (e *CredentialError) Permanent() bool { return true }
+
+// Explain is the error as one line for a person: its messages say what to
+// fix (contract of nsx.Explain).
+func (e *CredentialError) Explain() string { return e.Err.Error() }

@@ -32,9 +32,10 @@ func TestNoSecretInLogsOrErrors(t *testing.T) {
 	log := newLogger(sink)
 	nsx.RouteSDKLogs(log)
 	defer nsx.RouteSDKLogs(zap.NewNop())
+	clock := newFakeClock() // moved by hand through token lifetimes
 	sim := nsxsim.StartTest(t, nsxsim.Options{
 		Users: map[string]string{"admin": password}, RemoteUsers: map[string]string{"bob@corp": remotePass},
-		RefreshTokens: map[string]string{apiToken: "admin"}, TokenLifetime: time.Second,
+		RefreshTokens: map[string]string{apiToken: "admin"}, TokenLifetime: time.Second, Now: clock.Now,
 	})
 	certPEM, keyPEM, _ := sim.IssueClientCert("t1route")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -68,7 +69,9 @@ func TestNoSecretInLogsOrErrors(t *testing.T) {
 		}
 	})
 	run(&auth.Session{BaseURL: sim.URL(), Credentials: auth.Static{Username: "admin", Password: wrongPass}, Logger: log}, nil, 1, nil)
-	run(cspFor(sim, apiToken, log), nil, 3, func(i int) { time.Sleep(450 * time.Millisecond) })
+	vmc := cspFor(sim, apiToken, log)
+	vmc.Now = clock.Now
+	run(vmc, nil, 3, func(i int) { clock.Advance(450 * time.Millisecond) })
 	run(cspFor(sim, "not-"+apiToken, log), nil, 1, nil)
 	run(nil, &auth.ClientCert{CertPEM: certPEM, KeyPEM: keyPEM, Logger: log}, 1, nil)
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/t1route/t1route/nsx"
 )
 
 // nsxSessionExpired is NSX's error_code for an unknown or expired session.
@@ -82,6 +84,13 @@ func (c *sessionCred) acquire(ctx context.Context, next http.RoundTripper) (*htt
 	resp, err := next.RoundTrip(req)
 	if err != nil {
 		return nil, fmt.Errorf("nsx session login at %s: %w", loginURL, err)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// The NSX transport turns redirects into errors before they get
+		// here; this holds for any other: a redirected login never
+		// becomes the answer, which an http.Client above would follow.
+		resp.Body.Close()
+		return nil, fmt.Errorf("nsx session login at %s: %w", loginURL, nsx.RefuseRedirect(&http.Request{Response: resp}, nil))
 	}
 	if resp.StatusCode != http.StatusOK {
 		c.log.Warn("NSX refused the session login", zap.String("user", user), zap.Int("status", resp.StatusCode))

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/t1route/t1route/nsx"
 )
 
 // CSPAuthorizePath is where VMware Cloud Services exchanges an API token.
@@ -27,7 +30,8 @@ type CSPToken struct {
 	AuthHost string
 	// APIToken is the VMC API token (NSXT_VMC_ACCESS_TOKEN).
 	APIToken string
-	// Client makes the exchange; its TLS must trust the CSP host.
+	// Client makes the exchange; its TLS must trust the CSP host. Its
+	// CheckRedirect is replaced: the exchange follows no redirect.
 	Client *http.Client
 	Logger *zap.Logger
 	// Now is the clock (tests); default time.Now.
@@ -45,14 +49,20 @@ func (c *CSPToken) Wrap(next http.RoundTripper) http.RoundTripper {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
-	if c.Client == nil {
-		c.Client = http.DefaultClient
+	client := http.Client{}
+	if c.Client != nil {
+		client = *c.Client
 	}
-	return &refresher{next: next, cred: &cspCred{cfg: c}}
+	// The API token travels in the body: a 307/308 would re-POST it to
+	// wherever Location points, so no redirect is followed, whatever
+	// client the caller gave.
+	client.CheckRedirect = nsx.RefuseRedirect
+	return &refresher{next: next, cred: &cspCred{cfg: c, client: &client}}
 }
 
 type cspCred struct {
 	cfg       *CSPToken
+	client    *http.Client
 	token     string
 	refreshAt time.Time
 }
@@ -87,24 +97,31 @@ func (c *cspCred) acquire(ctx context.Context, _ http.RoundTripper) (*http.Respo
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.cfg.Client.Do(req)
+	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("VMC token exchange at %s: %w", endpoint, err) // the token is in the body, never in the URL
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			// Name the endpoint, not a redirect's target (whose query may
+			// hold anything); the token is in the body, never in the URL.
+			err = &url.Error{Op: ue.Op, URL: endpoint, Err: ue.Err}
+		}
+		return nil, fmt.Errorf("VMC token exchange: %w", err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var a cspAnswer
 	jsonErr := json.Unmarshal(body, &a)
 	if resp.StatusCode != http.StatusOK {
-		msg := a.Message
+		// CSP's message is text from the network, bound for logs and events.
+		msg := nsx.Sanitize(a.Message, 300)
 		if jsonErr != nil || msg == "" {
 			msg = http.StatusText(resp.StatusCode)
 		}
-		err := fmt.Errorf("VMC token exchange at %s: HTTP %d: %s (check NSXT_VMC_ACCESS_TOKEN: it may be revoked or expired)", endpoint, resp.StatusCode, msg)
 		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-			return nil, err // CSP trouble: worth retrying
+			// CSP trouble: worth retrying
+			return nil, fmt.Errorf("VMC token exchange at %s: HTTP %d: %s (VMware Cloud Services is unavailable or rate limiting; retrying later may help)", endpoint, resp.StatusCode, msg)
 		}
-		return nil, &CredentialError{Err: err}
+		return nil, &CredentialError{Err: fmt.Errorf("VMC token exchange at %s: VMware Cloud Services refused the API token (HTTP %d: %s); fix: check NSXT_VMC_ACCESS_TOKEN: it may be revoked or expired (create a new API token in the VMC console)", endpoint, resp.StatusCode, msg)}
 	}
 	if jsonErr != nil || a.AccessToken == "" || a.ExpiresIn <= 0 {
 		return nil, fmt.Errorf("VMC token exchange at %s: the answer has no access_token and expires_in; is NSXT_VMC_AUTH_HOST a CSP host?", endpoint)

@@ -45,7 +45,7 @@ func TestAdoptCloudProviderRoutes(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 
-	eventually(t, 20*time.Second, "cloud provider routes adopted", func() (bool, string) {
+	Eventually(t, 20*time.Second, "cloud provider routes adopted", func() (bool, string) {
 		ours := e.ours()
 		for i := range 3 {
 			if _, ok := e.sim.Route(tier1, "cpi-"+nodeName(i)); ok {

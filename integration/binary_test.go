@@ -54,7 +54,7 @@ func TestControllerBinary(t *testing.T) {
 			t.Logf("controller logs:\n%s", logs.String())
 		}
 	}()
-	eventually(t, 30*time.Second, "5 routes and ready", func() (bool, string) {
+	Eventually(t, 30*time.Second, "5 routes and ready", func() (bool, string) {
 		code, body := get("http://" + metrics + "/metrics")
 		ready, _ := get("http://" + metrics + "/readyz")
 		return code == 200 && ready == 200 && strings.Contains(body, "t1route_actual_routes 5") && strings.Contains(body, "t1route_leader 1") &&
@@ -88,7 +88,7 @@ func TestControllerBinary(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the disabled controller ready", func() (bool, string) {
+	Eventually(t, 10*time.Second, "the disabled controller ready", func() (bool, string) {
 		code, _ := get("http://" + metrics + "/readyz")
 		return code == 200, ""
 	})

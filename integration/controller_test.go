@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"os"
@@ -19,10 +18,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
-	"github.com/t1route/t1route/auth"
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/connect"
+	"github.com/t1route/t1route/podroute/daemon"
 )
 
 const tier1 = "t1-routable"
@@ -55,16 +55,12 @@ func newEnv(t *testing.T, simOpts nsxsim.Options) *env {
 	return &env{t: t, cluster: c, kube: c.Client, sim: sim, nsx: client, id: podroute.Identity{UID: uid, Name: "kubernetes"}}
 }
 
-// newSimClient is an NSX client of sim, logged in with a session.
+// newSimClient is an NSX client of sim as an operator would configure it
+// (session login, the simulator's CA pinned).
 func newSimClient(t *testing.T, sim *nsxsim.Simulator) *nsx.Client {
-	user, pass := sim.User()
-	client, err := nsx.New(nsx.Config{Host: sim.URL(), TLS: &tls.Config{RootCAs: sim.CertPool()},
-		Auth: &auth.Session{BaseURL: sim.URL(), Credentials: auth.Static{Username: user, Password: pass}},
-		// Quick retries keep the outage test short; production backs off up to 30 s.
+	// Quick retries keep the outage test short; production backs off up to 30 s.
+	_, client := Connect(t, SimSettings(sim, tier1), nil, connect.Options{
 		Limits: nsx.Limits{RetryWaitMin: 50 * time.Millisecond, RetryWaitMax: time.Second, MaxRetries: 3}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return client
 }
 
@@ -82,7 +78,7 @@ func (e *env) startController(name string, leaderElect bool, resync time.Duratio
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11"), netip.MustParsePrefix("fd00:100:96::/48")},
 		ResyncPeriod: resync}, Log: zap.NewNop()}
 	if leaderElect {
-		opts.LeaderElection = &podroute.LeaderElection{Namespace: "kube-system", Name: "t1route-controller", Identity: name,
+		opts.LeaderElection = &daemon.LeaderElection{Namespace: "kube-system", Name: "t1route-controller", Identity: name,
 			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 300 * time.Millisecond}
 	}
 	r := &runningController{cancel: cancel, done: make(chan struct{})}
@@ -99,6 +95,16 @@ func (e *env) startController(name string, leaderElect bool, resync time.Duratio
 func (e *env) createNode(name, podCIDR, ip string) {
 	e.t.Helper()
 	createNode(e.t, e.cluster, name, podCIDR, ip)
+}
+
+// addNodes creates nodes from to to-1 (node i: podCIDR(i) via nodeIP(i))
+// and records the route each needs in want.
+func (e *env) addNodes(want map[string]string, from, to int) {
+	e.t.Helper()
+	for i := from; i < to; i++ {
+		e.createNode(nodeName(i), podCIDR(i), nodeIP(i))
+		want[podCIDR(i)] = nodeIP(i)
+	}
 }
 
 func createNode(t *testing.T, c *Cluster, name, podCIDR, ip string) {
@@ -130,22 +136,10 @@ func (e *env) ours() map[string]nsxsim.StaticRoute {
 	return out
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	var last string
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-	}
-	t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, last)
-}
-
 // routesAre waits until this cluster's routes are exactly want (network -> next hop).
 func (e *env) routesAre(timeout time.Duration, want map[string]string) {
 	e.t.Helper()
-	eventually(e.t, timeout, fmt.Sprintf("%d routes", len(want)), func() (bool, string) {
+	Eventually(e.t, timeout, fmt.Sprintf("%d routes", len(want)), func() (bool, string) {
 		got := e.ours()
 		if len(got) != len(want) {
 			return false, fmt.Sprintf("%d routes", len(got))
@@ -184,10 +178,7 @@ func TestControllerKeepsRoutesEqualToNodes(t *testing.T) {
 	}
 
 	want := map[string]string{}
-	for i := range 200 {
-		e.createNode(nodeName(i), podCIDR(i), nodeIP(i))
-		want[podCIDR(i)] = nodeIP(i)
-	}
+	e.addNodes(want, 0, 200)
 	e.sim.ResetStats()
 	e.startController("only", false, 3*time.Second)
 	e.routesAre(30*time.Second, want)
@@ -206,7 +197,7 @@ func TestControllerKeepsRoutesEqualToNodes(t *testing.T) {
 	untouched()
 
 	// Conditions: NetworkUnavailable=False/RouteCreated on every node.
-	eventually(t, 30*time.Second, "NetworkUnavailable=False on all nodes", func() (bool, string) {
+	Eventually(t, 30*time.Second, "NetworkUnavailable=False on all nodes", func() (bool, string) {
 		nodes, _ := e.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		for _, n := range nodes.Items {
 			if c := condition(n); c == nil || c.Status != corev1.ConditionFalse || c.Reason != podroute.ReasonRouteCreated {
@@ -246,7 +237,7 @@ func TestControllerKeepsRoutesEqualToNodes(t *testing.T) {
 	e.createNode("outsider", "10.20.0.0/24", "198.51.100.202")
 	want["100.96.201.0/24"], want["fd00:100:96:c9::/64"] = "198.51.100.201", "2001:db8::c9"
 	e.routesAre(10*time.Second, want)
-	eventually(t, 10*time.Second, "a Warning event on the outsider node", func() (bool, string) {
+	Eventually(t, 10*time.Second, "a Warning event on the outsider node", func() (bool, string) {
 		evs, _ := e.kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=outsider"})
 		for _, ev := range evs.Items {
 			if ev.Type == corev1.EventTypeWarning && ev.Reason == podroute.ReasonOutsideCluster {
@@ -255,7 +246,7 @@ func TestControllerKeepsRoutesEqualToNodes(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%d events", len(evs.Items))
 	})
-	eventually(t, 10*time.Second, "NetworkUnavailable=True on the outsider node", func() (bool, string) {
+	Eventually(t, 10*time.Second, "NetworkUnavailable=True on the outsider node", func() (bool, string) {
 		n, _ := e.kube.CoreV1().Nodes().Get(ctx, "outsider", metav1.GetOptions{})
 		c := condition(*n)
 		return c != nil && c.Status == corev1.ConditionTrue && c.Reason == podroute.ReasonNoRouteCreated, fmt.Sprintf("%+v", c)
@@ -283,19 +274,13 @@ func condition(n corev1.Node) *corev1.NodeCondition {
 func TestControllerConvergesAfterNSXOutage(t *testing.T) {
 	e := newEnv(t, nsxsim.Options{})
 	want := map[string]string{}
-	for i := range 20 {
-		e.createNode(nodeName(i), podCIDR(i), nodeIP(i))
-		want[podCIDR(i)] = nodeIP(i)
-	}
+	e.addNodes(want, 0, 20)
 	e.startController("only", false, time.Minute)
 	e.routesAre(20*time.Second, want)
 	// NSX answers 503 to everything for 20 s while nodes come and go.
 	e.sim.AddFault(nsxsim.FaultRule{Status: 503})
 	outageEnds := time.Now().Add(20 * time.Second)
-	for i := 20; i < 40; i++ {
-		e.createNode(nodeName(i), podCIDR(i), nodeIP(i))
-		want[podCIDR(i)] = nodeIP(i)
-	}
+	e.addNodes(want, 20, 40)
 	for i := range 5 {
 		e.kube.CoreV1().Nodes().Delete(context.Background(), nodeName(i), metav1.DeleteOptions{})
 		delete(want, podCIDR(i))
@@ -325,7 +310,7 @@ func TestLeaderFailoverMidBatch(t *testing.T) {
 	b := e.startController("replica-b", true, time.Minute)
 	_ = b
 	// Wait until the leader's first batch is in flight, then kill it.
-	eventually(t, 20*time.Second, "the first batch in flight", func() (bool, string) {
+	Eventually(t, 20*time.Second, "the first batch in flight", func() (bool, string) {
 		return e.sim.Stats().ByMethod["PATCH"] > 0, ""
 	})
 	var leader string
@@ -339,7 +324,7 @@ func TestLeaderFailoverMidBatch(t *testing.T) {
 	killed := time.Now()
 	a.stop()
 	var once sync.Once
-	eventually(t, 30*time.Second, "replica-b to lead", func() (bool, string) {
+	Eventually(t, 30*time.Second, "replica-b to lead", func() (bool, string) {
 		l, err := e.kube.CoordinationV1().Leases("kube-system").Get(context.Background(), "t1route-controller", metav1.GetOptions{})
 		if err != nil || l.Spec.HolderIdentity == nil {
 			return false, fmt.Sprint(err)

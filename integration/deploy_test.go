@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"os"
@@ -21,10 +20,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/t1route/t1route/auth"
-	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/connect"
+	"github.com/t1route/t1route/podroute/daemon"
 )
 
 const deployNS = "t1route-system"
@@ -169,13 +168,12 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 	saKube := kubernetes.NewForConfigOrDie(asSA("t1route-controller"))
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	creds := &auth.SecretCredentials{Client: saKube, Namespace: deployNS, Name: "nsx-credentials", Logger: zap.NewNop()}
-	go creds.Run(runCtx) //nolint:errcheck
-	client, err := nsx.New(nsx.Config{Host: sim.URL(), TLS: &tls.Config{RootCAs: sim.CertPool()},
-		Auth: &auth.Session{BaseURL: sim.URL(), Credentials: creds}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Connected as the controller's ServiceAccount, exactly as the rendered Deployment configures it.
+	settings := SimSettings(sim, tier1)
+	delete(settings, "NSXT_USERNAME")
+	delete(settings, "NSXT_PASSWORD")
+	settings["NSXT_SECRET_NAMESPACE"], settings["NSXT_SECRET_NAME"] = deployNS, "nsx-credentials"
+	_, client := Connect(t, settings, saKube, connect.Options{})
 	uid, err := podroute.ClusterUID(ctx, saKube)
 	if err != nil {
 		t.Fatalf("the controller's ServiceAccount cannot read its cluster identity: %v", err)
@@ -185,11 +183,11 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 		done <- podroute.Run(runCtx, saKube, client, podroute.RunOptions{Config: podroute.Config{
 			Identity: podroute.Identity{UID: uid, Name: "deploy-test"}, Tier1Path: tier1Path,
 			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")}},
-			LeaderElection: &podroute.LeaderElection{Namespace: deployNS, Name: "t1route-controller", Identity: "test",
+			LeaderElection: &daemon.LeaderElection{Namespace: deployNS, Name: "t1route-controller", Identity: "test",
 				LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
 			Log: zap.NewNop()})
 	}()
-	eventually(t, 30*time.Second, "routes and NetworkUnavailable=False under the rendered RBAC", func() (bool, string) {
+	Eventually(t, 30*time.Second, "routes and NetworkUnavailable=False under the rendered RBAC", func() (bool, string) {
 		if n := len(sim.Routes(tier1)); n != 3 {
 			return false, fmt.Sprintf("%d routes", n)
 		}

@@ -61,7 +61,7 @@ func TestDoctor(t *testing.T) {
 		{"CA not pinned", c.Kubeconfig, []string{"NSXT_ROOT_CA_DATA_B64="}, "FAIL manager TLS"},
 		{"unreachable manager", c.Kubeconfig, []string{"NSXT_MANAGER_HOST=127.0.0.1:1"}, "FAIL manager reachable"},
 		{"overlapping service range", c.Kubeconfig, []string{"CLUSTER_CIDR=10.96.0.0/12"}, "FAIL service range: CLUSTER_CIDR 10.96.0.0/12 overlaps the service range 10.96.0.0/16"},
-		{"insufficient RBAC", weak, nil, "FAIL rbac: not allowed: list nodes"},
+		{"insufficient RBAC", weak, nil, "FAIL rbac: not allowed: get nodes; list nodes"},
 		{"bad configuration", c.Kubeconfig, []string{"CLUSTER_CIDR=banana"}, "FAIL configuration: CLUSTER_CIDR"},
 	}
 	for _, tc := range cases {

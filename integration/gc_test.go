@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/gc"
 )
 
 // putClusterRoutes puts n routes of another cluster (as its t1route
@@ -63,11 +63,7 @@ func countCluster(sim *nsxsim.Simulator, name string) int {
 }
 
 // simEnv is the NSXT_* environment that points the t1route binary at sim.
-func simEnv(sim *nsxsim.Simulator) []string {
-	user, pass := sim.User()
-	return []string{"NSXT_MANAGER_HOST=" + sim.Addr(), "NSXT_ROUTER_PATH=" + tier1Path, "NSXT_USERNAME=" + user,
-		"NSXT_PASSWORD=" + pass, "NSXT_ROOT_CA_DATA_B64=" + base64.StdEncoding.EncodeToString(sim.CACertPEM())}
-}
+func simEnv(sim *nsxsim.Simulator) []string { return Environ(SimSettings(sim, tier1)) }
 
 func TestGCCommand(t *testing.T) {
 	bin := BuildBinaries(t)
@@ -151,8 +147,8 @@ func TestCleanupController(t *testing.T) {
 	CreateCAPICluster(t, dyn, "default", "wl-1", nil, capiFinalizer)
 	CreateCAPICluster(t, dyn, "default", "wl-2", nil, capiFinalizer)
 	CreateCAPICluster(t, dyn, "default", "no-routes", nil)
-	CreateCAPICluster(t, dyn, "default", "labelled", map[string]string{podroute.PodRoutingLabel: "true"})
-	clusters := dyn.Resource(podroute.ClusterAPIClusters).Namespace("default")
+	CreateCAPICluster(t, dyn, "default", "labelled", map[string]string{gc.PodRoutingLabel: "true"})
+	clusters := dyn.Resource(gc.ClusterAPIClusters).Namespace("default")
 	finalizers := func(name string) ([]string, bool) {
 		u, err := clusters.Get(context.Background(), name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -168,27 +164,27 @@ func TestCleanupController(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			podroute.NewCleanupController(podroute.CleanupConfig{Tier1Path: tier1Path, Resync: time.Second}, dyn, client, zap.NewNop()).Run(ctx) //nolint:errcheck
+			gc.NewCleanupController(gc.CleanupConfig{Tier1Path: tier1Path, Resync: time.Second}, dyn, client, zap.NewNop()).Run(ctx) //nolint:errcheck
 		}()
 		return func() { cancel(); <-done }
 	}
 	stop := start()
-	eventually(t, 20*time.Second, "finalizers on clusters with routable pods", func() (bool, string) {
+	Eventually(t, 20*time.Second, "finalizers on clusters with routable pods", func() (bool, string) {
 		f1, _ := finalizers("wl-1")
 		f2, _ := finalizers("wl-2")
 		fl, _ := finalizers("labelled")
 		fn, _ := finalizers("no-routes")
-		return slices.Contains(f1, podroute.CleanupFinalizer) && slices.Contains(f2, podroute.CleanupFinalizer) &&
-			slices.Contains(fl, podroute.CleanupFinalizer) && !slices.Contains(fn, podroute.CleanupFinalizer), fmt.Sprint(f1, f2, fl, fn)
+		return slices.Contains(f1, gc.CleanupFinalizer) && slices.Contains(f2, gc.CleanupFinalizer) &&
+			slices.Contains(fl, gc.CleanupFinalizer) && !slices.Contains(fn, gc.CleanupFinalizer), fmt.Sprint(f1, f2, fl, fn)
 	})
 
 	if err := clusters.Delete(context.Background(), "wl-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "wl-1's routes removed", func() (bool, string) { return countCluster(sim, "wl-1") == 0, fmt.Sprint(routeIDs(sim)) })
+	Eventually(t, 20*time.Second, "wl-1's routes removed", func() (bool, string) { return countCluster(sim, "wl-1") == 0, fmt.Sprint(routeIDs(sim)) })
 	// Cluster API is still tearing wl-1 down (its finalizer is there): ours stays.
 	stop()
-	if f, ok := finalizers("wl-1"); !ok || !slices.Contains(f, podroute.CleanupFinalizer) {
+	if f, ok := finalizers("wl-1"); !ok || !slices.Contains(f, gc.CleanupFinalizer) {
 		t.Fatalf("released before Cluster API finished: %v %v", f, ok)
 	}
 	// While the controller is down, wl-1's own t1route re-creates a route, then Cluster API finishes.
@@ -200,7 +196,7 @@ func TestCleanupController(t *testing.T) {
 	}
 	stop = start()
 	defer stop()
-	eventually(t, 20*time.Second, "wl-1 released after its late route is removed", func() (bool, string) {
+	Eventually(t, 20*time.Second, "wl-1 released after its late route is removed", func() (bool, string) {
 		_, exists := finalizers("wl-1")
 		return !exists && countCluster(sim, "wl-1") == 0, fmt.Sprint(routeIDs(sim))
 	})
@@ -261,7 +257,7 @@ func TestCleanupControllerBinaryLeaderElection(t *testing.T) {
 	sim := nsxsim.StartTest(t, nsxsim.Options{Tier1s: []string{tier1}})
 	putClusterRoutes(t, sim, "uid-w9", "wl-9", 0, 2)
 	CreateCAPICluster(t, dyn, "default", "wl-9", nil)
-	clusters := dyn.Resource(podroute.ClusterAPIClusters).Namespace("default")
+	clusters := dyn.Resource(gc.ClusterAPIClusters).Namespace("default")
 	var procs []*exec.Cmd
 	for range 2 {
 		cmd := exec.Command(filepath.Join(bin, "t1route"), "cleanup-controller", "--kubeconfig", c.Kubeconfig,
@@ -273,20 +269,20 @@ func TestCleanupControllerBinaryLeaderElection(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }) //nolint:errcheck
 		procs = append(procs, cmd)
 	}
-	eventually(t, 30*time.Second, "a leader and the finalizer", func() (bool, string) {
+	Eventually(t, 30*time.Second, "a leader and the finalizer", func() (bool, string) {
 		lease, err := c.Client.CoordinationV1().Leases("kube-system").Get(context.Background(), "t1route-cleanup-controller", metav1.GetOptions{})
 		if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
 			return false, fmt.Sprint("no leader: ", err)
 		}
 		u, err := clusters.Get(context.Background(), "wl-9", metav1.GetOptions{})
-		return err == nil && slices.Contains(u.GetFinalizers(), podroute.CleanupFinalizer), fmt.Sprint(err)
+		return err == nil && slices.Contains(u.GetFinalizers(), gc.CleanupFinalizer), fmt.Sprint(err)
 	})
 	procs[0].Process.Signal(syscall.SIGTERM) //nolint:errcheck
 	procs[0].Wait()                          //nolint:errcheck
 	if err := clusters.Delete(context.Background(), "wl-9", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 40*time.Second, "wl-9's routes removed and the Cluster released by whichever replica leads", func() (bool, string) {
+	Eventually(t, 40*time.Second, "wl-9's routes removed and the Cluster released by whichever replica leads", func() (bool, string) {
 		_, err := clusters.Get(context.Background(), "wl-9", metav1.GetOptions{})
 		return apierrors.IsNotFound(err) && countCluster(sim, "wl-9") == 0, fmt.Sprint(err, routeIDs(sim))
 	})

@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"crypto/tls"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,10 +15,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/t1route/t1route/auth"
-	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/connect"
 )
 
 // TestSecretRotationOnRealAPIServer: the controller authenticates with a
@@ -37,15 +35,11 @@ func TestSecretRotationOnRealAPIServer(t *testing.T) {
 	if _, err := c.Client.CoreV1().Secrets("kube-system").Create(ctx, secret("first-Pw"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	creds := &auth.SecretCredentials{Client: c.Client, Namespace: "kube-system", Name: "nsx-credentials"}
-	if err := creds.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	client, err := nsx.New(nsx.Config{Host: sim.URL(), TLS: &tls.Config{RootCAs: sim.CertPool()},
-		Auth: &auth.Session{BaseURL: sim.URL(), Credentials: creds}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings := SimSettings(sim, tier1)
+	delete(settings, "NSXT_USERNAME")
+	delete(settings, "NSXT_PASSWORD")
+	settings["NSXT_SECRET_NAMESPACE"], settings["NSXT_SECRET_NAME"] = "kube-system", "nsx-credentials"
+	_, client := Connect(t, settings, c.Client, connect.Options{})
 	e := &env{t: t, cluster: c, kube: c.Client, sim: sim, nsx: client}
 	uid, err := podroute.ClusterUID(ctx, c.Client)
 	if err != nil {
@@ -53,10 +47,7 @@ func TestSecretRotationOnRealAPIServer(t *testing.T) {
 	}
 	e.id = podroute.Identity{UID: uid, Name: "kubernetes"}
 	want := map[string]string{}
-	for i := range 5 {
-		e.createNode(nodeName(i), podCIDR(i), nodeIP(i))
-		want[podCIDR(i)] = nodeIP(i)
-	}
+	e.addNodes(want, 0, 5)
 	e.startController("only", false, time.Minute)
 	e.routesAre(20*time.Second, want)
 
@@ -67,10 +58,7 @@ func TestSecretRotationOnRealAPIServer(t *testing.T) {
 	if _, err := c.Client.CoreV1().Secrets("kube-system").Update(ctx, secret("second-Pw"), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 5; i < 10; i++ {
-		e.createNode(nodeName(i), podCIDR(i), nodeIP(i))
-		want[podCIDR(i)] = nodeIP(i)
-	}
+	e.addNodes(want, 5, 10)
 	e.routesAre(30*time.Second, want)
 	if st := sim.Stats(); st.Logins < 2 {
 		t.Fatalf("%d logins: the rotated credentials were never used", st.Logins)
@@ -105,16 +93,16 @@ func TestReadyzFollowsSecretCredentials(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }) //nolint:errcheck
 	readyz := func() (int, string) { return get("http://" + metrics + "/readyz") }
-	eventually(t, 20*time.Second, "ready", func() (bool, string) { code, body := readyz(); return code == 200, body })
+	Eventually(t, 20*time.Second, "ready", func() (bool, string) { code, body := readyz(); return code == 200, body })
 	if err := c.Client.CoreV1().Secrets("kube-system").Delete(ctx, "nsx-credentials", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "not ready without the Secret", func() (bool, string) {
+	Eventually(t, 10*time.Second, "not ready without the Secret", func() (bool, string) {
 		code, body := readyz()
 		return code == 503 && strings.Contains(body, "NSX credentials unavailable") && strings.Contains(body, "was deleted"), body
 	})
 	if _, err := c.Client.CoreV1().Secrets("kube-system").Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "ready again", func() (bool, string) { code, body := readyz(); return code == 200, body })
+	Eventually(t, 10*time.Second, "ready again", func() (bool, string) { code, body := readyz(); return code == 200, body })
 }

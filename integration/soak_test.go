@@ -4,10 +4,8 @@ package integration
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"net/netip"
 	"os"
 	"sort"
@@ -21,10 +19,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/t1route/t1route/auth"
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/connect"
+	"github.com/t1route/t1route/podroute/daemon"
 )
 
 // soakDuration is T1ROUTE_SOAK_DURATION (make soak: 5m), 30 s by default.
@@ -76,19 +75,16 @@ func TestFaultSoak(t *testing.T) {
 		calls.Add(1)
 		retries.Add(int64(max(0, attempts-1)))
 	}
-	user, pass := sim.User()
 	limits := nsx.Limits{RequestTimeout: 2 * time.Second, RetryWaitMin: 50 * time.Millisecond, RetryWaitMax: time.Second, MaxRetries: 4}
 	newClient := func(vmc bool) *nsx.Client {
-		var a nsx.Authenticator = &auth.Session{BaseURL: sim.URL(), Credentials: auth.Static{Username: user, Password: pass}}
+		settings := SimSettings(sim, tier1) // a session as the simulator's user
 		if vmc {
-			a = &auth.CSPToken{AuthHost: sim.Addr(), APIToken: "vmc-api-token",
-				Client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: sim.CertPool()}}}}
+			delete(settings, "NSXT_USERNAME")
+			delete(settings, "NSXT_PASSWORD")
+			settings["NSXT_VMC_AUTH_HOST"], settings["NSXT_VMC_ACCESS_TOKEN"] = sim.Addr(), "vmc-api-token"
 		}
-		cl, err := nsx.New(nsx.Config{Host: sim.URL(), TLS: &tls.Config{RootCAs: sim.CertPool()}, Auth: a, Limits: limits, Observe: observe})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cl
+		_, client := Connect(t, settings, nil, connect.Options{Limits: limits, Observe: observe})
+		return client
 	}
 	type replica struct {
 		name   string
@@ -103,7 +99,7 @@ func TestFaultSoak(t *testing.T) {
 			defer close(r.done)
 			podroute.Run(rctx, c.Client, cl, podroute.RunOptions{Log: zap.NewNop(),
 				Config: podroute.Config{Identity: id, Tier1Path: tier1Path, ClusterCIDRs: soakCIDRs, ResyncPeriod: 3 * time.Second},
-				LeaderElection: &podroute.LeaderElection{Namespace: "kube-system", Name: "t1route-controller", Identity: name,
+				LeaderElection: &daemon.LeaderElection{Namespace: "kube-system", Name: "t1route-controller", Identity: name,
 					LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 300 * time.Millisecond}})
 		}()
 		return r

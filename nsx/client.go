@@ -52,6 +52,8 @@ type Client struct {
 	batchSize int
 	pageSize  int64
 	observe   func(string, int, int, time.Duration)
+	// maxRetryAfter caps APIError.RetryAfter as it caps the transport's waits.
+	maxRetryAfter time.Duration
 }
 
 // New builds a client; it does not contact NSX.
@@ -73,7 +75,8 @@ func New(cfg Config) (*Client, error) {
 	if tlsConf == nil {
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	hc := newHTTPClient(tlsConf, cfg.Auth, cfg.Limits.withDefaults(), cfg.Logger)
+	limits := cfg.Limits.withDefaults()
+	hc := newHTTPClient(base, tlsConf, cfg.Auth, limits, cfg.Logger)
 	return &Client{
 		// Not the deprecated NewRestConnector, which records every response's
 		// status in a shared field (a data race under concurrent calls); and
@@ -87,11 +90,14 @@ func New(cfg Config) (*Client, error) {
 		batchSize: cfg.BatchSize,
 		pageSize:  int64(cfg.PageSize),
 		observe:   cfg.Observe,
+
+		maxRetryAfter: limits.MaxRetryAfter,
 	}, nil
 }
 
 // HTTPClient is the client's HTTP stack (limits, retries, authentication),
-// for calls the SDK does not cover, such as the Management Plane API.
+// for calls the SDK does not cover. It sends requests to the manager only,
+// and follows no redirect.
 func (c *Client) HTTPClient() *http.Client { return c.http }
 
 // BaseURL is the manager's base URL.
@@ -113,7 +119,15 @@ func (c ctxConnector) NewExecutionContext() *core.ExecutionContext {
 
 // call runs one SDK call with ctx, and turns its failure into an *APIError
 // or *TransportError built from what the transport saw.
-func (c *Client) call(ctx context.Context, op, method, path string, fn func(vapiclient.Connector) error) (err error) {
+func (c *Client) call(ctx context.Context, op, method, path string, fn func(vapiclient.Connector) error) error {
+	return c.run(ctx, op, method, path, func(ctx context.Context) error {
+		return fn(ctxConnector{Connector: c.conn, ctx: ctx})
+	})
+}
+
+// run runs fn, which sends its requests through c.http with the context it
+// is given, and reports its failure from what the transport saw of it.
+func (c *Client) run(ctx context.Context, op, method, path string, fn func(context.Context) error) (err error) {
 	rec := &callRecord{}
 	start := time.Now()
 	defer func() {
@@ -123,26 +137,37 @@ func (c *Client) call(ctx context.Context, op, method, path string, fn func(vapi
 			err = fmt.Errorf("nsx: %s: %s %s: the SDK failed on the answer (HTTP %d): %v", op, method, path, rec.status, r)
 		}
 	}()
-	err = fn(ctxConnector{Connector: c.conn, ctx: withRecord(ctx, rec)})
+	err = fn(withRecord(ctx, rec))
 	if c.observe != nil {
 		c.observe(op, rec.status, rec.attempts, time.Since(start))
 	}
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("nsx: %s: %w", op, ctx.Err())
-	}
+	var cause error
 	switch {
 	case rec.status >= 400:
 		e := decodeAPIError(rec.status, rec.contentType, rec.errBody)
 		e.Op, e.Method, e.Path = op, method, path
-		if d, ok := retryAfter(rec.header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := retryAfter(rec.header.Get("Retry-After"), time.Now(), c.maxRetryAfter); ok {
 			e.RetryAfter = d
 		}
-		return e
+		cause = e
 	case rec.err != nil:
-		return &TransportError{Op: op, Method: method, Path: path, Err: rec.err}
+		cause = &TransportError{Op: op, Method: method, Path: path, Err: rec.err}
+	}
+	if ctx.Err() != nil {
+		if cause == nil || errors.Is(cause, ctx.Err()) {
+			return fmt.Errorf("nsx: %s: %w", op, ctx.Err())
+		}
+		// Out of time while retrying: say so, and why the attempts failed
+		// (a bare "context deadline exceeded" hides an untrusted
+		// certificate or a manager refusing connections).
+		return fmt.Errorf("nsx: %s: gave up (%w) after %d attempts; the last one: %w", op, ctx.Err(), rec.attempts, cause)
+	}
+	switch {
+	case cause != nil:
+		return cause
 	case rec.attempts == 0:
 		// The SDK failed before sending anything: a bug in what we gave it.
 		return fmt.Errorf("nsx: %s: building the request: %w", op, sdkError(err))

@@ -396,7 +396,12 @@ func TestErrorsAreTyped(t *testing.T) {
 }
 
 func TestRealized(t *testing.T) {
-	sim := nsxsim.StartTest(t, nsxsim.Options{RealizeDelay: 300 * time.Millisecond})
+	// The simulator's clock is the test's: the route realizes when the
+	// test moves the clock past the delay, not when a sleep guesses it has.
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	sim := nsxsim.StartTest(t, nsxsim.Options{RealizeDelay: 300 * time.Millisecond, Now: now})
 	c := newClient(t, sim, nsx.Config{})
 	ctx := context.Background()
 	if err := c.Apply(ctx, t1Path, makeRoutes(1, "r"), nil); err != nil {
@@ -407,7 +412,11 @@ func TestRealized(t *testing.T) {
 	if err != nil || st.State != nsx.StateUnrealized {
 		t.Fatalf("just after apply: %+v, %v", st, err)
 	}
-	time.Sleep(350 * time.Millisecond)
+	clock.Add(int64(299 * time.Millisecond))
+	if st, err := c.Realized(ctx, path); err != nil || st.State != nsx.StateUnrealized {
+		t.Fatalf("within the realization delay: %+v, %v", st, err)
+	}
+	clock.Add(int64(time.Millisecond))
 	if st, err := c.Realized(ctx, path); err != nil || st.State != nsx.StateRealized {
 		t.Fatalf("after the realization delay: %+v, %v", st, err)
 	}
@@ -421,5 +430,30 @@ func TestNewRejectsBadHost(t *testing.T) {
 		if _, err := nsx.New(nsx.Config{Host: h}); err == nil {
 			t.Errorf("New(%q) accepted", h)
 		}
+	}
+}
+
+// TestHugeRetryAfterWaits: a Retry-After so large it overflowed to a
+// negative wait (9 attempts in 27 ms) is obeyed up to MaxRetryAfter, and
+// reported, clamped, in the error.
+func TestHugeRetryAfterWaits(t *testing.T) {
+	sim := nsxsim.StartTest(t, nsxsim.Options{})
+	sim.AddFault(nsxsim.FaultRule{Method: "GET", Status: 429, RetryAfter: 9223372037, Count: 3})
+	lim := fastRetries
+	lim.MaxRetryAfter = 40 * time.Millisecond
+	c := newClient(t, sim, nsx.Config{Limits: lim})
+	start := time.Now()
+	if _, err := c.Tier1(context.Background(), t1Path); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 3*lim.MaxRetryAfter {
+		t.Fatalf("3 answers asking to wait took %v in all; each wait should be MaxRetryAfter (%v)", waited, lim.MaxRetryAfter)
+	}
+	sim.AddFault(nsxsim.FaultRule{Method: "GET", Status: 429, RetryAfter: 9223372037})
+	lim.MaxRetries = -1
+	_, err := newClient(t, sim, nsx.Config{Limits: lim}).Tier1(context.Background(), t1Path)
+	var e *nsx.APIError
+	if !errors.As(err, &e) || e.RetryAfter != lim.MaxRetryAfter {
+		t.Fatalf("= %v; want RetryAfter %v", err, lim.MaxRetryAfter)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode"
@@ -68,7 +69,9 @@ func IsNotFound(err error) bool {
 }
 
 // IsTemporary reports whether err is an NSX answer worth retrying later, or a
-// failure to reach NSX at all.
+// failure to reach NSX at all (an untrusted certificate or a redirect
+// included: the transport does not retry those at once, but the manager or
+// the path to it may be fixed later). Refused credentials are not.
 func IsTemporary(err error) bool {
 	var e *APIError
 	if errors.As(err, &e) {
@@ -78,8 +81,12 @@ func IsTemporary(err error) bool {
 	return errors.As(err, &te) && !isPermanent(err)
 }
 
-// TransportError is a failure to get any answer from NSX (connection refused
-// or reset, TLS failure, timeout) after the transport's retries.
+// TransportError is a failure to get a usable answer from NSX (connection
+// refused or reset, DNS, TLS failure, timeout, a redirect refused) after the
+// transport's retries. Err is the cause: errors.As finds the standard
+// library's own types in it (*net.DNSError, *net.OpError,
+// *tls.CertificateVerificationError, x509.HostnameError, ...), or a
+// *RedirectError; Explain turns it into a sentence.
 type TransportError struct {
 	Op, Method, Path string
 	Err              error
@@ -135,6 +142,50 @@ func decodeAPIError(status int, contentType string, body []byte) *APIError {
 	return e
 }
 
+// RedirectError is a redirect the client refused to follow. NSX never
+// redirects API calls; following one would send the request, and the
+// credentials the transport adds to it, to wherever Location points, and
+// would turn a PATCH into a GET on a 301/302.
+type RedirectError struct {
+	StatusCode int
+	// Location is the target as scheme://host/path: never its query string,
+	// fragment or user info, which may hold a token.
+	Location string
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("the server answered HTTP %d, a redirect to %s; refusing to follow it (NSX never redirects API calls, and credentials would follow the request)", e.StatusCode, e.Location)
+}
+
+// newRedirectError describes resp, a redirect answer, without secrets.
+func newRedirectError(resp *http.Response) *RedirectError {
+	loc := "(no Location)"
+	if u, err := resp.Location(); err == nil { // resolved against the request's URL
+		loc = Sanitize((&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(), 300)
+	} else if resp.Header.Get("Location") != "" {
+		loc = "(an unparsable Location)"
+	}
+	return &RedirectError{StatusCode: resp.StatusCode, Location: loc}
+}
+
+// RefuseRedirect is an http.Client CheckRedirect that follows no redirect,
+// for HTTP clients that carry NSX or VMC credentials outside this package's
+// transport (which refuses redirects itself).
+func RefuseRedirect(req *http.Request, _ []*http.Request) error {
+	if req.Response != nil {
+		return newRedirectError(req.Response)
+	}
+	return &RedirectError{Location: Sanitize((&url.URL{Scheme: req.URL.Scheme, Host: req.URL.Host, Path: req.URL.Path}).String(), 300)}
+}
+
+// Sanitize makes text that came over the network safe to log or show: one
+// line, printable (control characters and line breaks become spaces, runs of
+// white space one space) and at most n bytes (then an ellipsis). NSX error
+// bodies, VMC error messages and header values all pass through it.
+func Sanitize(s string, n int) string {
+	return strings.Join(strings.Fields(printable(s, n)), " ")
+}
+
 // printable keeps s printable (no control characters) and at most n bytes.
 func printable(s string, n int) string {
 	if len(s) > n {
@@ -150,5 +201,5 @@ func printable(s string, n int) string {
 
 // snippet returns a printable prefix of b on one line, for error messages.
 func snippet(b []byte, n int) string {
-	return strings.Join(strings.Fields(printable(string(b[:min(len(b), n+1)]), n)), " ")
+	return Sanitize(string(b[:min(len(b), n+1)]), n)
 }

@@ -2,6 +2,7 @@ package nsx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -54,13 +55,57 @@ func (t Tier1) AdvertisesStaticRoutes() bool {
 	return slices.Contains(t.RouteAdvertisementTypes, model.Tier1_ROUTE_ADVERTISEMENT_TYPES_STATIC_ROUTES)
 }
 
-// Tier1ID returns the ID of a Tier-1 policy path of the form /infra/tier-1s/<id>.
+// MaxIDLength is the longest policy object id t1route accepts.
+const MaxIDLength = 255
+
+// Tier1ID returns the id of a Tier-1 policy path, /infra/tier-1s/<id>.
+//
+// The id rule: 1 to 255 characters, each an ASCII letter, digit, '-', '.',
+// '_' or '~' (RFC 3986's unreserved set), and not "." or "..". NSX documents
+// no character set for policy ids (its API types them as plain strings, and
+// accepts nearly anything); ids NSX's UI and tools create (t1-prod, cgw,
+// T1_Gateway, a UUID) fit this rule, and 255 is the longest display name
+// NSX allows, from which its UI derives ids. The rule is the set that needs
+// no escaping in a URL path: an id outside it would reach NSX rewritten —
+// "." and ".." are removed from paths by URL normalisation (a request for
+// the Tier-1 "." became the list of all Tier-1s) — or carries quotes,
+// spaces or control characters into logs and the UI.
 func Tier1ID(path string) (string, error) {
-	id, ok := strings.CutPrefix(path, "/infra/tier-1s/")
-	if !ok || id == "" || strings.ContainsAny(id, "/?#% ") {
-		return "", fmt.Errorf("tier-1 path %q must be of the form /infra/tier-1s/<id>", path)
+	const prefix = "/infra/tier-1s/"
+	id, ok := strings.CutPrefix(path, prefix)
+	if !ok {
+		return "", fmt.Errorf("tier-1 path %q must be of the form %s<id>, e.g. /infra/tier-1s/t1-pods (copy it from the Tier-1's \"Copy path\" in the NSX UI)", Sanitize(path, 80), prefix)
+	}
+	if err := checkID(id); err != nil {
+		return "", fmt.Errorf("tier-1 path %s<id>: %w", prefix, err)
 	}
 	return id, nil
+}
+
+// checkID checks a policy object id against t1route's rule (see Tier1ID).
+func checkID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("the id is empty")
+	case len(id) > MaxIDLength:
+		return fmt.Errorf("the id is %d characters long; NSX ids t1route accepts have at most %d", len(id), MaxIDLength)
+	case id == "." || id == "..":
+		return fmt.Errorf("the id %q is a path segment, not an id", id)
+	}
+	for i := 0; i < len(id); i++ {
+		if b := id[i]; !isIDChar(b) {
+			what := fmt.Sprintf("%q", b)
+			if b >= 0x80 {
+				what = "a non-ASCII character"
+			}
+			return fmt.Errorf("the id %q has %s at position %d; ids are made of ASCII letters, digits, '-', '.', '_' and '~'", Sanitize(id, 80), what, i+1)
+		}
+	}
+	return nil
+}
+
+func isIDChar(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '.' || b == '_' || b == '~'
 }
 
 // Tier1 gets a Tier-1 by policy path.

@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -36,6 +39,14 @@ type Limits struct {
 	RetryWaitMin, RetryWaitMax time.Duration
 	// MaxRetryAfter caps how long a server's Retry-After is obeyed; default 5 min.
 	MaxRetryAfter time.Duration
+	// FailFast gives up at once when the manager cannot be reached at all
+	// (connection refused, no route, connect or TLS handshake timeout)
+	// instead of retrying: for one-shot commands, where a person waits and
+	// a minute of retries only hides the cause. NSX's "try later" answers
+	// (429, 502-504) and connections broken mid-request are still retried.
+	// Certificate, DNS "no such host", redirect and credential failures are
+	// never retried, FailFast or not.
+	FailFast bool
 }
 
 func (l Limits) withDefaults() Limits {
@@ -78,9 +89,9 @@ type Authenticator interface {
 
 // newHTTPClient builds the stack under the SDK, outermost first:
 // retries (retryablehttp) → per-call recorder → client-side limits →
-// per-attempt timeout → authentication → TLS.
-func newHTTPClient(tlsConf *tls.Config, authn Authenticator, lim Limits, log *zap.Logger) *http.Client {
-	base := &http.Transport{
+// per-attempt timeout → manager only → X-Allow-Overwrite → authentication → no redirects → TLS.
+func newHTTPClient(base *url.URL, tlsConf *tls.Config, authn Authenticator, lim Limits, log *zap.Logger) *http.Client {
+	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsConf,
@@ -90,20 +101,21 @@ func newHTTPClient(tlsConf *tls.Config, authn Authenticator, lim Limits, log *za
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	var rt http.RoundTripper = base
+	var rt http.RoundTripper = noRedirects{next: tr}
 	if authn != nil {
 		rt = authn.Wrap(rt)
 	}
 	rt = overwriteTransport{next: rt} // X-Allow-Overwrite from the call's context (overwrite.go)
+	rt = &managerOnly{next: rt, scheme: base.Scheme, hostPort: hostPort(base)}
 	rt = &timeoutTransport{next: rt, timeout: lim.RequestTimeout}
 	rt = &limitTransport{next: rt, bucket: rate.NewLimiter(rate.Limit(lim.RateLimit), lim.Burst), slots: make(chan struct{}, lim.MaxInFlight)}
 	rt = &recordTransport{next: rt}
 
 	rc := retryablehttp.NewClient()
-	rc.HTTPClient = &http.Client{Transport: rt}
+	rc.HTTPClient = &http.Client{Transport: rt, CheckRedirect: RefuseRedirect}
 	rc.RetryMax = lim.MaxRetries
 	rc.RetryWaitMin, rc.RetryWaitMax = lim.RetryWaitMin, lim.RetryWaitMax
-	rc.CheckRetry = checkRetry
+	rc.CheckRetry = checkRetry(lim.FailFast)
 	rc.Backoff = backoff(lim.MaxRetryAfter)
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler // the SDK sees NSX's last answer, not a generic "giving up"
 	rc.Logger = nil
@@ -112,28 +124,64 @@ func newHTTPClient(tlsConf *tls.Config, authn Authenticator, lim Limits, log *za
 			log.Debug("retrying NSX request", zap.String("method", req.Method), zap.String("path", req.URL.Path), zap.Int("attempt", attempt))
 		}
 	}
-	return rc.StandardClient()
+	hc := rc.StandardClient()
+	// Redirects never reach an http.Client (noRedirects turns them into
+	// errors); this is for a future change of the stack.
+	hc.CheckRedirect = RefuseRedirect
+	return hc
 }
 
 // checkRetry retries on connection errors and on 429, 502, 503 and 504,
 // the answers after which the same request can succeed unchanged.
-func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, ctx.Err()
-	}
-	if err != nil {
-		if isPermanent(err) {
-			return false, nil
+func checkRetry(failFast bool) retryablehttp.CheckRetry {
+	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
 		}
-		// DefaultRetryPolicy retries network errors but not certificate or
-		// redirect-loop errors, which no retry can fix.
-		return retryablehttp.DefaultRetryPolicy(ctx, nil, err)
+		if err != nil {
+			if permanent(err, failFast) {
+				return false, nil
+			}
+			// DefaultRetryPolicy retries network errors but not bad schemes,
+			// invalid headers or redirect loops, which no retry can fix.
+			return retryablehttp.DefaultRetryPolicy(ctx, nil, err)
+		}
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true, nil
+		}
+		return false, nil
 	}
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true, nil
+}
+
+// permanent reports whether err is a failure no retry of the same request
+// can fix: an untrusted or mismatched certificate, a TLS handshake the
+// server refused, a host name that does not resolve, a refused redirect, an
+// authenticator's refused credentials; with failFast, also a manager that
+// cannot be reached at all. errors.As looks through every wrapping (the
+// session login and the VMC token exchange wrap what they meet), which
+// retryablehttp's own policy does not.
+func permanent(err error, failFast bool) bool {
+	if isPermanent(err) {
+		return true
 	}
-	return false, nil
+	if kind, _ := certCause(err); kind != 0 {
+		return true
+	}
+	var re *RedirectError
+	if errors.As(err, &re) {
+		return true
+	}
+	if _, ok := tlsRefusal(err); ok {
+		return true
+	}
+	if dns, ok := asDNSError(err); ok && dns.IsNotFound {
+		return true
+	}
+	if failFast {
+		return unreachable(err)
+	}
+	return false
 }
 
 // isPermanent reports whether err says no retry can help, e.g. an
@@ -149,8 +197,8 @@ func isPermanent(err error) bool {
 func backoff(maxRetryAfter time.Duration) retryablehttp.Backoff {
 	return func(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
 		if resp != nil {
-			if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-				return min(d, maxRetryAfter)
+			if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now(), maxRetryAfter); ok {
+				return d
 			}
 		}
 		d := minWait << min(attempt, 30)
@@ -161,18 +209,83 @@ func backoff(maxRetryAfter time.Duration) retryablehttp.Backoff {
 	}
 }
 
-// retryAfter parses a Retry-After header: seconds or an HTTP date.
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
+// retryAfter parses a Retry-After header, seconds or an HTTP date, into a
+// wait in [0, limit]. The clamp comes before any conversion: a number of
+// seconds times time.Second overflows int64 beyond 9,223,372,036 s (a wait
+// turned negative retried at once, hammering a manager that asked for calm).
+func retryAfter(v string, now time.Time, limit time.Duration) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0, false
 	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
+	if s, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if s > uint64(limit/time.Second) {
+			return limit, true
+		}
+		return min(time.Duration(s)*time.Second, limit), true
+	} else if errors.Is(err, strconv.ErrRange) {
+		return limit, true // digits only, beyond uint64: a very long wait
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
+		if !t.After(now) {
+			return 0, true
+		}
+		if t.After(now.Add(limit)) { // compare times, not a Sub that saturates
+			return limit, true
+		}
+		return t.Sub(now), true
 	}
 	return 0, false
+}
+
+// noRedirects turns every redirect answer into a *RedirectError, below the
+// authentication layer: so no http.Client above can follow it with the
+// credentials, and the session login sees it as a failure, not an answer.
+type noRedirects struct{ next http.RoundTripper }
+
+func (t noRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || resp.StatusCode < 300 || resp.StatusCode > 399 || resp.StatusCode == http.StatusNotModified {
+		return resp, err
+	}
+	e := newRedirectError(resp)
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) //nolint:errcheck // best effort, to reuse the connection
+	resp.Body.Close()
+	return nil, e
+}
+
+// managerOnly refuses requests for anywhere but the manager: the layers
+// below it add credentials to whatever passes, and HTTPClient is handed out
+// for Management Plane calls.
+type managerOnly struct {
+	next             http.RoundTripper
+	scheme, hostPort string
+}
+
+func (t *managerOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.EqualFold(req.URL.Scheme, t.scheme) || hostPort(req.URL) != t.hostPort {
+		return nil, &misdirectedError{target: Sanitize(req.URL.Scheme+"://"+req.URL.Host, 200), manager: t.scheme + "://" + t.hostPort}
+	}
+	return t.next.RoundTrip(req)
+}
+
+// misdirectedError is a request this client refused to send because it
+// was not for the manager; a bug in the caller, never retried.
+type misdirectedError struct{ target, manager string }
+
+func (e *misdirectedError) Error() string {
+	return fmt.Sprintf("refusing to send a request to %s: this client sends credentials to the NSX Manager %s only", e.target, e.manager)
+}
+
+func (e *misdirectedError) Permanent() bool { return true }
+
+// hostPort is u's host name, lower case, and port (the scheme's default if none).
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[strings.ToLower(u.Scheme)]
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // limitTransport keeps the client under NSX's API limits instead of provoking
@@ -268,6 +381,11 @@ func (t *recordTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	rec.attempts++
+	if err != nil && req.Context().Err() != nil {
+		// The caller gave up during this attempt: keep what the attempt
+		// before it met, the cause the caller's error should name.
+		return resp, err
+	}
 	rec.err = err
 	if err != nil {
 		rec.status = 0

@@ -3,15 +3,10 @@ package podroute
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/t1route/t1route/auth"
 	"github.com/t1route/t1route/nsx"
@@ -41,14 +36,9 @@ func TestGarbageFromNSXNeverDeletes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			kube := fake.NewSimpleClientset()
-			for i := range 3 {
-				kube.CoreV1().Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("n%d", i)},
-					Spec:   corev1.NodeSpec{PodCIDRs: []string{fmt.Sprintf("100.96.%d.0/24", i)}},
-					Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", i+1)}}}}, metav1.CreateOptions{})
-			}
+			kube := fakeNodes(3)
 			// Routes already there: two of ours (one for a node that is gone) and a foreign one.
-			d, _ := Desired(us, v4, []Node{{Name: "n0", PodCIDRs: []string{"100.96.0.0/24"}, InternalIPs: []string{"198.51.100.1"}},
+			d, _ := Desired(us, v4, []Node{{Name: "n00", PodCIDRs: []string{"100.96.0.0/24"}, InternalIPs: []string{"198.51.100.1"}},
 				{Name: "gone", PodCIDRs: []string{"100.96.9.0/24"}, InternalIPs: []string{"198.51.100.9"}}})
 			var pre []nsx.Route
 			for _, r := range d {
@@ -60,16 +50,9 @@ func TestGarbageFromNSXNeverDeletes(t *testing.T) {
 			sim.PutRoute("t1-routable", "foreign", "0.0.0.0/0", []string{"203.0.113.1"})
 			sim.AddFault(nsxsim.FaultRule{Method: "GET", Path: "/static-routes$", Status: answer.Status, ContentType: answer.ContentType, Body: answer.Body})
 
-			factory := informers.NewSharedInformerFactory(kube, 0)
-			c, err := New(Config{Identity: us, Tier1Path: "/infra/tier-1s/t1-routable", ClusterCIDRs: v4, Window: time.Millisecond},
-				kube, factory.Core().V1().Nodes(), client, nil, nil, zap.NewNop())
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1-routable", ClusterCIDRs: v4, Window: time.Millisecond}, kube, client, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			factory.Start(ctx.Done())
-			factory.WaitForCacheSync(ctx.Done())
 			err = c.reconcile(ctx)
 			t.Logf("reconcile: %v", err)
 			if _, ok := sim.Route("t1-routable", us.RouteID("100.96.9.0/24")); !ok {
@@ -83,7 +66,7 @@ func TestGarbageFromNSXNeverDeletes(t *testing.T) {
 			}
 			// Once NSX answers properly again, the pass converges: the gone node's route goes.
 			sim.ClearFaults()
-			c.needList.Store(true)
+			c.actual.Invalidate()
 			if err := c.reconcile(ctx); err != nil {
 				t.Fatal(err)
 			}

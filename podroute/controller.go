@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -74,25 +73,9 @@ type Controller struct {
 	// conditions carries the newest node conditions to runConditions.
 	conditions chan map[string]wantCondition
 
-	// actual is the Tier-1's routes as last listed plus what this controller
-	// applied since. Passes triggered by node changes diff against it; NSX is
-	// re-listed on every resync and after any failure (needList), which is
-	// when changes made in NSX out of band are found and repaired. Listing
-	// 10,000 routes on every node change would cost ~1 s a change.
-	actual   map[string]nsx.Route
-	needList atomic.Bool
-
-	// Resyncs list NSX in the background so that a pass never waits for a
-	// re-list (~3 s at 50,000 routes). Routes this controller writes while
-	// a list is in flight are marked dirty; adopting the list takes those
-	// from actual (our writes) and everything else from NSX, so our own
-	// writes never look like changes made out of band.
-	listing atomic.Bool // a background list is running
-	listMu  sync.Mutex
-	fresh   []nsx.Route // a background list not yet adopted
-	freshOK bool
-	dirty   map[string]bool // route IDs written since the running list began
-	runCtx  context.Context
+	// actual is the Tier-1's routes as last listed plus what this
+	// controller applied since, with the background resync list.
+	actual actualRoutes
 }
 
 // patchedCondition remembers a condition this controller set, so a pass
@@ -132,7 +115,7 @@ func New(cfg Config, kube kubernetes.Interface, nodes coreinformers.NodeInformer
 		patched:    map[string]patchedCondition{},
 		conditions: make(chan map[string]wantCondition, 1),
 	}
-	c.needList.Store(true)
+	c.actual.Invalidate()
 	inf := nodes.Informer()
 	// Keep only what routing needs: 10,000 full Node objects are large.
 	if err := inf.SetTransform(TrimNode); err != nil {
@@ -165,7 +148,6 @@ func (c *Controller) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	c.queue.Add(workKey)
-	c.runCtx = ctx
 	go c.runConditions(ctx)
 	go wait.Until(func() { c.backgroundList(ctx) }, c.cfg.ResyncPeriod, ctx.Done())
 	done := make(chan struct{})
@@ -195,10 +177,10 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		c.queue.Forget(key)
 		c.metrics.LastSuccess.SetToCurrentTime()
 	case ctx.Err() != nil:
-		c.needList.Store(true)
+		c.actual.Invalidate()
 		c.log.Info("reconcile abandoned: shutting down", zap.Error(err))
 	default:
-		c.needList.Store(true) // the state of NSX is uncertain after a failure
+		c.actual.Invalidate() // the state of NSX is uncertain after a failure
 		c.metrics.Errors.Inc()
 		c.log.Error("reconcile failed; will retry", zap.Error(err), zap.Int("retries", c.queue.NumRequeues(key)))
 		c.queue.AddRateLimited(key)
@@ -208,68 +190,15 @@ func (c *Controller) processNext(ctx context.Context) bool {
 
 // backgroundList lists NSX for a resync without holding up passes.
 func (c *Controller) backgroundList(ctx context.Context) {
-	if !c.Ready() || !c.listing.CompareAndSwap(false, true) {
-		c.needList.Store(true) // no pass yet, or a list is running: list in the pass
+	if !c.Ready() || !c.actual.BeginList() {
+		c.actual.Invalidate() // no pass yet, or a list is running: list in the pass
 		c.queue.Add(workKey)
 		return
 	}
-	c.listMu.Lock()
-	c.dirty = map[string]bool{}
-	c.listMu.Unlock()
 	go func() {
-		listed, err := c.nsx.ListRoutes(ctx, c.cfg.Tier1Path)
-		if err != nil {
-			c.needList.Store(true) // the pass lists again and reports the failure
-		} else {
-			c.listMu.Lock()
-			c.fresh, c.freshOK = listed, true
-			c.listMu.Unlock()
-		}
-		c.listing.Store(false)
+		c.actual.EndList(c.nsx.ListRoutes(ctx, c.cfg.Tier1Path))
 		c.queue.Add(workKey)
 	}()
-}
-
-// takeFresh returns a finished background list, with the routes this
-// controller wrote meanwhile taken from actual instead.
-func (c *Controller) takeFresh() ([]nsx.Route, bool) {
-	c.listMu.Lock()
-	defer c.listMu.Unlock()
-	if !c.freshOK {
-		return nil, false
-	}
-	listed, dirty := c.fresh, c.dirty
-	c.fresh, c.freshOK, c.dirty = nil, false, nil
-	if len(dirty) == 0 {
-		return listed, true
-	}
-	merged := make([]nsx.Route, 0, len(listed))
-	for _, r := range listed {
-		if !dirty[r.ID] {
-			merged = append(merged, r)
-		}
-	}
-	for id := range dirty {
-		if r, ok := c.actual[id]; ok {
-			merged = append(merged, r)
-		}
-	}
-	return merged, true
-}
-
-// markDirty records routes written while a background list may be running.
-func (c *Controller) markDirty(ch Changes) {
-	c.listMu.Lock()
-	defer c.listMu.Unlock()
-	if c.dirty == nil {
-		return // no list running or waiting
-	}
-	for _, r := range ch.Upserts {
-		c.dirty[r.ID] = true
-	}
-	for _, id := range ch.Deletes {
-		c.dirty[id] = true
-	}
 }
 
 // Ready reports whether the controller has completed a pass since it started.
@@ -298,24 +227,17 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 
-	listed, adopt := c.takeFresh()
-	if c.needList.Swap(false) || c.actual == nil {
-		var err error
-		if listed, err = c.nsx.ListRoutes(ctx, c.cfg.Tier1Path); err != nil {
-			return fmt.Errorf("listing routes of %s: %w", c.cfg.Tier1Path, err)
-		}
-		adopt = true
+	before, listed, err := c.actual.Refresh(ctx, func(ctx context.Context) ([]nsx.Route, error) {
+		return c.nsx.ListRoutes(ctx, c.cfg.Tier1Path)
+	})
+	if err != nil {
+		return fmt.Errorf("listing routes of %s: %w", c.cfg.Tier1Path, err)
 	}
-	if adopt {
-		fresh := make(map[string]nsx.Route, len(listed))
-		for _, r := range listed {
-			fresh[r.ID] = r
-		}
-		c.logOutOfBand(c.actual, fresh)
-		c.actual = fresh
+	if listed {
+		c.logOutOfBand(before, c.actual.Routes())
 	}
 	needed := len(desired)
-	desired, overLimit := capRoutes(desired, c.actual, c.cfg.MaxRoutes)
+	desired, overLimit := capRoutes(desired, c.actual.Routes(), c.cfg.MaxRoutes)
 	c.metrics.RoutesOverLimit.Set(float64(len(overLimit)))
 	if len(overLimit) > 0 {
 		c.log.Error("the cluster needs more routes than the Tier-1 allows; routes are not created for some nodes",
@@ -323,18 +245,12 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	}
 	problems = append(problems, overLimit...)
 	c.reportProblems(problems)
-	actual := make([]nsx.Route, 0, len(c.actual))
-	for _, r := range c.actual {
-		actual = append(actual, r)
-	}
+	actual := c.actual.List()
 	if c.cfg.AdoptCloudProviderRoutes {
 		if adopted, err := c.adopt(ctx, desired, actual); err != nil {
 			return err
 		} else if adopted > 0 {
-			actual = actual[:0]
-			for _, r := range c.actual {
-				actual = append(actual, r)
-			}
+			actual = c.actual.List()
 		}
 	}
 	changes := Diff(c.cfg.Identity, desired, actual)
@@ -355,17 +271,12 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, id := range changes.Deletes {
-			delete(c.actual, id)
-		}
-		c.mu.Lock()
-		for _, r := range changes.Upserts {
-			if _, refused := c.failed[r.ID]; !refused {
-				c.actual[r.ID] = r
-			}
-		}
-		c.mu.Unlock()
-		c.markDirty(changes)
+		c.actual.Applied(changes, func(id string) bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			_, refused := c.failed[id]
+			return refused
+		})
 	}
 	c.metrics.ActualRoutes.Set(float64(c.ownedCount()))
 	c.offerConditions(c.desiredConditions(nodes, desired, problems))
@@ -378,7 +289,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 // ownedCount is how many of the Tier-1's routes (as last known) are this cluster's.
 func (c *Controller) ownedCount() int {
 	n := 0
-	for _, r := range c.actual {
+	for _, r := range c.actual.Routes() {
 		if c.cfg.Identity.Owns(r) {
 			n++
 		}
@@ -550,13 +461,11 @@ func (c *Controller) adopt(ctx context.Context, desired map[string]nsx.Route, ac
 		if err := c.nsx.Apply(ctx, c.cfg.Tier1Path, ups, dels); err != nil {
 			return start, fmt.Errorf("adopting cloud provider routes: %w", err)
 		}
+		c.actual.Applied(Changes{Upserts: ups, Deletes: dels}, nil)
 		for _, p := range chunk {
-			delete(c.actual, p.Replaces.ID)
-			c.actual[p.Route.ID] = p.Route
 			c.log.Info("adopted a cloud provider route", zap.String("replaced_id", p.Replaces.ID), zap.String("route_id", p.Route.ID),
 				zap.String("network", p.Route.Network), zap.String("node", NodeOf(p.Route)))
 		}
-		c.markDirty(Changes{Upserts: ups, Deletes: dels})
 	}
 	return len(pairs), nil
 }

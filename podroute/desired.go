@@ -22,6 +22,10 @@ const (
 	ReasonOutsideCluster  = "PodCIDROutsideClusterCIDR"
 	ReasonNoNodeAddress   = "NoNodeAddress"
 	ReasonDuplicatePodCID = "DuplicatePodCIDR"
+	// ReasonRefusedClusterCIDR: the pod CIDR is a default route, or lies in
+	// a cluster CIDR that CheckClusterCIDR refuses (the configuration parser
+	// refuses it first; this is the controller's own guard).
+	ReasonRefusedClusterCIDR = "ClusterCIDRRefused"
 )
 
 // NodeProblem says why a node's pod CIDR gets no route.
@@ -31,8 +35,21 @@ type NodeProblem struct {
 
 // Desired computes the routes the cluster needs, keyed by route ID: one per
 // node pod CIDR inside the cluster CIDRs, next hop the node's address of the
-// same family (InternalIP first, then ExternalIP). Pure.
+// same family (InternalIP first, then ExternalIP). Pure. Whatever the input,
+// no route is for a default route or a prefix outside the cluster CIDRs,
+// and cluster CIDRs CheckClusterCIDR refuses (/0, loopback, multicast, ...;
+// short ones pass: the parser decides those) route nothing: every route the
+// controller writes comes from here.
 func Desired(id Identity, clusterCIDRs []netip.Prefix, nodes []Node) (map[string]nsx.Route, []NodeProblem) {
+	var usable []netip.Prefix
+	var refused []refusedCIDR
+	for _, c := range clusterCIDRs {
+		if err := CheckClusterCIDR(c, true); err != nil {
+			refused = append(refused, refusedCIDR{c, err})
+			continue
+		}
+		usable = append(usable, c)
+	}
 	sorted := append([]Node(nil), nodes...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	routes := make(map[string]nsx.Route, len(nodes))
@@ -48,8 +65,16 @@ func Desired(id Identity, clusterCIDRs []netip.Prefix, nodes []Node) (map[string
 				problem(ReasonInvalidPodCIDR, "pod CIDR %q is not a valid network CIDR; no route is created for it", raw)
 				continue
 			}
-			if !within(pfx, clusterCIDRs) {
-				problem(ReasonOutsideCluster, "pod CIDR %s is outside CLUSTER_CIDR %v; no route is created for it", pfx, clusterCIDRs)
+			if pfx.Bits() == 0 {
+				problem(ReasonRefusedClusterCIDR, "pod CIDR %s is a default route; t1route never routes one", pfx)
+				continue
+			}
+			if !within(pfx, usable) {
+				if c, err := refusedContaining(pfx, refused); err != nil {
+					problem(ReasonRefusedClusterCIDR, "pod CIDR %s is inside CLUSTER_CIDR %s, which t1route refuses (%v); no route is created for it", pfx, c, err)
+				} else {
+					problem(ReasonOutsideCluster, "pod CIDR %s is outside CLUSTER_CIDR %v; no route is created for it", pfx, clusterCIDRs)
+				}
 				continue
 			}
 			hop, ok := nextHop(n, pfx.Addr().Is4())
@@ -73,6 +98,21 @@ func Desired(id Identity, clusterCIDRs []netip.Prefix, nodes []Node) (map[string
 		}
 	}
 	return routes, problems
+}
+
+type refusedCIDR struct {
+	prefix netip.Prefix
+	err    error
+}
+
+// refusedContaining finds the first refused cluster CIDR pfx lies in, if any.
+func refusedContaining(pfx netip.Prefix, refused []refusedCIDR) (netip.Prefix, error) {
+	for _, r := range refused {
+		if within(pfx, []netip.Prefix{r.prefix}) {
+			return r.prefix, r.err
+		}
+	}
+	return netip.Prefix{}, nil
 }
 
 func within(pfx netip.Prefix, cidrs []netip.Prefix) bool {

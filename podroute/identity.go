@@ -67,6 +67,21 @@ func tagValue(tags []nsx.Tag, scope string) string {
 	return ""
 }
 
+// ClusterRef names a cluster whose routes are on the Tier-1, as its tags say.
+type ClusterRef struct {
+	UID, Name string
+}
+
+// ClusterOf returns the cluster a t1route route belongs to (ok false for a
+// route t1route did not create, which garbage collection never touches).
+func ClusterOf(r nsx.Route) (ClusterRef, bool) {
+	if !IsT1Route(r) {
+		return ClusterRef{}, false
+	}
+	ref := ClusterRef{UID: tagValue(r.Tags, ScopeClusterUID), Name: tagValue(r.Tags, ScopeClusterName)}
+	return ref, ref.UID != ""
+}
+
 // NodeOf returns the node a route of t1route was made for.
 func NodeOf(r nsx.Route) string { return tagValue(r.Tags, ScopeNode) }
 

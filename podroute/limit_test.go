@@ -6,11 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/t1route/t1route/nsx"
@@ -60,24 +57,12 @@ func TestCapRoutes(t *testing.T) {
 }
 
 func TestControllerReportsRouteLimit(t *testing.T) {
-	kube := fake.NewSimpleClientset()
-	for i := range 40 {
-		kube.CoreV1().Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("n%02d", i)},
-			Spec:   corev1.NodeSpec{PodCIDRs: []string{fmt.Sprintf("100.96.%d.0/24", i)}},
-			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", i+1)}}}}, metav1.CreateOptions{})
-	}
+	kube := fakeNodes(40)
 	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
 	events := record.NewFakeRecorder(100)
-	factory := informers.NewSharedInformerFactory(kube, 0)
-	c, err := New(Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, MaxRoutes: 30},
-		kube, factory.Core().V1().Nodes(), fnsx, events, nil, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, MaxRoutes: 30}, kube, fnsx, events)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
 	if err := c.reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}

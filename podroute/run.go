@@ -12,26 +12,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
-)
 
-// LeaderElection configures the coordination.k8s.io Lease that makes one
-// replica of several the active one.
-type LeaderElection struct {
-	Namespace, Name string
-	Identity        string // this replica's name (pod name)
-	LeaseDuration   time.Duration
-	RenewDeadline   time.Duration
-	RetryPeriod     time.Duration
-}
+	"github.com/t1route/t1route/podroute/daemon"
+)
 
 // RunOptions configure Run.
 type RunOptions struct {
 	Config
 	// LeaderElection, if set, runs the controller only while this replica holds the lease.
-	LeaderElection *LeaderElection
+	LeaderElection *daemon.LeaderElection
 	Metrics        *Metrics
 	Log            *zap.Logger
 	// OnReady, if set, is called once the first pass has completed.
@@ -49,7 +39,8 @@ func ClusterUID(ctx context.Context, kube kubernetes.Interface) (string, error) 
 }
 
 // Run runs the route controller until ctx ends: a node informer, events, and
-// (optionally) leader election. On return the lease, if held, is released.
+// (optionally) leader election. On return the lease, if held, is released;
+// a lease lost while ctx is alive is daemon.ErrLeaseLost.
 func Run(ctx context.Context, kube kubernetes.Interface, client RouteClient, o RunOptions) error {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
@@ -67,7 +58,7 @@ func Run(ctx context.Context, kube kubernetes.Interface, client RouteClient, o R
 	if err != nil {
 		return err
 	}
-	runCtrl := func(ctx context.Context) {
+	runCtrl := func(ctx context.Context) error {
 		factory.Start(ctx.Done())
 		if o.OnReady != nil {
 			go func() {
@@ -85,67 +76,13 @@ func Run(ctx context.Context, kube kubernetes.Interface, client RouteClient, o R
 			o.Log.Error("route controller stopped", zap.Error(err))
 		}
 		factory.Shutdown()
+		return nil
 	}
-	return RunElected(ctx, kube, o.LeaderElection, o.Log, func(leading bool) {
+	return daemon.RunElected(ctx, kube, o.LeaderElection, o.Log, func(leading bool) {
 		if leading {
 			o.Metrics.Leader.Set(1)
 		} else {
 			o.Metrics.Leader.Set(0)
 		}
 	}, runCtrl)
-}
-
-// RunElected runs run while this replica holds the Lease le (or at once and
-// until ctx ends if le is nil). It returns when ctx ends or the lease is lost;
-// the lease is released on return. onLeader, if set, hears of gaining and
-// losing leadership.
-func RunElected(ctx context.Context, kube kubernetes.Interface, le *LeaderElection, log *zap.Logger, onLeader func(bool), run func(context.Context)) error {
-	if le == nil {
-		run(ctx)
-		return nil
-	}
-	if onLeader == nil {
-		onLeader = func(bool) {}
-	}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: le.Namespace, Name: le.Name},
-		Client:     kube.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: le.Identity},
-	}
-	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   orDefault(le.LeaseDuration, 15*time.Second),
-		RenewDeadline:   orDefault(le.RenewDeadline, 10*time.Second),
-		RetryPeriod:     orDefault(le.RetryPeriod, 2*time.Second),
-		ReleaseOnCancel: true,
-		Name:            le.Name,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				onLeader(true)
-				log.Info("became the leader", zap.String("lease", le.Name), zap.String("identity", le.Identity))
-				run(ctx)
-			},
-			OnStoppedLeading: func() {
-				onLeader(false)
-				log.Info("no longer the leader", zap.String("lease", le.Name), zap.String("identity", le.Identity))
-			},
-			OnNewLeader: func(id string) {
-				if id != le.Identity {
-					log.Info("another replica leads", zap.String("lease", le.Name), zap.String("leader", id))
-				}
-			},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("leader election: %w", err)
-	}
-	elector.Run(ctx) // returns when ctx ends or the lease is lost
-	return nil
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }

@@ -11,21 +11,18 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-logr/zapr"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2"
 
-	"github.com/t1route/t1route/podroute/datapath"
+	"github.com/t1route/t1route/podroute/agent"
+	"github.com/t1route/t1route/podroute/connect"
+	"github.com/t1route/t1route/podroute/daemon"
+	"github.com/t1route/t1route/podroute/ovs"
 )
 
 type agentFlags struct {
 	kubeconfig, healthAddr, logFormat, logLevel string
-	cfg                                         datapath.AgentConfig
+	cfg                                         agent.Config
 }
 
 func newAgentCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -54,7 +51,7 @@ changes. Pod traffic is routed by the node without NAT. Run it on every node
 	fl := cmd.Flags()
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG)")
 	fl.StringVar(&f.cfg.NodeName, "node-name", "", "this node's name (default: $NODE_NAME)")
-	fl.StringVar(&f.cfg.RunDir, "ovs-run-dir", datapath.DefaultRunDir, "Open vSwitch run directory (db.sock, <bridge>.mgmt)")
+	fl.StringVar(&f.cfg.RunDir, "ovs-run-dir", ovs.DefaultRunDir, "Open vSwitch run directory (db.sock, <bridge>.mgmt)")
 	fl.StringVar(&f.cfg.Bridge, "bridge", "br-int", "OVS bridge for pods")
 	fl.StringVar(&f.cfg.DatapathType, "datapath-type", "system", "system (kernel module) or netdev (userspace datapath)")
 	fl.StringVar(&f.cfg.GatewayPort, "gateway-port", "t1r-gw0", "name of the gateway internal port")
@@ -76,7 +73,7 @@ func defaultCNIPlugin() string {
 	if err != nil {
 		return ""
 	}
-	p := filepath.Join(filepath.Dir(exe), datapath.PluginType)
+	p := filepath.Join(filepath.Dir(exe), agent.PluginType)
 	if _, err := os.Stat(p); err != nil {
 		return ""
 	}
@@ -84,37 +81,27 @@ func defaultCNIPlugin() string {
 }
 
 func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
-	level, err := zapcore.ParseLevel(f.logLevel)
-	if err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	log, err := newLogger(stderr, f.logFormat, level)
+	log, err := daemon.NewLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
-	klog.SetLogger(zapr.NewLogger(log.Named("client-go")))
-	rc, err := kubeClientConfig(f.kubeconfig)
+	kube, err := connect.Kube(f.kubeconfig, userAgent())
 	if err != nil {
 		return err
 	}
-	kube, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	agent := datapath.NewAgent(f.cfg, kube, log, datapath.NewMetrics(reg))
-	srv, err := serveMetrics(f.healthAddr, reg, func() error {
-		if !agent.Ready() {
+	reg := daemon.NewRegistry()
+	a := agent.New(f.cfg, kube, log, agent.NewMetrics(reg))
+	srv, err := daemon.ServeHealth(f.healthAddr, reg, func() error {
+		if !a.Ready() {
 			return errors.New("the datapath is not set up yet")
 		}
 		return nil
 	}, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("--health-bind-address: %w", err)
 	}
 	defer srv.Close()
 	log.Info("starting agent", zap.String("node", f.cfg.NodeName))
-	return agent.Run(ctx)
+	return a.Run(ctx)
 }

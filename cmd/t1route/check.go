@@ -2,16 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/netip"
-	"net/url"
-	"os/exec"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +11,8 @@ import (
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/probe"
 )
 
 type checkFlags struct {
@@ -71,7 +65,9 @@ Kubernetes (e.g. from a host outside the cluster).`,
 				}
 			}
 			for _, p := range f.probes {
-				probe(ctx, p, c)
+				for _, r := range probe.Run(ctx, p) {
+					c.result(r.OK, "%s", r.Message)
+				}
 			}
 			fmt.Fprintf(stdout, "routability: %d passed, %d failed\n", c.pass, c.failed)
 			if c.failed > 0 {
@@ -81,7 +77,7 @@ Kubernetes (e.g. from a host outside the cluster).`,
 		},
 	}
 	fl := cmd.Flags()
-	addConfigFlags(fl)
+	config.AddFlags(fl)
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG)")
 	fl.StringArrayVar(&f.probes, "probe", nil, "pod IP (HTTP port 8080) or http URL of a 't1route echo' to ping and fetch (repeatable)")
 	fl.BoolVar(&f.routes, "routes", true, "check the routes on the Tier-1 (needs the NSXT_* configuration and Kubernetes)")
@@ -134,97 +130,4 @@ func checkRoutes(ctx context.Context, o *oneShot, c *checker) error {
 		}
 	}
 	return nil
-}
-
-// probe pings a target and fetches its echo over HTTP, checking that the
-// echo saw this host's own address.
-func probe(ctx context.Context, target string, c *checker) {
-	u, err := probeURL(target)
-	if err != nil {
-		c.result(false, "probe %q: %v", target, err)
-		return
-	}
-	host := u.Hostname()
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		c.result(false, "probe %q: %s is not an IP address", target, host)
-		return
-	}
-	if got, total, err := ping(ctx, ip); err != nil {
-		c.result(false, "ping %s: %v", ip, err)
-	} else {
-		c.result(got > 0, "ping %s: %d/%d replies", ip, got, total)
-	}
-	local, err := sourceAddr(ip)
-	if err != nil {
-		c.result(false, "http %s: no route from this host: %v", u, err)
-		return
-	}
-	reply, err := fetchEcho(ctx, u.String())
-	switch {
-	case err != nil:
-		c.result(false, "http %s: %v", u, err)
-	case reply.RemoteIP != local.String():
-		c.result(false, "http %s: the echo saw %s but this host sent from %s: the source address was translated (NAT) on the way",
-			u, reply.RemoteIP, local)
-	default:
-		c.result(true, "http %s: the echo saw this host's own address %s (no NAT)", u, local)
-	}
-}
-
-func probeURL(target string) (*url.URL, error) {
-	if !strings.Contains(target, "://") {
-		if ip, err := netip.ParseAddr(target); err == nil {
-			return &url.URL{Scheme: "http", Host: net.JoinHostPort(ip.String(), "8080"), Path: "/"}, nil
-		}
-		return nil, fmt.Errorf("give a pod IP or an http:// URL")
-	}
-	u, err := url.Parse(target)
-	if err != nil || u.Scheme != "http" || u.Hostname() == "" {
-		return nil, fmt.Errorf("give a pod IP or an http:// URL")
-	}
-	return u, nil
-}
-
-var pingReceived = regexp.MustCompile(`(\d+) packets transmitted, (\d+) (packets )?received`)
-
-func ping(ctx context.Context, ip netip.Addr) (received, sent int, err error) {
-	out, _ := exec.CommandContext(ctx, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", ip.String()).CombinedOutput()
-	m := pingReceived.FindStringSubmatch(string(out))
-	if m == nil {
-		return 0, 0, fmt.Errorf("no ping summary (is ping installed?): %s", strings.TrimSpace(string(out)))
-	}
-	fmt.Sscan(m[1], &sent)     //nolint:errcheck
-	fmt.Sscan(m[2], &received) //nolint:errcheck
-	return received, sent, nil
-}
-
-// sourceAddr is the address this host's routing picks to reach ip.
-func sourceAddr(ip netip.Addr) (netip.Addr, error) {
-	conn, err := net.Dial("udp", net.JoinHostPort(ip.String(), "9"))
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	defer conn.Close()
-	return conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
-}
-
-func fetchEcho(ctx context.Context, u string) (EchoReply, error) {
-	var reply EchoReply
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
-	if err != nil {
-		return reply, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return reply, fmt.Errorf("HTTP %d", resp.StatusCode)
-	}
-	if err := json.Unmarshal(body, &reply); err != nil || reply.RemoteIP == "" {
-		return reply, fmt.Errorf("the answer is not from 't1route echo': %.80q", body)
-	}
-	return reply, nil
 }

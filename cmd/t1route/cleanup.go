@@ -2,24 +2,20 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/go-logr/zapr"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2"
 
-	"github.com/t1route/t1route/nsx"
-	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/connect"
+	"github.com/t1route/t1route/podroute/daemon"
+	"github.com/t1route/t1route/podroute/gc"
 )
 
 func newCleanupControllerCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -39,21 +35,23 @@ The workload clusters' CLUSTER_NAME must be their Cluster API Cluster name.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			level, err := zapcore.ParseLevel(logLevel)
-			if err != nil {
-				return fmt.Errorf("--log-level: %w", err)
-			}
-			log, err := newLogger(stderr, logFormat, level)
+			cfg, _, err := loadConfig(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
-			klog.SetLogger(zapr.NewLogger(log.Named("client-go")))
-			nsx.RouteSDKLogs(log)
-			o, err := connectOneShot(ctx, cmd, getenv, kubeconfig, false, stderr)
+			if err := requireNSX(cfg, stderr); err != nil {
+				return err
+			}
+			log, err := daemon.NewLogger(stderr, logFormat, logLevel)
 			if err != nil {
 				return err
 			}
-			rc, err := kubeClientConfig(kubeconfig)
+			defer log.Sync() //nolint:errcheck
+			o, err := dialNSX(ctx, cfg, kubeconfig, true, log)
+			if err != nil {
+				return err
+			}
+			rc, err := connect.KubeConfig(kubeconfig, userAgent())
 			if err != nil {
 				return err
 			}
@@ -61,30 +59,18 @@ The workload clusters' CLUSTER_NAME must be their Cluster API Cluster name.`,
 			if err != nil {
 				return err
 			}
-			kube, err := kubernetes.NewForConfig(rc)
-			if err != nil {
-				return err
-			}
-			var le *podroute.LeaderElection
+			var le *daemon.LeaderElection
 			if leaderElect {
-				le = leaderElection(getenv, leaseNamespace, leaseName, 15*time.Second)
+				le = daemon.Lease(getenv, leaseNamespace, leaseName, 15*time.Second)
 			}
-			log.Info("starting the cluster cleanup controller", zap.String("tier1", o.cfg.RouterPath), zap.Bool("leader_elect", leaderElect))
-			var runErr error
-			err = podroute.RunElected(ctx, kube, le, log, nil, func(ctx context.Context) {
-				runErr = podroute.NewCleanupController(podroute.CleanupConfig{Tier1Path: o.cfg.RouterPath, Resync: resync}, dyn, o.nsx, log).Run(ctx)
+			log.Info("starting the cluster cleanup controller", zap.String("tier1", cfg.RouterPath), zap.Bool("leader_elect", leaderElect))
+			return daemon.RunElected(ctx, o.kube, le, log, nil, func(ctx context.Context) error {
+				return gc.NewCleanupController(gc.CleanupConfig{Tier1Path: cfg.RouterPath, Resync: resync}, dyn, o.nsx, log).Run(ctx)
 			})
-			if err == nil {
-				err = runErr
-			}
-			if err == nil && ctx.Err() == nil && leaderElect {
-				return errors.New("lost the leader lease; exiting so that a fresh start rejoins the election")
-			}
-			return err
 		},
 	}
 	fl := cmd.Flags()
-	addConfigFlags(fl)
+	config.AddFlags(fl)
 	fl.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the management cluster (default: in-cluster, then $KUBECONFIG)")
 	fl.DurationVar(&resync, "resync-period", time.Minute, "revisit every Cluster and re-list NSX this often")
 	fl.BoolVar(&leaderElect, "leader-elect", true, "run only while holding the leader Lease (run 2 replicas)")

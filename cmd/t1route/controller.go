@@ -5,29 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/go-logr/zapr"
-	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/connect"
+	"github.com/t1route/t1route/podroute/daemon"
 )
 
 type controllerFlags struct {
@@ -55,13 +45,9 @@ func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string,
 		Short: "Keep the Tier-1's static routes equal to the nodes' podCIDRs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, problems := LoadConfig(settings{flags: cmd.Flags(), getenv: getenv})
-			if len(problems) > 0 {
-				fmt.Fprintf(stderr, "invalid configuration: %d problem(s)\n", len(problems))
-				for _, p := range problems {
-					fmt.Fprintln(stderr, p.String())
-				}
-				return exitError{2}
+			cfg, _, err := loadConfig(cmd, getenv, stderr)
+			if err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -69,7 +55,7 @@ func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string,
 		},
 	}
 	fl := cmd.Flags()
-	addConfigFlags(fl)
+	config.AddFlags(fl)
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
 	fl.DurationVar(&f.resync, "resync-period", 5*time.Minute, "re-list NSX this often to repair drift")
 	fl.DurationVar(&f.window, "batch-window", 100*time.Millisecond, "coalesce node changes over this window")
@@ -88,47 +74,18 @@ func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string,
 	return cmd
 }
 
-// kubeClientConfig resolves --kubeconfig, in-cluster, then $KUBECONFIG / ~/.kube/config.
-func kubeClientConfig(path string) (*rest.Config, error) {
-	var rc *rest.Config
-	var err error
-	switch {
-	case path != "":
-		rc, err = clientcmd.BuildConfigFromFlags("", path)
-	default:
-		rc, err = rest.InClusterConfig()
-		if err != nil {
-			rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("no Kubernetes configuration: %w (give --kubeconfig, run in a pod, or set KUBECONFIG)", err)
-	}
-	// Node condition patches for thousands of nodes: client-go's default of 5/s is far too low.
-	rc.QPS, rc.Burst = 50, 100
-	rc.UserAgent = "t1route/" + version
-	return rc, nil
-}
-
-func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io.Writer, getenv func(string) (string, bool)) error {
-	level, err := zapcore.ParseLevel(f.logLevel)
-	if err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	log, err := newLogger(stderr, f.logFormat, level)
+func runController(ctx context.Context, cfg config.Config, f controllerFlags, stderr io.Writer, getenv func(string) (string, bool)) error {
+	log, err := daemon.NewLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
-	klog.SetLogger(zapr.NewLogger(log.Named("client-go")))
-	nsx.RouteSDKLogs(log)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := daemon.NewRegistry()
 	metrics := podroute.NewMetrics(reg)
 	var ready atomic.Bool
 	var credentials atomic.Pointer[func() error] // set once NSX is connected
-	srv, err := serveMetrics(f.metricsAddr, reg, func() error {
+	srv, err := daemon.ServeHealth(f.metricsAddr, reg, func() error {
 		if !ready.Load() {
 			return errors.New("no reconcile pass has completed yet")
 		}
@@ -142,7 +99,7 @@ func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io
 		return nil
 	}, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("--metrics-bind-address: %w", err)
 	}
 	defer srv.Shutdown(context.Background()) //nolint:errcheck
 
@@ -152,11 +109,7 @@ func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io
 		<-ctx.Done()
 		return nil
 	}
-	rc, err := kubeClientConfig(f.kubeconfig)
-	if err != nil {
-		return err
-	}
-	kube, err := kubernetes.NewForConfig(rc)
+	kube, err := connect.Kube(f.kubeconfig, userAgent())
 	if err != nil {
 		return err
 	}
@@ -164,15 +117,16 @@ func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io
 	if err != nil {
 		return err
 	}
-	limits := nsx.Limits{RateLimit: f.nsxRate, MaxInFlight: f.nsxInFlight}
-	conn, err := connectNSX(ctx, cfg, kube, log, limits, func(op string, status, _ int, d time.Duration) {
-		metrics.NSXCalls.WithLabelValues(op, fmt.Sprint(status)).Inc()
-		metrics.NSXCallDuration.WithLabelValues(op).Observe(d.Seconds())
-	}, f.nsxBatch)
+	conn, err := connect.NSX(ctx, cfg, kube, connect.Options{Limits: nsx.Limits{RateLimit: f.nsxRate, MaxInFlight: f.nsxInFlight},
+		BatchSize: f.nsxBatch, Log: log, Observe: func(op string, status, _ int, d time.Duration) {
+			metrics.NSXCalls.WithLabelValues(op, fmt.Sprint(status)).Inc()
+			metrics.NSXCallDuration.WithLabelValues(op).Observe(d.Seconds())
+		}})
 	if err != nil {
 		return err
 	}
-	credentials.Store(&conn.Ready)
+	credentialsReady := conn.Ready
+	credentials.Store(&credentialsReady)
 	opts := podroute.RunOptions{
 		Config: podroute.Config{Identity: podroute.Identity{UID: uid, Name: cfg.ClusterName}, Tier1Path: cfg.RouterPath,
 			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync, Window: f.window, MaxRoutes: f.maxRoutes,
@@ -180,53 +134,13 @@ func runController(ctx context.Context, cfg Config, f controllerFlags, stderr io
 		Metrics: metrics, Log: log, OnReady: func() { ready.Store(true) },
 	}
 	if f.leaderElect {
-		opts.LeaderElection = leaderElection(getenv, f.leaseNamespace, f.leaseName, f.leaseDuration)
+		opts.LeaderElection = daemon.Lease(getenv, f.leaseNamespace, f.leaseName, f.leaseDuration)
 		// A standby replica is ready: it is healthy and waiting for the lease.
 		ready.Store(true)
 	}
-	err = podroute.Run(ctx, kube, conn.Client, opts)
-	if ctx.Err() == nil && f.leaderElect {
-		return errors.New("lost the leader lease; exiting so that a fresh start rejoins the election")
+	if err := podroute.Run(ctx, kube, conn.Client, opts); err != nil {
+		return err
 	}
 	log.Info("shut down cleanly")
-	return err
-}
-
-// serveMetrics serves /metrics, /healthz, and /readyz, which answers 503
-// with ready's error until it returns nil.
-func serveMetrics(addr string, reg *prometheus.Registry, ready func() error, log *zap.Logger) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }) //nolint:errcheck
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ok\n") //nolint:errcheck
-	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-bind-address %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed
-	log.Info("serving metrics and health", zap.String("address", ln.Addr().String()))
-	return srv, nil
-}
-
-// leaderElection configures a Lease in namespace (default: $POD_NAMESPACE,
-// else kube-system) with this replica's identity (host name and a random
-// suffix, so a restarted pod never impersonates its predecessor).
-func leaderElection(getenv func(string) (string, bool), namespace, name string, duration time.Duration) *podroute.LeaderElection {
-	if namespace == "" {
-		if v, ok := getenv("POD_NAMESPACE"); ok && v != "" {
-			namespace = v
-		} else {
-			namespace = "kube-system"
-		}
-	}
-	host, _ := os.Hostname()
-	return &podroute.LeaderElection{Namespace: namespace, Name: name, Identity: host + "_" + uuid.NewString()[:8],
-		LeaseDuration: duration, RenewDeadline: duration * 2 / 3, RetryPeriod: duration / 7}
+	return nil
 }

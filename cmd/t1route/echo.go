@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,19 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
-)
 
-// EchoReply is what `t1route echo` answers: the caller's address as the
-// server saw it. A NAT on the way shows as a source that is not the caller's.
-type EchoReply struct {
-	RemoteAddr string `json:"remoteAddr"` // ip:port
-	RemoteIP   string `json:"remoteIP"`
-	LocalAddr  string `json:"localAddr"` // the address the caller reached
-	Hostname   string `json:"hostname,omitempty"`
-}
+	"github.com/t1route/t1route/podroute/probe"
+)
 
 func newEchoCommand(stdout io.Writer) *cobra.Command {
 	var listen string
@@ -42,10 +33,7 @@ own address when nothing on the way translates it.`,
 				return fmt.Errorf("--listen %s: %w", listen, err)
 			}
 			fmt.Fprintf(stdout, "echo: serving on %s\n", ln.Addr())
-			srv := &http.Server{Handler: echoHandler(), ReadHeaderTimeout: 5 * time.Second,
-				ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-					return context.WithValue(ctx, localAddrKey{}, c.LocalAddr().String())
-				}}
+			srv := probe.EchoServer()
 			go func() { <-ctx.Done(); srv.Close() }()
 			if err := srv.Serve(ln); err != http.ErrServerClosed {
 				return err
@@ -55,16 +43,4 @@ own address when nothing on the way translates it.`,
 	}
 	cmd.Flags().StringVar(&listen, "listen", ":8080", "address to serve on")
 	return cmd
-}
-
-type localAddrKey struct{}
-
-func echoHandler() http.Handler {
-	host, _ := os.Hostname()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-		local, _ := r.Context().Value(localAddrKey{}).(string)
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(EchoReply{RemoteAddr: r.RemoteAddr, RemoteIP: ip, LocalAddr: local, Hostname: host}) //nolint:errcheck
-	})
 }

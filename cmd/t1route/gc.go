@@ -11,11 +11,13 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/connect"
+	"github.com/t1route/t1route/podroute/gc"
 )
 
 type gcFlags struct {
@@ -61,7 +63,7 @@ Without --yes it lists exactly what would go and changes nothing.`,
 		},
 	}
 	fl := cmd.Flags()
-	addConfigFlags(fl)
+	config.AddFlags(fl)
 	fl.StringVar(&f.cluster, "cluster", "", "name (CLUSTER_NAME) or UID of the cluster whose routes to remove")
 	fl.BoolVar(&f.orphans, "orphans", false, "remove the routes of every cluster no longer alive in --live-clusters-kubeconfig")
 	fl.StringVar(&f.liveKubeconfig, "live-clusters-kubeconfig", "", "kubeconfig of the Cluster API management cluster")
@@ -79,7 +81,7 @@ func runGC(ctx context.Context, o *oneShot, f gcFlags, stdout, stderr io.Writer)
 	var doomed []nsx.Route
 	var clusters []podroute.ClusterRef
 	if f.cluster != "" {
-		doomed, clusters = podroute.RoutesOfCluster(routes, f.cluster)
+		doomed, clusters = gc.RoutesOfCluster(routes, f.cluster)
 		if len(clusters) > 1 {
 			var uids []string
 			for _, c := range clusters {
@@ -89,15 +91,23 @@ func runGC(ctx context.Context, o *oneShot, f gcFlags, stdout, stderr io.Writer)
 			return exitError{2}
 		}
 	} else {
-		live, err := liveClusters(ctx, f.liveKubeconfig)
+		rc, err := connect.KubeConfig(f.liveKubeconfig, userAgent())
 		if err != nil {
 			return err
+		}
+		dyn, err := dynamic.NewForConfig(rc)
+		if err != nil {
+			return err
+		}
+		live, err := gc.LiveClusters(ctx, dyn)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.liveKubeconfig, err)
 		}
 		keep := map[string]bool{}
 		for _, k := range f.keep {
 			keep[k] = true
 		}
-		doomed, clusters = podroute.OrphanRoutes(routes, live, keep)
+		doomed, clusters = gc.OrphanRoutes(routes, live, keep)
 	}
 	if len(doomed) == 0 {
 		fmt.Fprintln(stdout, "nothing to collect: no t1route route on", o.cfg.RouterPath, "matches")
@@ -128,25 +138,4 @@ func runGC(ctx context.Context, o *oneShot, f gcFlags, stdout, stderr io.Writer)
 	}
 	fmt.Fprintf(stdout, "deleted %d route(s)\n", len(doomed))
 	return nil
-}
-
-// liveClusters lists the Cluster API Clusters of a management cluster by name.
-func liveClusters(ctx context.Context, kubeconfig string) (map[string]bool, error) {
-	rc, err := kubeClientConfig(kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	dc, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return nil, err
-	}
-	list, err := dc.Resource(podroute.ClusterAPIClusters).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list Cluster API Clusters (cluster.x-k8s.io/v1beta1) in %s: %w; is this the management cluster?", kubeconfig, err)
-	}
-	live := map[string]bool{}
-	for _, c := range list.Items {
-		live[c.GetName()] = true
-	}
-	return live, nil
 }

@@ -10,10 +10,15 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/t1route/t1route/podroute/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// userAgent names t1route to the APIs it calls.
+func userAgent() string { return "t1route/" + version }
 
 // exitError carries an exit code out of a command.
 type exitError struct{ code int }
@@ -29,6 +34,21 @@ func main() {
 	case err != nil:
 		os.Exit(1)
 	}
+}
+
+// loadConfig reads a command's NSXT_* configuration (flags win over the
+// environment). On problems it prints one line each and returns exit status 2.
+func loadConfig(cmd *cobra.Command, getenv func(string) (string, bool), stderr io.Writer) (config.Config, config.Settings, error) {
+	s := config.Settings{Flags: cmd.Flags(), Getenv: getenv}
+	cfg, problems := config.Load(s)
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "invalid configuration: %d problem(s)\n", len(problems))
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p.String())
+		}
+		return cfg, s, exitError{2}
+	}
+	return cfg, s, nil
 }
 
 func newRootCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -47,7 +67,6 @@ the flags of the same meaning (flags win).`,
 	root.AddCommand(
 		newValidateConfigCommand(stdout, stderr, getenv),
 		newControllerCommand(stdout, stderr, getenv),
-		newBenchCommand(stdout),
 		newAgentCommand(stderr, getenv),
 		newEchoCommand(stdout),
 		newCheckCommand(stdout, stderr, getenv),

@@ -11,34 +11,42 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/t1route/t1route/nsx"
+	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/connect"
+	"github.com/t1route/t1route/podroute/daemon"
 )
 
-// oneShot is what a one-shot command (gc, routes, check) needs: the
-// configuration, an NSX connection whose credentials are loaded, and, when
-// asked for or when credentials come from a Secret, a Kubernetes client.
+// oneShot is what a command that works on the Tier-1 (gc, routes, check,
+// cleanup-controller) needs: the configuration, an NSX connection whose
+// credentials are loaded, and, when asked for or when credentials come from
+// a Secret, a Kubernetes client.
 type oneShot struct {
-	cfg  Config
+	cfg  config.Config
 	nsx  *nsx.Client
 	kube kubernetes.Interface
-	log  *zap.Logger
 }
 
-// configProblems prints LoadConfig's problems and returns exit status 2.
-func configProblems(stderr io.Writer, problems []Problem) error {
-	fmt.Fprintf(stderr, "invalid configuration: %d problem(s)\n", len(problems))
-	for _, p := range problems {
-		fmt.Fprintln(stderr, p.String())
-	}
-	return exitError{2}
-}
-
-// connectOneShot reads the NSXT_* configuration (flags win) and connects.
+// connectOneShot reads the NSXT_* configuration (flags win) and connects,
+// logging NSX's and client-go's warnings to stderr for a person to read.
 // needKube makes a Kubernetes client even when credentials do not need one.
 func connectOneShot(ctx context.Context, cmd *cobra.Command, getenv func(string) (string, bool), kubeconfig string, needKube bool, stderr io.Writer) (*oneShot, error) {
-	cfg, problems := LoadConfig(settings{flags: cmd.Flags(), getenv: getenv})
-	if len(problems) > 0 {
-		return nil, configProblems(stderr, problems)
+	cfg, _, err := loadConfig(cmd, getenv, stderr)
+	if err != nil {
+		return nil, err
 	}
+	if err := requireNSX(cfg, stderr); err != nil {
+		return nil, err
+	}
+	log, err := daemon.NewLogger(stderr, "console", "warn")
+	if err != nil {
+		return nil, err
+	}
+	return dialNSX(ctx, cfg, kubeconfig, needKube, log)
+}
+
+// requireNSX names what a command that talks to NSX lacks (exit status 2):
+// validation accepts a configuration without them while pod routing is off.
+func requireNSX(cfg config.Config, stderr io.Writer) error {
 	var missing []string
 	if cfg.ManagerURL == "" {
 		missing = append(missing, "NSXT_MANAGER_HOST")
@@ -49,32 +57,30 @@ func connectOneShot(ctx context.Context, cmd *cobra.Command, getenv func(string)
 	if cfg.Auth.Mode == "" {
 		missing = append(missing, "a way to authenticate (NSXT_CLIENT_CERT_DATA+NSXT_CLIENT_CERT_KEY_DATA, NSXT_VMC_ACCESS_TOKEN+NSXT_VMC_AUTH_HOST, NSXT_SECRET_NAMESPACE+NSXT_SECRET_NAME, or NSXT_USERNAME+NSXT_PASSWORD)")
 	}
+	for _, m := range missing {
+		fmt.Fprintf(stderr, "%s: is required for this command\n", m)
+	}
 	if len(missing) > 0 {
-		for _, m := range missing {
-			fmt.Fprintf(stderr, "%s: is required for this command\n", m)
-		}
-		return nil, exitError{2}
+		return exitError{2}
 	}
-	log, err := newLogger(stderr, "console", zap.WarnLevel)
-	if err != nil {
-		return nil, err
-	}
-	nsx.RouteSDKLogs(log) // the SDK logs every request to the standard logger otherwise
-	o := &oneShot{cfg: cfg, log: log}
-	if needKube || cfg.Auth.Mode == AuthSecret {
-		rc, err := kubeClientConfig(kubeconfig)
-		if err != nil {
-			return nil, err
-		}
-		if o.kube, err = kubernetes.NewForConfig(rc); err != nil {
+	return nil
+}
+
+// dialNSX connects to NSX (and Kubernetes, when needKube or when the
+// credentials are in a Secret) and waits up to 15 s for the credentials.
+func dialNSX(ctx context.Context, cfg config.Config, kubeconfig string, needKube bool, log *zap.Logger) (*oneShot, error) {
+	o := &oneShot{cfg: cfg}
+	if needKube || cfg.Auth.Mode == config.AuthSecret {
+		var err error
+		if o.kube, err = connect.Kube(kubeconfig, userAgent()); err != nil {
 			return nil, err
 		}
 	}
-	conn, err := connectNSX(ctx, cfg, o.kube, log, nsx.Limits{RateLimit: 50, MaxInFlight: 10}, nil, 1000)
+	conn, err := connect.NSX(ctx, cfg, o.kube, connect.Options{Limits: nsx.Limits{RateLimit: 50, MaxInFlight: 10}, BatchSize: 1000, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	if err := conn.waitReady(ctx, 15*time.Second); err != nil {
+	if err := conn.WaitReady(ctx, 15*time.Second); err != nil {
 		return nil, err
 	}
 	o.nsx = conn.Client

@@ -1,131 +1,112 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/t1route/t1route/podroute/config/configtest"
 )
 
-// docs splits rendered YAML into objects.
-func docs(t *testing.T, b []byte) []map[string]any {
+// containers maps "<kind>/<container>" to each container of the rendered
+// workloads (init containers included).
+func containers(t *testing.T, out string) map[string]map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for _, d := range strings.Split(string(b), "\n---\n") {
-		var m map[string]any
-		if err := yaml.Unmarshal([]byte(d), &m); err != nil {
-			t.Fatalf("not YAML: %v\n%s", err, d)
+	all := map[string]map[string]any{}
+	for _, d := range strings.Split(out, "\n---\n") {
+		var o struct {
+			Kind string
+			Spec struct {
+				Template struct {
+					Spec struct{ Containers, InitContainers []map[string]any }
+				}
+			}
 		}
-		if m != nil && m["kind"] != nil {
-			out = append(out, m)
+		if err := yaml.Unmarshal([]byte(d), &o); err != nil {
+			t.Fatalf("not YAML: %v", err)
+		}
+		for _, c := range append(o.Spec.Template.Spec.Containers, o.Spec.Template.Spec.InitContainers...) {
+			all[o.Kind+"/"+c["name"].(string)] = c
 		}
 	}
-	return out
+	return all
 }
 
-func kinds(objs []map[string]any) map[string]int {
-	k := map[string]int{}
-	for _, o := range objs {
-		k[o["kind"].(string)]++
-	}
-	return k
+func args(c map[string]any) string {
+	b, _ := yaml.Marshal(c["args"])
+	return string(b)
 }
 
-func render(t *testing.T, env map[string]string, args ...string) (string, string, error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	root := newRootCommand(&out, &errb, envOf(env))
-	root.SetArgs(append([]string{"render"}, args...))
-	err := root.Execute()
-	return out.String(), errb.String(), err
-}
-
-func TestRenderPerAuthMode(t *testing.T) {
-	pki := newPKI(t)
-	withAuth := func(extra map[string]string) map[string]string {
-		env := validEnv()
-		delete(env, "NSXT_USERNAME")
-		delete(env, "NSXT_PASSWORD")
-		for k, v := range extra {
-			env[k] = v
-		}
-		return env
-	}
+// Every render flag reaches the manifests (--adopt-cloud-provider-routes
+// once did not).
+func TestRenderFlagsReachTheManifests(t *testing.T) {
 	cases := []struct {
-		name       string
-		env        map[string]string
-		secrets    []string // values that must appear only in the credentials Secret
-		wantSecret bool
+		flags []string
+		check func(out string, c map[string]map[string]any) bool
 	}{
-		{"password", validEnv(), []string{"Very-S3cret-pw"}, true},
-		{"client certificate", withAuth(map[string]string{"NSXT_CLIENT_CERT_DATA": b64(pki.certPEM), "NSXT_CLIENT_CERT_KEY_DATA": b64(pki.keyPEM)}),
-			[]string{b64(pki.keyPEM)}, true},
-		{"vmc token", withAuth(map[string]string{"NSXT_VMC_AUTH_HOST": "console.example.com", "NSXT_VMC_ACCESS_TOKEN": "vmc-T0ken-value"}),
-			[]string{"vmc-T0ken-value"}, true},
-		{"kubernetes secret", withAuth(map[string]string{"NSXT_SECRET_NAMESPACE": "t1route-system", "NSXT_SECRET_NAME": "nsx-credentials"}), nil, false},
+		{[]string{"--namespace", "ops"}, func(out string, _ map[string]map[string]any) bool {
+			return strings.Contains(out, "  name: ops\n") && strings.Contains(out, "namespace: ops") && !strings.Contains(out, "t1route-system")
+		}},
+		{[]string{"--image", "registry.example/t1route:v9"}, func(_ string, c map[string]map[string]any) bool {
+			return c["Deployment/controller"]["image"] == "registry.example/t1route:v9" && c["DaemonSet/agent"]["image"] == "registry.example/t1route:v9" &&
+				c["DaemonSet/ip-forward"]["image"] == "registry.example/t1route:v9" && c["DaemonSet/ovs"]["image"] == "registry.example/t1route:v9"
+		}},
+		{[]string{"--ovs-image", "registry.example/ovs:3"}, func(_ string, c map[string]map[string]any) bool {
+			return c["DaemonSet/ovs"]["image"] == "registry.example/ovs:3" && c["DaemonSet/agent"]["image"] != "registry.example/ovs:3"
+		}},
+		{[]string{"--datapath-type", "netdev"}, func(_ string, c map[string]map[string]any) bool {
+			return strings.Contains(args(c["DaemonSet/agent"]), "--datapath-type=netdev")
+		}},
+		{[]string{"--adopt-cloud-provider-routes"}, func(_ string, c map[string]map[string]any) bool {
+			return strings.Contains(args(c["Deployment/controller"]), "--adopt-cloud-provider-routes")
+		}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			out, stderr, err := render(t, tc.env)
+		t.Run(strings.Join(tc.flags, " "), func(t *testing.T) {
+			base, stderr, err := run(configtest.ValidEnv(), "render")
 			if err != nil {
-				t.Fatalf("render: %v\n%s", err, stderr)
+				t.Fatalf("%v: %s", err, stderr)
 			}
-			objs := docs(t, []byte(out))
-			k := kinds(objs)
-			if k["Deployment"] != 1 || k["DaemonSet"] != 1 || k["ConfigMap"] != 1 || k["Namespace"] != 1 || k["ServiceAccount"] != 2 {
-				t.Fatalf("objects: %v", k)
+			if tc.check(base, containers(t, base)) {
+				t.Fatal("the check passes without the flag: it cannot tell")
 			}
-			if got := k["Secret"] == 1; got != tc.wantSecret {
-				t.Fatalf("credentials Secret rendered: %v, want %v", got, tc.wantSecret)
+			out, stderr, err := run(configtest.ValidEnv(), append([]string{"render"}, tc.flags...)...)
+			if err != nil {
+				t.Fatalf("%v: %s", err, stderr)
 			}
-			for _, o := range objs {
-				b, _ := yaml.Marshal(o)
-				for _, s := range tc.secrets {
-					if strings.Contains(string(b), s) && o["kind"] != "Secret" {
-						t.Fatalf("a credential is in a %s", o["kind"])
-					}
-				}
-				if o["kind"] == "ClusterRole" && strings.Contains(string(b), "secrets") {
-					t.Fatalf("a ClusterRole grants Secrets:\n%s", b)
-				}
-				if o["kind"] == "Role" && strings.Contains(string(b), "secrets") {
-					if tc.wantSecret {
-						t.Fatal("a Secrets Role without Secret authentication")
-					}
-					if !strings.Contains(string(b), "nsx-credentials") || !strings.Contains(string(b), "resourceNames") {
-						t.Fatalf("the Secrets Role is not limited to the named Secret:\n%s", b)
-					}
-				}
+			if !tc.check(out, containers(t, out)) {
+				t.Fatalf("%v did not reach the manifests:\n%s", tc.flags, out)
 			}
 		})
 	}
 }
 
 func TestRenderRejectsBadConfiguration(t *testing.T) {
-	env := validEnv()
+	env := configtest.ValidEnv()
 	env["CLUSTER_CIDR"] = "100.96.0.0/33"
-	out, stderr, err := render(t, env)
+	out, stderr, err := run(env, "render")
 	if ee, ok := err.(exitError); !ok || ee.code != 2 || out != "" || !strings.Contains(stderr, "CLUSTER_CIDR") {
 		t.Fatalf("err %v, stdout %q, stderr %q", err, out, stderr)
 	}
-	if _, stderr, err = render(t, validEnv(), "--datapath-type", "dpdk"); err == nil || !strings.Contains(stderr, "--datapath-type") {
+	if _, stderr, err = run(configtest.ValidEnv(), "render", "--datapath-type", "dpdk"); err == nil || !strings.Contains(stderr, "--datapath-type") {
 		t.Fatalf("bad datapath type: %v %s", err, stderr)
 	}
-	env = validEnv()
+	env = configtest.ValidEnv()
 	env["NSXT_POD_ROUTING_ENABLED"] = "false"
-	if _, stderr, err = render(t, env); err == nil || !strings.Contains(stderr, "NSXT_POD_ROUTING_ENABLED") {
+	if _, stderr, err = run(env, "render"); err == nil || !strings.Contains(stderr, "NSXT_POD_ROUTING_ENABLED") {
 		t.Fatalf("disabled: %v %s", err, stderr)
 	}
 }
 
-// deploy/base is render's output for placeholder settings: regenerate it
-// with `make manifests` when render changes.
+// deploy/base is render's output for placeholder settings, exactly as
+// `make manifests` runs it: regenerate it with `make manifests` when render
+// changes.
 func TestDeployBaseIsCurrent(t *testing.T) {
 	env := map[string]string{"NSXT_POD_ROUTING_ENABLED": "true", "CLUSTER_CIDR": "100.96.0.0/11", "CLUSTER_NAME": "change-me",
 		"NSXT_MANAGER_HOST": "nsx.example.com", "NSXT_ROUTER_PATH": "/infra/tier-1s/change-me", "NSXT_USERNAME": "CHANGE-ME", "NSXT_PASSWORD": "CHANGE-ME"}
-	out, _, err := render(t, env, "--image", "ghcr.io/t1route/t1route:latest")
+	out, _, err := run(env, "render", "--image", "ghcr.io/t1route/t1route:latest")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/config"
 )
 
 // RouteView is one route as `t1route routes list` shows it.
@@ -52,7 +53,7 @@ func newRoutesCommand(stdout, stderr io.Writer, getenv func(string) (string, boo
 		},
 	}
 	fl := list.Flags()
-	addConfigFlags(fl)
+	config.AddFlags(fl)
 	fl.StringVarP(&output, "output", "o", "table", "table, json or yaml")
 	fl.BoolVar(&all, "all-clusters", false, "every t1route route on the Tier-1, of any cluster (needs no Kubernetes access)")
 	fl.BoolVar(&realization, "realization", true, "read each route's realized state (one NSX call per route)")

@@ -7,10 +7,7 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/base64"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,11 +22,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
-	"github.com/t1route/t1route/auth"
 	"github.com/t1route/t1route/integration"
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/connect"
 )
 
 // runner is a TB for a program: fatal errors clean up and exit.
@@ -91,20 +88,17 @@ func main() {
 	fmt.Printf("  API server at %s\n", cluster.Config.Host)
 
 	step("starting the route controller (CLUSTER_CIDR=100.96.0.0/11, CLUSTER_NAME=demo)")
-	user, pass := sim.User()
-	client, err := nsx.New(nsx.Config{Host: sim.URL(), TLS: &tls.Config{RootCAs: sim.CertPool()},
-		Auth: &auth.Session{BaseURL: sim.URL(), Credentials: auth.Static{Username: user, Password: pass}}})
-	if err != nil {
-		r.Fatal(err)
-	}
+	// The operator's settings, for the controller here and the t1route commands below.
+	settings := integration.SimSettings(sim, "t1-routable")
+	settings["NSXT_POD_ROUTING_ENABLED"], settings["CLUSTER_CIDR"], settings["CLUSTER_NAME"] = "true", "100.96.0.0/11", "demo"
+	cfg, client := integration.Connect(r, settings, cluster.Client, connect.Options{})
 	uid, err := podroute.ClusterUID(ctx, cluster.Client)
 	if err != nil {
 		r.Fatal(err)
 	}
-	id := podroute.Identity{UID: uid, Name: "demo"}
+	id := podroute.Identity{UID: uid, Name: cfg.ClusterName}
 	go podroute.Run(ctx, cluster.Client, client, podroute.RunOptions{Config: podroute.Config{Identity: id,
-		Tier1Path: "/infra/tier-1s/t1-routable", ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")},
-		ResyncPeriod: 2 * time.Second}, Log: zap.NewNop()})
+		Tier1Path: cfg.RouterPath, ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: 2 * time.Second}, Log: zap.NewNop()})
 	fmt.Printf("  cluster identity: kube-system UID %s\n", uid)
 
 	step("creating 3 nodes with podCIDRs")
@@ -125,7 +119,9 @@ func main() {
 	n, _ := cluster.Client.CoreV1().Nodes().Get(ctx, "worker-2", metav1.GetOptions{})
 	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.51.100.99"}}
 	cluster.Client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
-	waitFor(r, "next hop 198.51.100.99", func() bool { return strings.Contains(routeTable(sim), "198.51.100.99") })
+	integration.Eventually(r, 30*time.Second, "next hop 198.51.100.99", func() (bool, string) {
+		return strings.Contains(routeTable(sim), "198.51.100.99"), routeTable(sim)
+	})
 	showRoutes(sim)
 
 	step("worker-3 is deleted: its route is garbage-collected")
@@ -141,9 +137,7 @@ func main() {
 
 	step("t1route check: every node's route is on the Tier-1, points at the node, and is realized")
 	bin := integration.BuildBinaries(r)
-	env := []string{"NSXT_POD_ROUTING_ENABLED=true", "CLUSTER_CIDR=100.96.0.0/11", "CLUSTER_NAME=demo",
-		"NSXT_MANAGER_HOST=" + sim.Addr(), "NSXT_ROUTER_PATH=/infra/tier-1s/t1-routable", "NSXT_USERNAME=" + user,
-		"NSXT_PASSWORD=" + pass, "NSXT_ROOT_CA_DATA_B64=" + base64.StdEncoding.EncodeToString(sim.CACertPEM())}
+	env := integration.Environ(settings)
 	run(r, bin, env, true, "check", "--kubeconfig", cluster.Kubeconfig)
 
 	step("a deleted cluster left routes behind: t1route gc removes them (dry run, then --yes)")
@@ -209,14 +203,14 @@ func showRoutes(sim *nsxsim.Simulator) {
 }
 
 func showConditions(ctx context.Context, r *runner, c *integration.Cluster) {
-	waitFor(r, "node conditions", func() bool {
+	integration.Eventually(r, 30*time.Second, "node conditions", func() (bool, string) {
 		nodes, _ := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		for _, n := range nodes.Items {
 			if len(n.Status.Conditions) == 0 {
-				return false
+				return false, n.Name + " has none"
 			}
 		}
-		return true
+		return true, ""
 	})
 	nodes, _ := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	for _, n := range nodes.Items {
@@ -229,14 +223,7 @@ func showConditions(ctx context.Context, r *runner, c *integration.Cluster) {
 }
 
 func waitRoutes(r *runner, sim *nsxsim.Simulator, n int) {
-	waitFor(r, fmt.Sprintf("%d routes", n), func() bool { return len(sim.Routes("t1-routable")) == n })
-}
-
-func waitFor(r *runner, what string, cond func() bool) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	r.Fatalf("timed out waiting for %s", what)
+	integration.Eventually(r, 30*time.Second, fmt.Sprintf("%d routes", n), func() (bool, string) {
+		return len(sim.Routes("t1-routable")) == n, routeTable(sim)
+	})
 }

@@ -12,13 +12,13 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/t1route/t1route/integration"
-	"github.com/t1route/t1route/podroute/datapath"
+	"github.com/t1route/t1route/podroute/ovs"
 )
 
 // BenchmarkPodAttach attaches 50 pods to one node, one after another, as a
 // runtime would, and measures for each the time from CNI ADD to the first
 // packet the pod gets forwarded (a ping of its gateway through OVS), and the
-// flows each pod adds. Run: make bench-datapath.
+// flows each pod adds. Run: make bench-ovs.
 func BenchmarkPodAttach(b *testing.B) {
 	prerequisites(b)
 	b.Run("ipv4", func(b *testing.B) { benchAttach(b, false) })
@@ -34,7 +34,7 @@ func benchAttach(b *testing.B, dual bool) {
 	w.nodes = w.nodes[:1]
 	w.startNodes()
 	n := w.nodes[0]
-	table := datapath.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
+	table := ovs.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
 	ctx := context.Background()
 	base, err := table.Dump(ctx)
 	if err != nil {

@@ -24,7 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/t1route/t1route/integration"
-	"github.com/t1route/t1route/podroute/datapath"
+	"github.com/t1route/t1route/podroute/ovs"
 )
 
 const tier1 = "t1-routable"
@@ -45,7 +45,7 @@ func prerequisites(t testing.TB) {
 type node struct {
 	name, ns, ip, podCIDR string
 	ip6, podCIDR6         string // dual-stack only
-	ovs                   ovs
+	ovs                   nodeOVS
 	agent                 *exec.Cmd
 	cni                   *cniRuntime
 	agentArgs             []string
@@ -114,7 +114,7 @@ func TestRoutability(t *testing.T) {
 	ctx := context.Background()
 	a1, a2, b1, b2 := w.pods[0], w.pods[1], w.pods[2], w.pods[3]
 	w.step("routes realized on the Tier-1 router", func(t *testing.T) {
-		eventually(t, 30*time.Second, func() (bool, string) {
+		integration.Eventually(t, 30*time.Second, "the routes realized on the router", func() (bool, string) {
 			out, _ := try("ip", "-n", w.router, "route")
 			ok := strings.Contains(out, "100.96.1.0/24 via 198.51.100.11") && strings.Contains(out, "100.96.2.0/24 via 198.51.100.12")
 			if w.dual {
@@ -126,7 +126,7 @@ func TestRoutability(t *testing.T) {
 		})
 	})
 	w.step("t1route check passes for every node", func(t *testing.T) {
-		eventually(t, 20*time.Second, func() (bool, string) {
+		integration.Eventually(t, 20*time.Second, "t1route check to pass", func() (bool, string) {
 			out, err := w.check()
 			want := len(w.nodes) // one route per node and family
 			if w.dual {
@@ -228,13 +228,13 @@ func TestRoutability(t *testing.T) {
 	})
 	w.step("flows per pod are bounded", func(t *testing.T) {
 		for _, n := range w.nodes {
-			flows, err := datapath.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}.Dump(ctx)
+			flows, err := ovs.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}.Dump(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := datapath.NodeFlows + 2*datapath.FlowsPerPod
+			want := ovs.NodeFlows + 2*ovs.FlowsPerPod
 			if w.dual {
-				want = datapath.DualStackNodeFlows + 2*datapath.FlowsPerDualStackPod
+				want = ovs.DualStackNodeFlows + 2*ovs.FlowsPerDualStackPod
 			}
 			if got := len(flows); got != want {
 				t.Fatalf("%s: %d flows, want %d for 2 pods:\n%s", n.name, got, want, strings.Join(flows, "\n"))
@@ -244,7 +244,7 @@ func TestRoutability(t *testing.T) {
 			if m == nil {
 				t.Fatal("the agent did not log its metrics address")
 			}
-			eventually(t, 10*time.Second, func() (bool, string) {
+			integration.Eventually(t, 10*time.Second, "the agent's metrics", func() (bool, string) {
 				out, _ := inNetns(n.ns, "curl", "-s", "http://"+m[1]+"/metrics")
 				return strings.Contains(out, "t1route_agent_pods 2") && strings.Contains(out, fmt.Sprintf("t1route_agent_flows %d", len(flows))), out
 			})
@@ -252,7 +252,7 @@ func TestRoutability(t *testing.T) {
 	})
 	w.step("agent restart rebuilds the same flows without disturbing pods", func(t *testing.T) {
 		n := w.nodes[0]
-		table := datapath.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
+		table := ovs.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
 		before, _ := table.Dump(ctx)
 		pinger := exec.Command("ip", "netns", "exec", w.ext, "ping", "-n", "-i", "0.1", "-c", "40", a1.ip)
 		out := &strings.Builder{}
@@ -299,7 +299,7 @@ func TestRoutability(t *testing.T) {
 	})
 	w.step("8 pods attached and detached concurrently: every one forwards, nothing is left", func(t *testing.T) {
 		n := b1.node
-		table := datapath.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
+		table := ovs.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
 		before, _ := table.Dump(ctx)
 		const count = 8
 		type result struct {
@@ -376,7 +376,7 @@ func TestRoutability(t *testing.T) {
 		// Stop the controller so the outage lasts long enough to observe.
 		stopProc(w.ctrl)
 		w.deleteRouteInNSX(t, "100.96.2.0/24")
-		eventually(t, 10*time.Second, func() (bool, string) {
+		integration.Eventually(t, 10*time.Second, "the route gone from the router", func() (bool, string) {
 			out, _ := try("ip", "-n", w.router, "route")
 			return !strings.Contains(out, "100.96.2.0/24"), out
 		})
@@ -390,7 +390,7 @@ func TestRoutability(t *testing.T) {
 	})
 	w.step("the controller repairs the route and the pods are reachable again", func(t *testing.T) {
 		w.startController()
-		eventually(t, 30*time.Second, func() (bool, string) {
+		integration.Eventually(t, 30*time.Second, "t1route check to pass again", func() (bool, string) {
 			out, err := w.check()
 			return err == nil, out
 		})
@@ -506,7 +506,7 @@ func (w *world) startNodes() {
 
 func (w *world) startAgent(n *node, logName string) {
 	n.agent = w.lab.start(n.ns, logName, nil, n.agentArgs...)
-	eventually(w.t, 30*time.Second, func() (bool, string) {
+	integration.Eventually(w.t, 30*time.Second, "the agent's datapath ready", func() (bool, string) {
 		return strings.Contains(w.lab.logFile(logName), "datapath ready"), lastLines(w.lab.logFile(logName), 10)
 	})
 }
@@ -551,7 +551,7 @@ func (w *world) check() (string, error) {
 }
 
 func (w *world) ping(t *testing.T, fromNS, ip string) {
-	eventually(t, 10*time.Second, func() (bool, string) {
+	integration.Eventually(t, 10*time.Second, "ping "+ip, func() (bool, string) {
 		out, err := inNetns(fromNS, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", ip)
 		if strings.Contains(out, "DUP!") {
 			t.Fatalf("duplicate replies: a packet took two paths:\n%s", out)
@@ -564,7 +564,7 @@ func (w *world) ping(t *testing.T, fromNS, ip string) {
 // echo's view of the source address must be the caller's own.
 func (w *world) probe(t *testing.T, fromNS, target string) string {
 	var out string
-	eventually(t, 15*time.Second, func() (bool, string) {
+	integration.Eventually(t, 15*time.Second, "the probe of "+target, func() (bool, string) {
 		var err error
 		out, err = inNetns(fromNS, w.bin+"/t1route", "check", "--routes=false", "--probe", target, "--timeout", "10s")
 		return err == nil, out
@@ -620,21 +620,6 @@ func icmpInEchos(t *testing.T, snmp string) int {
 }
 
 var agentAddr = regexp.MustCompile(`serving metrics and health\s+\{"address": "([0-9.:]+)"\}`)
-
-func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s:\n%s", timeout, detail)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")

@@ -171,25 +171,25 @@ func (l *lab) leftovers() []string {
 	return left
 }
 
-// ovs runs one node's ovsdb-server and ovs-vswitchd (userspace datapath)
+// nodeOVS runs one node's ovsdb-server and ovs-vswitchd (userspace datapath)
 // inside the node's namespace, with every file under dir.
-type ovs struct {
+type nodeOVS struct {
 	ns, dir string
 }
 
-func (o ovs) env() []string {
+func (o nodeOVS) env() []string {
 	return []string{"OVS_RUNDIR=" + o.dir, "OVS_DBDIR=" + o.dir, "OVS_LOGDIR=" + o.dir, "OVS_SYSCONFDIR=" + o.dir, "OVS_PKGDATADIR=/usr/share/openvswitch"}
 }
 
-func (o ovs) cmd(args ...string) (string, error) {
+func (o nodeOVS) cmd(args ...string) (string, error) {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", o.ns}, args...)...)
 	cmd.Env = append(os.Environ(), o.env()...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 
-func (l *lab) startOVS(ns string) ovs {
-	o := ovs{ns: ns, dir: filepath.Join(l.dir, ns+"-ovs")}
+func (l *lab) startOVS(ns string) nodeOVS {
+	o := nodeOVS{ns: ns, dir: filepath.Join(l.dir, ns+"-ovs")}
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		l.t.Fatal(err)
 	}
@@ -212,14 +212,14 @@ func (l *lab) startOVS(ns string) ovs {
 }
 
 // startVSwitchd starts (or restarts) the node's ovs-vswitchd.
-func (o ovs) startVSwitchd() (string, error) {
+func (o nodeOVS) startVSwitchd() (string, error) {
 	return o.cmd("ovs-vswitchd", "unix:"+o.dir+"/db.sock", "--pidfile="+o.dir+"/ovs-vswitchd.pid",
 		"--unixctl="+o.dir+"/ovs-vswitchd.ctl", "--log-file="+o.dir+"/ovs-vswitchd.log", "--detach")
 }
 
 // restartOVSDB stops and starts ovsdb-server on the same database, as an
 // OVS upgrade would.
-func (o ovs) restartOVSDB() (string, error) {
+func (o nodeOVS) restartOVSDB() (string, error) {
 	if out, err := o.stopDaemon("ovsdb-server"); err != nil {
 		return out, err
 	}
@@ -229,10 +229,10 @@ func (o ovs) restartOVSDB() (string, error) {
 
 // stopVSwitchd stops ovs-vswitchd as a crash or upgrade would (its flows go
 // with it) and waits until the process is gone.
-func (o ovs) stopVSwitchd() (string, error) { return o.stopDaemon("ovs-vswitchd") }
+func (o nodeOVS) stopVSwitchd() (string, error) { return o.stopDaemon("ovs-vswitchd") }
 
 // stopDaemon asks an OVS daemon to exit and waits until it has.
-func (o ovs) stopDaemon(name string) (string, error) {
+func (o nodeOVS) stopDaemon(name string) (string, error) {
 	b, err := os.ReadFile(o.dir + "/" + name + ".pid")
 	if err != nil {
 		return "", err

@@ -9,6 +9,9 @@ want=()
 [ -x "$out/kube-apiserver" ] || want+=(k8s.io/kubernetes/cmd/kube-apiserver)
 [ -x "$out/kubectl" ] || want+=(k8s.io/kubernetes/cmd/kubectl)
 [ -x "$out/etcd" ] || want+=(./cmd/etcd)
+for b in kubelet kube-proxy kube-controller-manager kube-scheduler; do # make cluster's nodes and control plane
+  [ -x "$out/$b" ] || want+=(k8s.io/kubernetes/cmd/$b)
+done
 if [ ${#want[@]} -eq 0 ]; then
   exit 0
 fi

@@ -31,6 +31,10 @@ type FaultRule struct {
 	// ContentType goes with it (default text/html).
 	Body        string `json:"body,omitempty"`
 	ContentType string `json:"content_type,omitempty"`
+	// Location answers with a redirect there (Status, default 302): a
+	// misconfigured proxy or an attacker between t1route and NSX, which
+	// never redirects API calls itself.
+	Location string `json:"location,omitempty"`
 	// Delay holds the request this long first (a latency spike, or a timeout
 	// when longer than the client waits). With no Status and no Reset the
 	// request then proceeds normally.
@@ -46,6 +50,8 @@ func (f FaultRule) Kind() string {
 	switch {
 	case f.Reset:
 		return "reset"
+	case f.Location != "":
+		return "redirect"
 	case f.Body != "":
 		return "garbage"
 	case f.Status != 0:
@@ -57,7 +63,7 @@ func (f FaultRule) Kind() string {
 // ParseFaultRule parses the flag form of a rule: comma-separated key=value
 // pairs, e.g. "method=PATCH,path=^/policy/api/v1/infra$,status=503,p=0.2,count=10"
 // or "path=/static-routes,reset,p=0.05". Keys: method, path, status, code,
-// retry-after, reset, body, content-type, delay, p (probability), count.
+// retry-after, reset, body, content-type, location, delay, p (probability), count.
 func ParseFaultRule(s string) (FaultRule, error) {
 	var f FaultRule
 	for _, kv := range strings.Split(s, ",") {
@@ -88,6 +94,8 @@ func ParseFaultRule(s string) (FaultRule, error) {
 			f.Body = v
 		case "content-type":
 			f.ContentType = v
+		case "location":
+			f.Location = v
 		case "delay":
 			f.Delay, err = time.ParseDuration(v)
 		case "p", "probability":
@@ -98,14 +106,17 @@ func ParseFaultRule(s string) (FaultRule, error) {
 		case "count":
 			f.Count, err = strconv.Atoi(v)
 		default:
-			return FaultRule{}, fmt.Errorf("fault rule %q: unknown key %q (want method, path, status, code, retry-after, reset, body, content-type, delay, p, count)", s, k)
+			return FaultRule{}, fmt.Errorf("fault rule %q: unknown key %q (want method, path, status, code, retry-after, reset, body, content-type, location, delay, p, count)", s, k)
 		}
 		if err != nil {
 			return FaultRule{}, fmt.Errorf("fault rule %q: bad %s value %q: %v", s, k, v, err)
 		}
 	}
-	if f.Status == 0 && !f.Reset && f.Delay == 0 && f.Body == "" {
-		return FaultRule{}, fmt.Errorf("fault rule %q does nothing: give status=, reset, body= or delay=", s)
+	if f.Status == 0 && !f.Reset && f.Delay == 0 && f.Body == "" && f.Location == "" {
+		return FaultRule{}, fmt.Errorf("fault rule %q does nothing: give status=, reset, body=, location= or delay=", s)
+	}
+	if f.Location != "" && f.Status != 0 && (f.Status < 300 || f.Status > 399) {
+		return FaultRule{}, fmt.Errorf("fault rule %q: location= needs a 3xx status (or none, for 302)", s)
 	}
 	return f, nil
 }
@@ -198,6 +209,14 @@ func (t *faultTable) inject(w *statusRecorder, r *http.Request, stats *counters)
 			}
 		}
 		panic(http.ErrAbortHandler) // net/http drops the connection
+	case f.Location != "":
+		status := f.Status
+		if status == 0 {
+			status = http.StatusFound
+		}
+		w.Header().Set("Location", f.Location)
+		w.WriteHeader(status)
+		return true
 	case f.Body != "":
 		ct := f.ContentType
 		if ct == "" {

@@ -463,6 +463,8 @@ func TestParseFaultRule(t *testing.T) {
 		"reset,p=0.1": {Reset: true, Probability: 0.1},
 		"delay=2s":    {Delay: 2 * time.Second},
 		"status=502,body=<html>bad gateway</html>": {Status: 502, Body: "<html>bad gateway</html>"},
+		"location=http://203.0.113.9/x":            {Location: "http://203.0.113.9/x"},
+		"status=307,location=/elsewhere":           {Status: 307, Location: "/elsewhere"},
 	}
 	for in, want := range good {
 		got, err := nsxsim.ParseFaultRule(in)
@@ -470,7 +472,7 @@ func TestParseFaultRule(t *testing.T) {
 			t.Errorf("ParseFaultRule(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "method=GET", "status=abc", "status=42", "p=2,status=500", "path=([,status=500", "color=red,status=500", "delay=soon"} {
+	for _, in := range []string{"", "method=GET", "status=abc", "status=42", "p=2,status=500", "path=([,status=500", "color=red,status=500", "delay=soon", "status=200,location=/x"} {
 		if _, err := nsxsim.ParseFaultRule(in); err == nil {
 			t.Errorf("ParseFaultRule(%q) accepted", in)
 		}

@@ -28,7 +28,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/vishvananda/netlink"
 
-	"github.com/t1route/t1route/podroute/datapath"
+	"github.com/t1route/t1route/podroute/ovs"
 )
 
 // NetConf is the plugin's entry in the conflist the agent writes.
@@ -163,17 +163,17 @@ func Add(args *skel.CmdArgs) (err error) {
 			return err
 		}
 		if conf.DisableTxChecksum {
-			return datapath.DisableTxChecksum(args.IfName)
+			return ovs.DisableTxChecksum(args.IfName)
 		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("set up %s in the pod: %w", args.IfName, err)
 	}
-	if err := datapath.IsolateHostPort(hostName); err != nil {
+	if err := ovs.IsolateHostPort(hostName); err != nil {
 		return err
 	}
 
-	db, err := datapath.DialOVSDB(ctx, conf.OVSRunDir, logr.Discard())
+	db, err := ovs.DialOVSDB(ctx, conf.OVSRunDir, logr.Discard())
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater, err.Error(), "")
 	}
@@ -184,9 +184,9 @@ func Add(args *skel.CmdArgs) (err error) {
 		ips = append(ips, c.Address.IP.String())
 	}
 	ids := map[string]string{
-		datapath.KeyContainerID: args.ContainerID, datapath.KeyIfName: args.IfName,
-		datapath.KeyPodNamespace: podNS, datapath.KeyPodName: podName,
-		datapath.KeyIPs: strings.Join(ips, ","), datapath.KeyMAC: contIf.HardwareAddr.String(),
+		ovs.KeyContainerID: args.ContainerID, ovs.KeyIfName: args.IfName,
+		ovs.KeyPodNamespace: podNS, ovs.KeyPodName: podName,
+		ovs.KeyIPs: strings.Join(ips, ","), ovs.KeyMAC: contIf.HardwareAddr.String(),
 	}
 	if err := db.EnsurePort(ctx, conf.Bridge, hostName, "", ids); err != nil {
 		return fmt.Errorf("plug %s into %s: %w", hostName, conf.Bridge, err)
@@ -199,7 +199,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	if _, err := db.WaitOFPort(ctx, hostName); err != nil {
 		return err
 	}
-	if _, err := datapath.Sync(ctx, conf.OVSRunDir, conf.Bridge, db, datapath.OFCtl{RunDir: conf.OVSRunDir, Bridge: conf.Bridge}); err != nil {
+	if _, err := ovs.Sync(ctx, conf.OVSRunDir, conf.Bridge, db, ovs.OFCtl{RunDir: conf.OVSRunDir, Bridge: conf.Bridge}); err != nil {
 		return fmt.Errorf("install flows for %s: %w", hostName, err)
 	}
 	return types.PrintResult(result, conf.CNIVersion)
@@ -259,7 +259,7 @@ func Del(args *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	hostName := HostVethName(args.ContainerID, args.IfName)
-	db, err := datapath.DialOVSDB(ctx, conf.OVSRunDir, logr.Discard())
+	db, err := ovs.DialOVSDB(ctx, conf.OVSRunDir, logr.Discard())
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater, err.Error(), "")
 	}
@@ -282,7 +282,7 @@ func Del(args *skel.CmdArgs) error {
 	if err := releaseAll(args); err != nil {
 		return fmt.Errorf("release the pod's address: %w", err)
 	}
-	if _, err := datapath.Sync(ctx, conf.OVSRunDir, conf.Bridge, db, datapath.OFCtl{RunDir: conf.OVSRunDir, Bridge: conf.Bridge}); err != nil {
+	if _, err := ovs.Sync(ctx, conf.OVSRunDir, conf.Bridge, db, ovs.OFCtl{RunDir: conf.OVSRunDir, Bridge: conf.Bridge}); err != nil {
 		return fmt.Errorf("remove flows of %s: %w", hostName, err)
 	}
 	return nil
@@ -309,7 +309,7 @@ func Check(args *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	hostName := HostVethName(args.ContainerID, args.IfName)
-	db, err := datapath.DialOVSDB(ctx, conf.OVSRunDir, logr.Discard())
+	db, err := ovs.DialOVSDB(ctx, conf.OVSRunDir, logr.Discard())
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater, err.Error(), "")
 	}
@@ -321,8 +321,8 @@ func Check(args *skel.CmdArgs) error {
 	found := false
 	for _, p := range ports {
 		if p.Name == hostName {
-			if p.ExternalIDs[datapath.KeyContainerID] != args.ContainerID {
-				return fmt.Errorf("port %s belongs to container %q, not %q", hostName, p.ExternalIDs[datapath.KeyContainerID], args.ContainerID)
+			if p.ExternalIDs[ovs.KeyContainerID] != args.ContainerID {
+				return fmt.Errorf("port %s belongs to container %q, not %q", hostName, p.ExternalIDs[ovs.KeyContainerID], args.ContainerID)
 			}
 			if p.OFPort <= 0 {
 				return fmt.Errorf("port %s is not built by ovs-vswitchd: %s", hostName, p.Error)

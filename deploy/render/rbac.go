@@ -1,0 +1,76 @@
+package render
+
+import (
+	"strings"
+
+	authzv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/t1route/t1route/podroute/config"
+)
+
+// ControllerClusterRules is everything the controller does cluster-wide.
+func ControllerClusterRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes/status"}, Verbs: []string{"patch"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		// The cluster's identity is the kube-system namespace's UID.
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, ResourceNames: []string{"kube-system"}, Verbs: []string{"get"}},
+	}
+}
+
+// LeaderElectionRules is what the controller does in its Lease's namespace.
+func LeaderElectionRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}}}
+}
+
+// CredentialsRules is the controller's access to the one Secret holding the
+// NSX credentials (Secret authentication only). list and watch are
+// authorized for it only with a metadata.name field selector, which is how
+// t1route watches.
+func CredentialsRules(secretName string) []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{secretName}, Verbs: []string{"get", "list", "watch"}}}
+}
+
+// AgentRules is what the node agent does: read its node's podCIDR.
+func AgentRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}}}
+}
+
+// ControllerPermissions is every permission the rendered RBAC grants the
+// controller for cfg, one access review each: the cluster-wide rules, the
+// leader election rules in leaseNamespace and, with Secret authentication,
+// the credentials Secret. doctor asks the API server about each.
+func ControllerPermissions(cfg config.Config, leaseNamespace string) []authzv1.ResourceAttributes {
+	out := attributes(ControllerClusterRules(), "")
+	out = append(out, attributes(LeaderElectionRules(), leaseNamespace)...)
+	if cfg.Auth.Mode == config.AuthSecret {
+		out = append(out, attributes(CredentialsRules(cfg.Auth.SecretName), cfg.Auth.SecretNamespace)...)
+	}
+	return out
+}
+
+// attributes expands rules into one access review per verb, resource and
+// resource name, in the rules' order.
+func attributes(rules []rbacv1.PolicyRule, namespace string) []authzv1.ResourceAttributes {
+	var out []authzv1.ResourceAttributes
+	for _, r := range rules {
+		names := r.ResourceNames
+		if len(names) == 0 {
+			names = []string{""}
+		}
+		for _, group := range r.APIGroups {
+			for _, res := range r.Resources {
+				resource, sub, _ := strings.Cut(res, "/")
+				for _, name := range names {
+					for _, verb := range r.Verbs {
+						out = append(out, authzv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Subresource: sub,
+							Name: name, Namespace: namespace})
+					}
+				}
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,134 @@
+package render
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func controllerDeployment(o Options, meta metav1.ObjectMeta, labels map[string]string, withCreds bool) *appsv1.Deployment {
+	envFrom := []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName}}}}
+	if withCreds {
+		envFrom = append(envFrom, corev1.EnvFromSource{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsName}}})
+	}
+	probe := func(path string) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("metrics")}},
+			PeriodSeconds: 10, FailureThreshold: 3}
+	}
+	return &appsv1.Deployment{TypeMeta: tm("apps/v1", "Deployment"), ObjectMeta: meta,
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr(int32(2)),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: ControllerName,
+					PriorityClassName:  "system-cluster-critical",
+					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(65532)),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+					// Spread the two replicas so that losing a node loses at most one.
+					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "kubernetes.io/hostname",
+						WhenUnsatisfiable: corev1.ScheduleAnyway, LabelSelector: &metav1.LabelSelector{MatchLabels: labels}}},
+					Tolerations: []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+					Containers: []corev1.Container{{
+						Name:           "controller",
+						Image:          o.Image,
+						Args:           controllerArgs(o),
+						Env:            []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}},
+						EnvFrom:        envFrom,
+						Ports:          []corev1.ContainerPort{{Name: "metrics", ContainerPort: 8080}},
+						LivenessProbe:  probe("/healthz"),
+						ReadinessProbe: probe("/readyz"),
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+							// 10,000 nodes peak near 250 MB (make bench); room for 4x that.
+							Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+						},
+						SecurityContext: &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr(true), AllowPrivilegeEscalation: ptr(false),
+							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+					}},
+				},
+			},
+		},
+	}
+}
+
+func controllerArgs(o Options) []string {
+	args := []string{"controller", "--leader-elect=true", "--metrics-bind-address=:8080"}
+	if o.AdoptCloudProviderRoutes {
+		args = append(args, "--adopt-cloud-provider-routes")
+	}
+	return args
+}
+
+func agentDaemonSet(o Options, meta metav1.ObjectMeta, labels map[string]string) *appsv1.DaemonSet {
+	hostPath := func(name, path string, t corev1.HostPathType) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &t}}}
+	}
+	mount := func(name, path string, ro bool) corev1.VolumeMount {
+		return corev1.VolumeMount{Name: name, MountPath: path, ReadOnly: ro}
+	}
+	caps := func(add ...corev1.Capability) *corev1.SecurityContext {
+		return &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: add, Drop: []corev1.Capability{"ALL"}}}
+	}
+	return &appsv1.DaemonSet{TypeMeta: tm("apps/v1", "DaemonSet"), ObjectMeta: meta,
+		Spec: appsv1.DaemonSetSpec{
+			Selector:       &metav1.LabelSelector{MatchLabels: labels},
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: AgentName,
+					HostNetwork:        true,
+					DNSPolicy:          corev1.DNSClusterFirstWithHostNet,
+					PriorityClassName:  "system-node-critical",
+					// Every node, including NotReady ones: the agent is what makes them Ready.
+					Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+					InitContainers: []corev1.Container{{
+						// The only privileged step: /proc/sys is read-only to unprivileged containers.
+						Name: "ip-forward", Image: o.Image, Command: []string{"sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"},
+						SecurityContext: &corev1.SecurityContext{Privileged: ptr(true)},
+					}},
+					Containers: []corev1.Container{
+						{
+							Name: "ovs", Image: o.OVSImage,
+							Command: []string{"sh", "-c", "/usr/share/openvswitch/scripts/ovs-ctl start --system-id=random --no-monitor && exec tail -F /var/log/openvswitch/ovs-vswitchd.log"},
+							// The kernel datapath: netlink to the openvswitch module (and loading it), real-time threads, locked memory.
+							SecurityContext: caps("NET_ADMIN", "SYS_NICE", "SYS_MODULE", "IPC_LOCK"),
+							VolumeMounts: []corev1.VolumeMount{mount("ovs-run", "/var/run/openvswitch", false), mount("ovs-db", "/etc/openvswitch", false),
+								mount("ovs-log", "/var/log/openvswitch", false), mount("modules", "/lib/modules", true)},
+							Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")}},
+						},
+						{
+							Name: "agent", Image: o.Image,
+							Args: []string{"agent", "--datapath-type=" + o.DatapathType, "--cni-plugin=/usr/local/bin/t1route-cni",
+								"--health-bind-address=127.0.0.1:8081"},
+							Env: []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
+							// Addresses and links on the host, offloads on the gateway.
+							SecurityContext: caps("NET_ADMIN"),
+							LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Host: "127.0.0.1", Path: "/healthz", Port: intstr.FromInt32(8081)}},
+								PeriodSeconds: 10, FailureThreshold: 3},
+							ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Host: "127.0.0.1", Path: "/readyz", Port: intstr.FromInt32(8081)}},
+								PeriodSeconds: 5},
+							VolumeMounts: []corev1.VolumeMount{mount("ovs-run", "/var/run/openvswitch", false), mount("cni-bin", "/opt/cni/bin", false),
+								mount("cni-conf", "/etc/cni/net.d", false)},
+							Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}},
+						},
+					},
+					Volumes: []corev1.Volume{
+						hostPath("ovs-run", "/var/run/openvswitch", corev1.HostPathDirectoryOrCreate),
+						hostPath("ovs-db", "/var/lib/t1route/openvswitch", corev1.HostPathDirectoryOrCreate),
+						hostPath("ovs-log", "/var/log/openvswitch", corev1.HostPathDirectoryOrCreate),
+						hostPath("modules", "/lib/modules", corev1.HostPathDirectory),
+						hostPath("cni-bin", "/opt/cni/bin", corev1.HostPathDirectoryOrCreate),
+						hostPath("cni-conf", "/etc/cni/net.d", corev1.HostPathDirectoryOrCreate),
+					},
+				},
+			},
+		},
+	}
+}
