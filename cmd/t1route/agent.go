@@ -13,16 +13,21 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/t1route/t1route/podroute/agent"
 	"github.com/t1route/t1route/podroute/connect"
 	"github.com/t1route/t1route/podroute/daemon"
+	"github.com/t1route/t1route/podroute/introspect"
 	"github.com/t1route/t1route/podroute/ovs"
 )
 
 type agentFlags struct {
 	kubeconfig, healthAddr, logFormat, logLevel string
 	cfg                                         agent.Config
+	intro                                       agent.IntrospectionConfig
+	publish                                     bool
 }
 
 func newAgentCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -62,6 +67,10 @@ changes. Pod traffic is routed by the node without NAT. Run it on every node
 	fl.StringVar(&f.cfg.IPAMDataDir, "ipam-data-dir", "/var/lib/cni/networks", "host-local IPAM reservations")
 	fl.DurationVar(&f.cfg.FlowResync, "flow-resync", 30*time.Second, "rebuild the flow table at least this often")
 	fl.StringVar(&f.healthAddr, "health-bind-address", ":8081", "address of /healthz, /readyz and /metrics")
+	fl.StringVar(&f.intro.Socket, "introspect-socket", introspect.DefaultSocket, "unix socket on which `t1route get` asks this agent (root only)")
+	fl.BoolVar(&f.publish, "publish-summary", true, "publish this node's T1RouteAgentInfo (kubectl get t1routeagentinfos)")
+	fl.DurationVar(&f.intro.MinInterval, "summary-min-interval", introspect.DefaultMinInterval, "at most one summary write per this interval")
+	fl.DurationVar(&f.intro.Heartbeat, "summary-heartbeat", introspect.DefaultHeartbeat, "rewrite an unchanged summary this often")
 	fl.StringVar(&f.logFormat, "log-format", "json", "json or console")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -86,7 +95,11 @@ func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
-	kube, err := connect.Kube(f.kubeconfig, userAgent())
+	rc, err := connect.KubeConfig(f.kubeconfig, userAgent())
+	if err != nil {
+		return err
+	}
+	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return err
 	}
@@ -102,6 +115,17 @@ func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
 		return fmt.Errorf("--health-bind-address: %w", err)
 	}
 	defer srv.Close()
+	f.intro.Version = version
+	if f.publish {
+		if f.intro.Dynamic, err = dynamic.NewForConfig(rc); err != nil {
+			return err
+		}
+	}
+	go func() {
+		if err := a.ServeIntrospection(ctx, f.intro); err != nil {
+			log.Error("introspection unavailable (forwarding is not affected)", zap.Error(err))
+		}
+	}()
 	log.Info("starting agent", zap.String("node", f.cfg.NodeName))
 	return a.Run(ctx)
 }

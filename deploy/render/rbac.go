@@ -7,6 +7,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/introspect"
 )
 
 // ControllerClusterRules is everything the controller does cluster-wide.
@@ -33,9 +34,11 @@ func CredentialsRules(secretName string) []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{secretName}, Verbs: []string{"get", "list", "watch"}}}
 }
 
-// AgentRules is what the node agent does: read its node's podCIDR.
+// AgentRules is what the node agent does: read its node's podCIDR, and
+// publish its node's T1RouteAgentInfo.
 func AgentRules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}}}
+	return append([]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}}},
+		introspect.AgentRules()...)
 }
 
 // ControllerPermissions is every permission the rendered RBAC grants the

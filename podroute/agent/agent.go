@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,6 +72,10 @@ type Agent struct {
 	log     *zap.Logger
 	ready   atomic.Bool
 	db      atomic.Pointer[ovs.OVSDB]
+	// What introspection shows (introspect.go); synced is signalled after every flow sync.
+	mu     sync.Mutex
+	st     syncState
+	synced chan struct{}
 }
 
 // New returns an agent; Run starts it. metrics may be nil.
@@ -79,7 +84,7 @@ func New(cfg Config, kube kubernetes.Interface, log *zap.Logger, metrics *Metric
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	return &Agent{cfg: cfg, kube: kube, log: log, metrics: metrics}
+	return &Agent{cfg: cfg, kube: kube, log: log, metrics: metrics, synced: make(chan struct{}, 1)}
 }
 
 // Ready reports whether the datapath is set up, the flow table installed,
@@ -100,6 +105,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if len(gwAddrs) == 0 {
 		return fmt.Errorf("node %s's podCIDRs %v are too small for a gateway and pods (/30 or /126 at most)", a.cfg.NodeName, cidrs)
 	}
+	a.setPodCIDRs(cidrs)
 	a.log.Info("node podCIDRs", zap.Stringers("podCIDRs", cidrs), zap.String("bridge", a.cfg.Bridge),
 		zap.String("datapathType", a.cfg.DatapathType))
 
@@ -140,6 +146,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		start := time.Now()
 		res, err := ovs.Sync(ctx, a.cfg.RunDir, a.cfg.Bridge, db, table)
 		a.metrics.SyncDuration.Observe(time.Since(start).Seconds())
+		if ctx.Err() == nil {
+			a.recordSync(ctx, table, start, res, err)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			a.metrics.SyncFailures.Inc()
