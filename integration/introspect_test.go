@@ -72,7 +72,7 @@ func TestAgentInfoPublication(t *testing.T) {
 	done := make(chan struct{})
 	go func() { p.Run(pctx); close(done) }()
 	defer func() { stop(); <-done }()
-	eventually(t, 10*time.Second, "the first write", func() (bool, string) { return writes.Load() == 1, fmt.Sprint(writes.Load(), " writes") })
+	Eventually(t, 10*time.Second, "the first write", func() (bool, string) { return writes.Load() == 1, fmt.Sprint(writes.Load(), " writes") })
 
 	// The object: owned by the node, with the summary, in kubectl's columns.
 	u, err := dyn.Resource(introspect.AgentInfoResource).Get(ctx, "node-a", metav1.GetOptions{})
@@ -104,7 +104,7 @@ func TestAgentInfoPublication(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // the burst's pace, not synchronisation
 	}
 	changes := pods.Load()
-	eventually(t, 2*minInterval+5*time.Second, "the last state published", func() (bool, string) {
+	Eventually(t, 2*minInterval+5*time.Second, "the last state published", func() (bool, string) {
 		infos, err := introspect.PublishedInfos(ctx, dyn, "node-a", time.Now())
 		return err == nil && infos[0].PodCount == int(changes), fmt.Sprint(infos, err)
 	})
@@ -180,7 +180,7 @@ func TestAgentInfoAccess(t *testing.T) {
 	sum := introspect.Summary{Health: introspect.Healthy, Flows: 8, Updated: time.Now().UTC().Truncate(time.Second), Heartbeat: 300}
 
 	// The policy takes a moment to be loaded: wait, with dry runs, until it refuses node-b.
-	eventually(t, 20*time.Second, "the admission policy to be in force", func() (bool, string) {
+	Eventually(t, 20*time.Second, "the admission policy to be in force", func() (bool, string) {
 		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "t1route.io/v1alpha1", "kind": "T1RouteAgentInfo",
 			"metadata": map[string]any{"name": "node-b"}}}
 		_, err := agentDyn.Resource(introspect.AgentInfoResource).Apply(ctx, "node-b", u,

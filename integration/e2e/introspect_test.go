@@ -19,6 +19,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"sigs.k8s.io/yaml"
 
+	"github.com/t1route/t1route/integration"
 	"github.com/t1route/t1route/podroute/introspect"
 )
 
@@ -230,9 +231,11 @@ func (w *world) introspection(t *testing.T) (pass, fail int) {
 		if out, err := inNetns(a2.ns, "ping", "-n", "-c", "5", "-i", "0.2", "-W", "1", a1.ip); err != nil {
 			t.Fatalf("ping %s: %v\n%s", a1.ip, err, out)
 		}
-		if got := forwardPackets() - before; got < 5 {
-			t.Fatalf("the forwarding flow to %s counted %d packets for 5 pings", a1.ip, got)
-		}
+		// OVS moves datapath statistics to its flows' counters every second or so.
+		integration.Eventually(t, 10*time.Second, "the forwarding flow to count 5 pings", func() (bool, string) {
+			got := forwardPackets() - before
+			return got >= 5, fmt.Sprintf("the forwarding flow to %s counted %d packets for 5 pings", a1.ip, got)
+		})
 	})
 
 	step("ovsflows -T: by name or number, only that table's flows, all of them", func(t *testing.T) {
@@ -327,7 +330,7 @@ func (w *world) introspection(t *testing.T) (pass, fail int) {
 		for _, m := range w.nodes {
 			counts[m.name] = len(rawDump(t, m))
 		}
-		eventually(t, 30*time.Second, func() (bool, string) {
+		integration.Eventually(t, 30*time.Second, "the published summaries", func() (bool, string) {
 			out, errOut, err := w.getAPI("agentinfo", "-o", "json")
 			var infos []introspect.AgentInfo
 			if err != nil || json.Unmarshal([]byte(out), &infos) != nil || len(infos) != len(w.nodes) {
