@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // DefaultSocket is where the agent serves the introspection API: inside
@@ -66,22 +64,6 @@ func (l *peerListener) Accept() (net.Conn, error) {
 		}
 		c.Close() // a user the agent does not serve: the connection is refused without an answer
 	}
-}
-
-func peerUID(c *net.UnixConn) (uint32, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var cred *unix.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) { cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
-		return 0, err
-	}
-	if credErr != nil {
-		return 0, credErr
-	}
-	return cred.Uid, nil
 }
 
 // Serve serves h on the listener until ctx ends, then shuts down and
