@@ -97,7 +97,7 @@ func runGet(cmd *cobra.Command, args []string, q introspect.Query, output, kubec
 			kube, kerr := kubernetes.NewForConfig(rc)
 			dyn, derr := dynamic.NewForConfig(rc)
 			if kerr != nil || derr != nil {
-				return fmt.Errorf("Kubernetes client: %v %v", kerr, derr)
+				return fmt.Errorf("a client for the API server: %v %v", kerr, derr)
 			}
 			src.Agents = &introspect.Agents{Kube: kube, Exec: introspect.KubeExecutor{Config: rc, Kube: kube}, Namespace: agentNS}
 			src.Dynamic = dyn
