@@ -71,7 +71,8 @@ e2e: kube-bins e2e-prereqs ## Routability and network policy with real packets (
 	  grep -E '^ *--- (PASS|FAIL): (TestRoutability|TestNetworkPolicy)/' $(CACHE)/e2e.log || true; \
 	  if [ $$rc != 0 ]; then grep -vE '^ +(I[0-9]{4}|\{")' $(CACHE)/e2e.log | tail -60; fi; \
 	  grep -E '^routability:' $(CACHE)/e2e.log || echo "routability: 0 passed, 1 failed"; \
-	  grep -E '^networkpolicy:' $(CACHE)/e2e.log || echo "networkpolicy: 0 passed, 1 failed"; exit $$rc
+	  grep -E '^networkpolicy:' $(CACHE)/e2e.log || echo "networkpolicy: 0 passed, 1 failed"; \
+	  grep -E '^introspection:' $(CACHE)/e2e.log || echo "introspection: 0 passed, 1 failed"; exit $$rc
 
 bench-datapath: kube-bins e2e-prereqs ## Pod attach latency (CNI ADD -> first packet) p50/p99 over 50 pods, flows per pod (root)
 	$(GO) test -count=1 -tags 'integration e2e' -run '^$$' -bench PodAttach -benchtime 1x -timeout 10m ./integration/e2e/ | grep -E '^(pod attach|Benchmark)'

@@ -14,10 +14,12 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/t1route/t1route/podroute/agent"
 	"github.com/t1route/t1route/podroute/connect"
 	"github.com/t1route/t1route/podroute/daemon"
+	"github.com/t1route/t1route/podroute/introspect"
 	"github.com/t1route/t1route/podroute/ovs"
 	"github.com/t1route/t1route/podroute/policy/enforcer"
 )
@@ -26,6 +28,8 @@ type agentFlags struct {
 	kubeconfig, healthAddr, logFormat, logLevel string
 	cfg                                         agent.Config
 	networkPolicy, logDenied                    bool
+	intro                                       agent.IntrospectionConfig
+	publish                                     bool
 }
 
 func newAgentCommand(stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
@@ -68,6 +72,10 @@ changes. Pod traffic is routed by the node without NAT. Run it on every node
 	fl.BoolVar(&f.logDenied, "log-denied", false, "log, per policy and direction at most every 10 s, the packets it denied")
 	fl.DurationVar(&f.cfg.PolicyStatsInterval, "policy-stats-interval", 10*time.Second, "how often denied-packet counts are read from OVS")
 	fl.StringVar(&f.healthAddr, "health-bind-address", ":8081", "address of /healthz, /readyz and /metrics")
+	fl.StringVar(&f.intro.Socket, "introspect-socket", introspect.DefaultSocket, "unix socket on which `t1route get` asks this agent (root only)")
+	fl.BoolVar(&f.publish, "publish-summary", true, "publish this node's T1RouteAgentInfo (kubectl get t1routeagentinfos)")
+	fl.DurationVar(&f.intro.MinInterval, "summary-min-interval", introspect.DefaultMinInterval, "at most one summary write per this interval")
+	fl.DurationVar(&f.intro.Heartbeat, "summary-heartbeat", introspect.DefaultHeartbeat, "rewrite an unchanged summary this often")
 	fl.StringVar(&f.logFormat, "log-format", "json", "json or console")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -92,7 +100,11 @@ func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
-	kube, err := connect.Kube(f.kubeconfig, userAgent())
+	rc, err := connect.KubeConfig(f.kubeconfig, userAgent())
+	if err != nil {
+		return err
+	}
+	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return err
 	}
@@ -130,6 +142,17 @@ func runAgent(ctx context.Context, f agentFlags, stderr io.Writer) error {
 		return fmt.Errorf("--health-bind-address: %w", err)
 	}
 	defer srv.Close()
+	f.intro.Version = version
+	if f.publish {
+		if f.intro.Dynamic, err = dynamic.NewForConfig(rc); err != nil {
+			return err
+		}
+	}
+	go func() {
+		if err := a.ServeIntrospection(ctx, f.intro); err != nil {
+			log.Error("introspection unavailable (forwarding is not affected)", zap.Error(err))
+		}
+	}()
 	log.Info("starting agent", zap.String("node", f.cfg.NodeName))
 	return a.Run(ctx)
 }

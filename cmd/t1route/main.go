@@ -138,6 +138,7 @@ the flags of the same meaning (flags win).`,
 		newCleanupControllerCommand(stderr, getenv),
 		newRenderCommand(stdout, stderr, getenv),
 		newDoctorCommand(stdout, stderr, getenv),
+		newGetCommand(stdout, stderr),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

@@ -7,6 +7,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/introspect"
 )
 
 // ControllerClusterRules is everything the controller does cluster-wide.
@@ -34,12 +35,13 @@ func CredentialsRules(secretName string) []rbacv1.PolicyRule {
 }
 
 // AgentRules is what the node agent does: read its node's podCIDR, and
-// watch what network policy depends on.
+// watch what network policy depends on, and publish its node's T1RouteAgentInfo.
 func AgentRules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}},
+	return append([]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}},
 		{APIGroups: []string{""}, Resources: []string{"pods", "namespaces"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"list", "watch"}},
-		{APIGroups: []string{"policy.networking.k8s.io"}, Resources: []string{"clusternetworkpolicies"}, Verbs: []string{"list", "watch"}}}
+		{APIGroups: []string{"policy.networking.k8s.io"}, Resources: []string{"clusternetworkpolicies"}, Verbs: []string{"list", "watch"}}},
+		introspect.AgentRules()...)
 }
 
 // ControllerPermissions is every permission the rendered RBAC grants the

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/introspect"
 	"github.com/t1route/t1route/podroute/policy"
 	"github.com/t1route/t1route/podroute/policy/cnp"
 )
@@ -132,6 +133,19 @@ func Manifests(cfg config.Config, s config.Settings, o Options) ([]byte, error) 
 			Rules: AgentRules()},
 		binding(true, AgentName, AgentName, ns, "agent"),
 	}
+	// Introspection: the agents' summaries, readable by every viewer, each
+	// agent kept to its own node's (podroute/introspect).
+	var crd map[string]any
+	if err := yaml.Unmarshal(introspect.CRD(), &crd); err != nil {
+		return nil, err
+	}
+	view := cluster("t1route-view", "agent")
+	for k, v := range introspect.ViewAggregationLabels {
+		view.Labels[k] = v
+	}
+	vap, vapb := introspect.AdmissionPolicy(AgentName+"-own-node", "system:serviceaccount:"+ns+":"+AgentName)
+	objs = append(objs, crd, &rbacv1.ClusterRole{TypeMeta: tm("rbac.authorization.k8s.io/v1", "ClusterRole"), ObjectMeta: view,
+		Rules: introspect.ViewRules()}, vap, vapb)
 	if cfg.Auth.Mode == config.AuthSecret {
 		sns, sname := cfg.Auth.SecretNamespace, cfg.Auth.SecretName
 		role := &rbacv1.Role{TypeMeta: tm("rbac.authorization.k8s.io/v1", "Role"),

@@ -112,6 +112,7 @@ func ovsContainer(o Options) corev1.Container {
 
 func agentVolumes(o Options) []corev1.Volume {
 	v := []corev1.Volume{
+		{Name: "introspect", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 		hostPath("ovs-run", "/var/run/openvswitch", corev1.HostPathDirectoryOrCreate),
 		hostPath("ovs-db", "/var/lib/t1route/openvswitch", corev1.HostPathDirectoryOrCreate),
 		hostPath("ovs-log", "/var/log/openvswitch", corev1.HostPathDirectoryOrCreate),
@@ -158,8 +159,9 @@ func agentDaemonSet(o Options, meta metav1.ObjectMeta, labels map[string]string)
 							ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Host: "127.0.0.1", Path: "/readyz", Port: intstr.FromInt32(8081)}},
 								PeriodSeconds: 5},
 							// The OVS run directory also holds the agent's flow-sync
-							// socket (t1route-cni.sock), which the CNI plugin calls.
-							VolumeMounts: []corev1.VolumeMount{mount("ovs-run", "/var/run/openvswitch", false), mount("cni-bin", "/opt/cni/bin", false),
+							// socket (t1route-cni.sock), which the CNI plugin calls;
+							// introspect holds the socket `t1route get` asks, private to this container's users.
+							VolumeMounts: []corev1.VolumeMount{mount("introspect", "/var/run/t1route", false), mount("ovs-run", "/var/run/openvswitch", false), mount("cni-bin", "/opt/cni/bin", false),
 								mount("cni-conf", "/etc/cni/net.d", false)},
 							Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}},
 						},

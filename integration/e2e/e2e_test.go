@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/t1route/t1route/integration"
+	"github.com/t1route/t1route/podroute/introspect"
 	"github.com/t1route/t1route/podroute/ovs"
 )
 
@@ -98,14 +99,20 @@ func (w *world) step(name string, fn func(t *testing.T)) bool {
 func TestRoutability(t *testing.T) {
 	prerequisites(t)
 	w := &world{t: t, lab: newLab(t), dual: true}
+	introPass, introFail, introRan := 0, 0, false
 	defer func() {
-		if t.Failed() && w.fail == 0 {
+		if t.Failed() && w.fail == 0 && introFail == 0 {
 			w.fail++ // the setup itself failed
 		}
 		fmt.Printf("routability: %d passed, %d failed\n", w.pass, w.fail)
+		if !introRan {
+			introFail++ // never reached
+		}
+		fmt.Printf("introspection: %d passed, %d failed\n", introPass, introFail)
 	}()
 	w.bin = integration.BuildBinaries(t)
 	w.cluster = integration.StartCluster(t)
+	w.cluster.ApplyCRD(t, introspect.CRD())
 	w.buildNetwork()
 	w.simEnv = integration.StartNSXSim(t, w.bin, "--tier1", tier1, "--realize-netns", w.router)
 	w.startController()
@@ -251,6 +258,8 @@ func TestRoutability(t *testing.T) {
 			})
 		}
 	})
+	introPass, introFail = w.introspection(t)
+	introRan = true
 	w.step("agent restart rebuilds the same flows without disturbing pods", func(t *testing.T) {
 		n := w.nodes[0]
 		table := ovs.OFCtl{RunDir: n.ovs.dir, Bridge: "br-int"}
@@ -499,7 +508,8 @@ func (w *world) startNodes() {
 		n.agentArgs = []string{w.bin + "/t1route", "agent", "--kubeconfig", w.cluster.Kubeconfig, "--node-name", n.name,
 			"--ovs-run-dir", n.ovs.dir, "--datapath-type", "netdev", "--cni-plugin", w.bin + "/t1route-cni",
 			"--cni-bin-dir", dir + "/bin", "--cni-conf-dir", dir + "/net.d", "--ipam-data-dir", filepath.Join(w.lab.dir, n.name+"-ipam"),
-			"--health-bind-address", "127.0.0.1:0", "--log-format", "console", "--flow-resync", "5s"}
+			"--health-bind-address", "127.0.0.1:0", "--log-format", "console", "--flow-resync", "5s",
+			"--introspect-socket", w.introspectSocket(n), "--summary-min-interval", "1s"}
 		n.agentArgs = append(n.agentArgs, w.agentExtra...)
 		w.startAgent(n, "agent-"+n.name)
 		n.cni = newCNIRuntime(n.ns, dir+"/bin", dir+"/net.d", dir+"/cni-cache")

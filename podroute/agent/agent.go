@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,6 +92,10 @@ type Agent struct {
 	ready   atomic.Bool
 	db      atomic.Pointer[ovs.OVSDB]
 	policy  Policy
+	// What introspection shows (introspect.go); synced is signalled after every flow sync.
+	mu     sync.Mutex
+	st     syncState
+	synced chan struct{}
 }
 
 // WithPolicy makes the agent rebuild the flow table when p's rules change
@@ -106,7 +111,7 @@ func New(cfg Config, kube kubernetes.Interface, log *zap.Logger, metrics *Metric
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	return &Agent{cfg: cfg, kube: kube, log: log, metrics: metrics}
+	return &Agent{cfg: cfg, kube: kube, log: log, metrics: metrics, synced: make(chan struct{}, 1)}
 }
 
 // Ready reports whether the datapath is set up, the flow table installed,
@@ -127,6 +132,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if len(gwAddrs) == 0 {
 		return fmt.Errorf("node %s's podCIDRs %v are too small for a gateway and pods (/30 or /126 at most)", a.cfg.NodeName, cidrs)
 	}
+	a.setPodCIDRs(cidrs)
 	a.log.Info("node podCIDRs", zap.Stringers("podCIDRs", cidrs), zap.String("bridge", a.cfg.Bridge),
 		zap.String("datapathType", a.cfg.DatapathType))
 
@@ -184,6 +190,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		start := time.Now()
 		res, err := ovs.Sync(ctx, a.cfg.RunDir, a.cfg.Bridge, db, table)
 		a.metrics.SyncDuration.Observe(time.Since(start).Seconds())
+		if ctx.Err() == nil {
+			a.recordSync(ctx, table, start, res, err)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			a.metrics.SyncFailures.Inc()

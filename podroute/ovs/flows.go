@@ -50,6 +50,23 @@ const (
 	tableForward  = 20
 )
 
+// Table names a table of the pipeline for people.
+type Table struct {
+	ID         int
+	Name, What string
+}
+
+// Tables are the pipeline's tables: the flows above use these numbers,
+// and `t1route get ovsflows -T NAME` these names.
+func Tables() []Table {
+	return []Table{
+		{tableClassify, "Classifier", "spoof guard: the gateway is trusted; a pod passes only from its own MAC and addresses"},
+		{tableARP, "NeighborResponder", "ARP and IPv6 neighbour solicitations for the gateway and local pods, answered by the switch"},
+		{tableNDAdvert, "NDAdvertisement", "finishes the neighbour advertisements begun in NeighborResponder"},
+		{tableForward, "L3Forwarding", "to a local pod by destination address; anything else out the gateway"},
+	}
+}
+
 // Gateway is the node's side of the bridge.
 type Gateway struct {
 	OFPort int

@@ -51,6 +51,17 @@ func (o OFCtl) PolicyStats(ctx context.Context) (map[uint64]uint64, error) {
 	return rules.ParseFlowStats(out), nil
 }
 
+// DumpStats returns dump-flows output with statistics and port numbers
+// (not names), as introspection parses it.
+func (o OFCtl) DumpStats(ctx context.Context) (string, error) {
+	return o.run(ctx, "", "dump-flows", "--no-names", o.target())
+}
+
+// Desc returns dump-desc output: the running ovs-vswitchd's description.
+func (o OFCtl) Desc(ctx context.Context) (string, error) {
+	return o.run(ctx, "", "dump-desc", o.target())
+}
+
 // Dump returns the installed flows without statistics (for checks and tests).
 func (o OFCtl) Dump(ctx context.Context) ([]string, error) {
 	out, err := o.run(ctx, "", "dump-flows", "--no-stats", o.target())

@@ -56,6 +56,7 @@ type ovsInterface struct {
 // Port is one port of the bridge as OVSDB knows it.
 type Port struct {
 	Name string
+	UUID string // the Port row's
 	// OFPort is the OpenFlow port number, 0 until ovs-vswitchd has built the port.
 	OFPort int
 	// MAC is the interface's MAC as OVS sees it ("" if not known yet).
@@ -345,7 +346,7 @@ func (db *OVSDB) Ports(ctx context.Context, bridge string) ([]Port, error) {
 		if err := db.c.Get(ctx, iface); err != nil {
 			continue
 		}
-		port := Port{Name: p.Name, ExternalIDs: iface.ExternalIDs}
+		port := Port{Name: p.Name, UUID: p.UUID, ExternalIDs: iface.ExternalIDs}
 		if iface.OFPort != nil && *iface.OFPort > 0 {
 			port.OFPort = *iface.OFPort
 		}
