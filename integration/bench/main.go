@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/netip"
 	"os"
 	goruntime "runtime"
 	"sort"
@@ -101,18 +102,29 @@ func benchNode(i int, ip string) *corev1.Node {
 		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}}}
 }
 
-// benchClusterCIDR holds 65,536 node /24s.
-const benchClusterCIDR = "10.0.0.0/8"
+// Every address the bench uses, though only data (it sends no packets), is in
+// the shared address space 100.64.0.0/10, as the project's test rules ask:
+// podCIDRs are /27s of benchClusterCIDR (65,536 of them fill the /11), node
+// addresses come from 100.96.0.0/12 and readdressed nodes from 100.112.0.0/12.
+const benchClusterCIDR = "100.64.0.0/11"
 
-func benchPodCIDR(i int) string { return fmt.Sprintf("10.%d.%d.0/24", i/256, i%256) }
+func benchPodCIDR(i int) string { return fmt.Sprintf("%s/27", addrAt(100<<24|64<<16, i<<5)) }
 
-// benchIP is node i's address in the benchmarking range 198.18.0.0/15
-// (addresses are data here: the bench sends no packets).
-func benchIP(i int) string { return fmt.Sprintf("198.%d.%d.%d", 18+i/62500, (i/250)%250, i%250+1) }
+// benchIP is node i's address.
+func benchIP(i int) string { return addrAt(100<<24|96<<16, i+1) }
+
+// benchChangedIP is the address the k-th readdressing gives a node.
+func benchChangedIP(k int) string { return addrAt(100<<24|112<<16, k+1) }
+
+// addrAt is the IPv4 address base+off.
+func addrAt(base, off int) string {
+	v := uint32(base + off)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+}
 
 func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	if f.nodes < 1 || f.nodes > 65536 {
-		return fmt.Errorf("--nodes must be between 1 and 65536 (the bench's %s holds that many /24s)", benchClusterCIDR)
+		return fmt.Errorf("--nodes must be between 1 and 65536 (the bench's %s holds that many /27s)", benchClusterCIDR)
 	}
 	klog.SetLogger(logr.Discard())
 	nsx.RouteSDKLogs(zap.NewNop())
@@ -204,7 +216,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		ip := fmt.Sprintf("198.19.%d.%d", 250+k/250, k%250+1)
+		ip := benchChangedIP(k)
 		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}
 		t0 := time.Now()
 		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
