@@ -92,6 +92,9 @@ type Agent struct {
 	ready   atomic.Bool
 	db      atomic.Pointer[ovs.OVSDB]
 	policy  Policy
+	// counters maps the installed policy flows' cookies to their policies
+	// (the last flow sync's), for metrics and introspection.
+	counters atomic.Pointer[map[uint64]rules.Counter]
 	// What introspection shows (introspect.go); synced is signalled after every flow sync.
 	mu     sync.Mutex
 	st     syncState
@@ -166,7 +169,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Listening before the conflist exists: the kubelet calls the plugin
 	// only once the conflist is there, and the plugin calls this socket.
 	if err := a.serveCNI(ctx, a.cfg.CNISocket, func(ctx context.Context) error {
-		_, err := ovs.Sync(ctx, a.cfg.RunDir, a.cfg.Bridge, db, table)
+		res, err := ovs.Sync(ctx, a.cfg.RunDir, a.cfg.Bridge, db, table)
+		if err == nil && res.Policy != nil {
+			c := res.Policy.Counters
+			a.counters.Store(&c)
+		}
 		return err
 	}); err != nil {
 		return err
@@ -211,6 +218,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			if res.Policy != nil {
 				counters = res.Policy.Counters
+				c := counters // its own variable: counters is reassigned by later syncs
+				a.counters.Store(&c)
 			}
 		}
 		var retry <-chan time.Time // a failed sync is retried after a second
@@ -391,4 +400,13 @@ func retry(ctx context.Context, limit time.Duration, fn func() error) error {
 			wait *= 2
 		}
 	}
+}
+
+// policyCounters returns the installed policy flows' cookies and what they
+// count (nil before the first sync with policies).
+func (a *Agent) policyCounters() map[uint64]rules.Counter {
+	if c := a.counters.Load(); c != nil {
+		return *c
+	}
+	return nil
 }

@@ -144,7 +144,11 @@ type IntrospectionConfig struct {
 // failures are logged, never fatal to forwarding.
 func (a *Agent) ServeIntrospection(ctx context.Context, cfg IntrospectionConfig) error {
 	dp := versioned{a, cfg.Version}
-	srv := introspect.NewServer(dp, Tables(), nil)
+	var policies introspect.Policies
+	if a.policy != nil {
+		policies = policySource{a}
+	}
+	srv := introspect.NewServer(dp, Tables(), policies)
 	ln, err := introspect.Listen(cfg.Socket)
 	if err != nil {
 		return err

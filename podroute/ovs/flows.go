@@ -61,6 +61,15 @@ type Table struct {
 func Tables() []Table {
 	return []Table{
 		{tableClassify, "Classifier", "spoof guard: the gateway is trusted; a pod passes only from its own MAC and addresses"},
+		{policyTables.Conntrack, "Conntrack", "every IP packet through conntrack (policy zone)"},
+		{policyTables.ConntrackState, "ConntrackState", "replies and related packets of tracked connections pass; the rest is evaluated"},
+		{policyTables.EgressAdmin, "EgressAdmin", "ClusterNetworkPolicy Admin tier, egress of local pods"},
+		{policyTables.EgressNetworkPolicy, "EgressNetworkPolicy", "NetworkPolicy, egress of local pods"},
+		{policyTables.EgressBaseline, "EgressBaseline", "ClusterNetworkPolicy Baseline tier, egress of local pods"},
+		{policyTables.IngressAdmin, "IngressAdmin", "ClusterNetworkPolicy Admin tier, ingress to local pods"},
+		{policyTables.IngressNetworkPolicy, "IngressNetworkPolicy", "NetworkPolicy, ingress to local pods"},
+		{policyTables.IngressBaseline, "IngressBaseline", "ClusterNetworkPolicy Baseline tier, ingress to local pods"},
+		{policyTables.Commit, "ConntrackCommit", "allowed new connections committed to conntrack"},
 		{tableARP, "NeighborResponder", "ARP and IPv6 neighbour solicitations for the gateway and local pods, answered by the switch"},
 		{tableNDAdvert, "NDAdvertisement", "finishes the neighbour advertisements begun in NeighborResponder"},
 		{tableForward, "L3Forwarding", "to a local pod by destination address; anything else out the gateway"},
