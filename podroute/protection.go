@@ -23,5 +23,21 @@ func ExplainProtected(err error, fix string) error {
 	if name := nsx.ProtectedBy(err); name != "" {
 		by = fmt.Sprintf("the protected principal identity %q", name)
 	}
-	return fmt.Errorf("%w; NSX protects these routes because %s created them: only that identity, or an enterprise admin sending X-Allow-Overwrite: true, may change or delete them; fix: %s", err, by, fix)
+	return &ProtectedError{Err: err, By: by, Fix: fix}
+}
+
+// ProtectedError is NSX's protection refusal with who created the objects
+// and what the user can do. Commands print Explain, which keeps both: the
+// generic explanation of the NSX error underneath would lose them.
+type ProtectedError struct {
+	Err     error
+	By, Fix string
+}
+
+func (e *ProtectedError) Error() string { return e.Err.Error() + "; " + e.Explain() }
+func (e *ProtectedError) Unwrap() error { return e.Err }
+
+// Explain says in one line why NSX refused and how to fix it.
+func (e *ProtectedError) Explain() string {
+	return fmt.Sprintf("NSX protects these routes because %s created them: only that identity, or an enterprise admin sending X-Allow-Overwrite: true, may change or delete them; fix: %s", e.By, e.Fix)
 }

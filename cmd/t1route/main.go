@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/t1route/t1route/nsx"
+	"github.com/t1route/t1route/podroute"
 	"github.com/t1route/t1route/podroute/config"
 )
 
@@ -54,6 +55,11 @@ func execute(root *cobra.Command, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %s; see '%s --help'\n", cmd.CommandPath(), oneLine(err.Error()), cmd.CommandPath())
 		return 2
 	default:
+		var protected *podroute.ProtectedError
+		if errors.As(err, &protected) { // the identity and fix t1route knows, beyond NSX's own words
+			fmt.Fprintf(stderr, "%s: %s\n", cmd.CommandPath(), protected.Explain())
+			return 1
+		}
 		fmt.Fprintf(stderr, "%s: %s\n", cmd.CommandPath(), nsx.Explain(err))
 		return 1
 	}
