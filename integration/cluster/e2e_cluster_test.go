@@ -152,16 +152,30 @@ func TestClusterRoutability(t *testing.T) {
 			node *Node
 			p    **corev1.Pod
 		}{{"echo-a1", c.Nodes[0], &a1}, {"echo-a2", c.Nodes[0], &a2}, {"echo-b", c.Nodes[1], &b}}
+		// Created -> Ready as this test sees it: from the create call to the
+		// first poll (every 100 ms) that finds the pod Ready.
+		created, readyAt, pods := map[string]time.Time{}, map[string]time.Time{}, map[string]*corev1.Pod{}
 		for _, x := range names {
+			created[x.name] = time.Now()
 			if err := createEcho(ctx, c, x.node.Name, x.name); err != nil {
 				t.Fatal(err)
 			}
 		}
-		for _, x := range names {
-			p, took, err := waitReady(ctx, c, x.name)
-			if err != nil {
-				t.Fatal(err)
+		if err := waitFor(ctx, 2*time.Minute, "echo pods Ready", func() (bool, error) {
+			for _, x := range names {
+				if _, ok := readyAt[x.name]; ok {
+					continue
+				}
+				if p, err := k.CoreV1().Pods("default").Get(ctx, x.name, metav1.GetOptions{}); err == nil && ready(p) {
+					readyAt[x.name], pods[x.name] = time.Now(), p
+				}
 			}
+			return len(readyAt) == len(names), nil
+		}); err != nil {
+			t.Fatalf("%v: Ready: %v", err, readyAt)
+		}
+		for _, x := range names {
+			p, took := pods[x.name], readyAt[x.name].Sub(created[x.name])
 			node, err := k.CoreV1().Nodes().Get(ctx, x.node.Name, metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -169,7 +183,7 @@ func TestClusterRoutability(t *testing.T) {
 			if ip, err := netip.ParseAddr(p.Status.PodIP); err != nil || !netip.MustParsePrefix(node.Spec.PodCIDR).Contains(ip) {
 				t.Errorf("%s on %s has IP %q, not in its podCIDR %s", x.name, x.node.Name, p.Status.PodIP, node.Spec.PodCIDR)
 			}
-			fmt.Printf("pod %s on %s: created -> Ready in %.1f s, IP %s\n", x.name, x.node.Name, took.Seconds(), p.Status.PodIP)
+			fmt.Printf("pod %s on %s: created -> Ready in %.2f s, IP %s\n", x.name, x.node.Name, took.Seconds(), p.Status.PodIP)
 			*x.p = p
 		}
 	}) {
@@ -383,31 +397,6 @@ func createEcho(ctx context.Context, c *Cluster, node, name string) error {
 			ReadinessProbe: probe, LivenessProbe: probe}}},
 	}, metav1.CreateOptions{})
 	return err
-}
-
-// waitReady waits until pod name is Ready and returns it with the time
-// from its creation to its Ready condition (both as the API server records
-// them, to the second).
-func waitReady(ctx context.Context, c *Cluster, name string) (*corev1.Pod, time.Duration, error) {
-	var pod *corev1.Pod
-	err := waitFor(ctx, 2*time.Minute, name+" Ready", func() (bool, error) {
-		p, err := c.Client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		pod = p
-		return ready(p), nil
-	})
-	if err != nil {
-		return pod, 0, err
-	}
-	var took time.Duration
-	for _, cond := range pod.Status.Conditions {
-		if cond.Type == corev1.PodReady {
-			took = cond.LastTransitionTime.Sub(pod.CreationTimestamp.Time)
-		}
-	}
-	return pod, took, nil
 }
 
 func ready(p *corev1.Pod) bool {
