@@ -335,6 +335,49 @@ func TestClusterRoutability(t *testing.T) {
 			t.Errorf("external host -> %s after the takeover: %v %q", b.Status.PodIP, err, out)
 		}
 	})
+	s.step("a node drained and deleted: its route leaves the Tier-1, the other node's stays", func(t *testing.T) {
+		gone, kept := c.Nodes[1], c.Nodes[0]
+		cidrs := map[string]string{}
+		for _, n := range c.Nodes {
+			node, err := k.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cidrs[n.Name] = node.Spec.PodCIDR
+		}
+		if _, err := k.CoreV1().Nodes().Patch(ctx, gone.Name, types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Drain: every pod but the DaemonSets' (what kubectl drain evicts).
+		pods, err := k.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + gone.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pods.Items {
+			if ref := metav1.GetControllerOf(&p); ref != nil && ref.Kind == "DaemonSet" {
+				continue
+			}
+			if err := k.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				t.Fatal(err)
+			}
+		}
+		// The machine goes away (its kubelet would register the node again).
+		gone.kubelet.stop(10 * time.Second)
+		if err := k.CoreV1().Nodes().Delete(ctx, gone.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var out string
+		if err := waitFor(ctx, time.Minute, gone.Name+"'s route removed", func() (bool, error) {
+			o, _ := exec.CommandContext(ctx, "ip", "-n", c.RouterNS, "route").CombinedOutput()
+			out = string(o)
+			return !strings.Contains(out, cidrs[gone.Name]+" "), nil
+		}); err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		if !strings.Contains(out, cidrs[kept.Name]+" via "+kept.IP) {
+			t.Errorf("%s's route %s went too:\n%s", kept.Name, cidrs[kept.Name], out)
+		}
+	})
 	s.step("teardown leaves no process, namespace, mount, cgroup, iptables chain or host path", func(t *testing.T) {
 		if err := c.Down(); err != nil {
 			t.Errorf("Down: %v", err)
