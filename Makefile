@@ -119,7 +119,7 @@ IMAGE ?=
 PUSH ?=
 CLUSTER_DIR ?= /tmp/t1route-cluster
 CLUSTER_BIN := $(CACHE)/cluster/t1route-cluster
-.PHONY: image cluster cluster-down test-cluster cluster-prereqs e2e-prereqs
+.PHONY: image cluster cluster-down test-cluster cluster-prereqs e2e-prereqs e2e-cluster
 
 image: ## Build the t1route and t1route-node images without Docker (OCI layout in .cache/image, digests printed); IMAGE=registry/repo:tag PUSH=1 pushes
 	$(GO) run ./deploy/image $(if $(IMAGE),--image $(IMAGE)) $(if $(filter 1 true yes,$(PUSH)),--push)
@@ -140,6 +140,13 @@ cluster-down: ## Stop the local cluster and remove every process, namespace, mou
 
 test-cluster: cluster-prereqs kube-bins ## The image and cluster harness tests (root): reproducible digests, two Ready nodes, pods, Services, clean teardown
 	$(GO) test -count=1 -tags 'integration e2e' -timeout 20m -v ./integration/cluster/ 2>&1 | grep -vE '^ +I[0-9]{4}'; exit $${PIPESTATUS[0]}
+
+e2e-cluster: kube-bins image cluster-prereqs ## t1route installed by render | kubectl apply on a cluster of 2 real nodes, checked with real pods (root); log in .cache/e2e-cluster.log
+	@mkdir -p $(CACHE); rc=0; \
+	  CLUSTER_IMAGES=$(CURDIR)/$(CACHE)/image/oci $(GO) test -count=1 -tags 'integration e2e' -timeout 20m -run '^TestClusterRoutability$$' -v ./integration/cluster/ > $(CACHE)/e2e-cluster.log 2>&1 || rc=$$?; \
+	  grep -E '^ *--- (PASS|FAIL): TestClusterRoutability/|^pod echo-' $(CACHE)/e2e-cluster.log || true; \
+	  if [ $$rc != 0 ]; then grep -vE '^ +(I[0-9]{4}|\{")' $(CACHE)/e2e-cluster.log | tail -60; fi; \
+	  grep -E '^cluster routability:' $(CACHE)/e2e-cluster.log || echo "cluster routability: 0 passed, 1 failed"; exit $$rc
 
 # Tools and the vulnerability database are built into .cache (git-ignored), one folder per version and
 # toolchain: built once, and again only when a pin below (or go.mod's toolchain) changes.
