@@ -26,7 +26,7 @@ build: ## Build bin/t1route, bin/t1route-cni, bin/nsxsim, stamped with VERSION (
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-test: check test-unit fuzz-short test-integration e2e ## Everything CI runs: checks, unit/component tests, short fuzzing, integration tests, e2e (root)
+test: check test-unit fuzz-short test-integration e2e e2e-cluster ## Everything CI runs: checks, unit/component tests, short fuzzing, integration tests, e2e and e2e-cluster (root)
 
 test-unit: ## Unit and component tests (client and auth against nsxsim over real TLS)
 	$(GO) test -count=1 -race $(PKGS)
