@@ -13,9 +13,6 @@ import (
 	"github.com/t1route/t1route/nsx"
 )
 
-// nsxSessionExpired is NSX's error_code for an unknown or expired session.
-const nsxSessionExpired = 98
-
 // Session authenticates with an NSX session: one form login
 // (POST /api/session/create), then the JSESSIONID cookie and X-XSRF-TOKEN
 // header on every call, so NSX does not check the password on every request,
@@ -58,7 +55,7 @@ func (c *sessionCred) valid() bool {
 func (c *sessionCred) drop() { c.cookie, c.xsrf = "", "" }
 
 func (c *sessionCred) refused(status, code int) bool {
-	return status == http.StatusUnauthorized || (status == http.StatusForbidden && code == nsxSessionExpired)
+	return status == http.StatusUnauthorized || (status == http.StatusForbidden && code == nsx.ErrorCodeSessionExpired)
 }
 
 func (c *sessionCred) apply(req *http.Request) {

@@ -355,35 +355,38 @@ func (b *builder) networkPolicy(p *networkingv1.NetworkPolicy) {
 			b.rs.Isolated[d][s.Key()] = append(b.rs.Isolated[d][s.Key()], ref)
 		}
 	}
+	// Ingress and egress rules differ only in which field holds the peers.
+	type netpolRule struct {
+		peers []networkingv1.NetworkPolicyPeer
+		ports []networkingv1.NetworkPolicyPort
+	}
+	var dirs []rules.Direction
+	byDir := map[rules.Direction][]netpolRule{}
 	if ingress {
-		isolate(rules.Ingress)
-		for i, r := range p.Spec.Ingress {
-			in := ruleInput{base: rules.Rule{Policy: ref, Tier: rules.TierNetworkPolicy, Direction: rules.Ingress, Index: i, Action: rules.Accept},
-				subjects: subjects, anyPeer: len(r.From) == 0}
-			for j, peer := range r.From {
-				addrs, err := b.netpolPeer(p.Namespace, peer)
-				if err != nil {
-					b.problem("%s: ingress rule %d peer %d: %v: that peer matches nothing", ref, i, j, err)
-				}
-				in.addPeers(addrs)
-			}
-			b.netpolPorts(ref, rules.Ingress, i, r.Ports, &in)
-			b.emit(in)
+		dirs = append(dirs, rules.Ingress)
+		for _, r := range p.Spec.Ingress {
+			byDir[rules.Ingress] = append(byDir[rules.Ingress], netpolRule{r.From, r.Ports})
 		}
 	}
 	if egress {
-		isolate(rules.Egress)
-		for i, r := range p.Spec.Egress {
-			in := ruleInput{base: rules.Rule{Policy: ref, Tier: rules.TierNetworkPolicy, Direction: rules.Egress, Index: i, Action: rules.Accept},
-				subjects: subjects, anyPeer: len(r.To) == 0}
-			for j, peer := range r.To {
+		dirs = append(dirs, rules.Egress)
+		for _, r := range p.Spec.Egress {
+			byDir[rules.Egress] = append(byDir[rules.Egress], netpolRule{r.To, r.Ports})
+		}
+	}
+	for _, d := range dirs {
+		isolate(d)
+		for i, r := range byDir[d] {
+			in := ruleInput{base: rules.Rule{Policy: ref, Tier: rules.TierNetworkPolicy, Direction: d, Index: i, Action: rules.Accept},
+				subjects: subjects, anyPeer: len(r.peers) == 0}
+			for j, peer := range r.peers {
 				addrs, err := b.netpolPeer(p.Namespace, peer)
 				if err != nil {
-					b.problem("%s: egress rule %d peer %d: %v: that peer matches nothing", ref, i, j, err)
+					b.problem("%s: %s rule %d peer %d: %v: that peer matches nothing", ref, d, i, j, err)
 				}
 				in.addPeers(addrs)
 			}
-			b.netpolPorts(ref, rules.Egress, i, r.Ports, &in)
+			b.netpolPorts(ref, d, i, r.ports, &in)
 			b.emit(in)
 		}
 	}

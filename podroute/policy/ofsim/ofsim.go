@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/t1route/t1route/podroute/introspect"
 )
 
 // CT is the connection state conntrack gives a packet when ct() runs.
@@ -119,29 +121,6 @@ func matchKey(f *flow) string {
 	return strings.Join(parts, ",")
 }
 
-// splitTop splits s at commas outside parentheses.
-func splitTop(s string) []string {
-	var out []string
-	depth, start := 0, 0
-	for i, c := range s {
-		switch c {
-		case '(':
-			depth++
-		case ')':
-			depth--
-		case ',':
-			if depth == 0 {
-				out = append(out, s[start:i])
-				start = i + 1
-			}
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
-}
-
 var protoOf = map[string][2]int{ // name → family (4/6), protocol (0: any)
 	"ip": {4, 0}, "ipv6": {6, 0}, "tcp": {4, 6}, "udp": {4, 17}, "sctp": {4, 132}, "icmp": {4, 1},
 	"tcp6": {6, 6}, "udp6": {6, 17}, "sctp6": {6, 132}, "icmp6": {6, 58},
@@ -153,7 +132,7 @@ func parseFlow(raw string) (*flow, error) {
 		return nil, fmt.Errorf("no actions")
 	}
 	f := &flow{raw: raw}
-	for _, kv := range splitTop(match) {
+	for _, kv := range introspect.SplitTop(match) {
 		k, v, hasVal := strings.Cut(kv, "=")
 		var err error
 		switch {
@@ -228,7 +207,7 @@ func parseFlow(raw string) (*flow, error) {
 	if err := checkPrereqs(f); err != nil {
 		return nil, err
 	}
-	for _, a := range splitTop(acts) {
+	for _, a := range introspect.SplitTop(acts) {
 		if strings.HasPrefix(a, "conjunction(") {
 			var c clause
 			if _, err := fmt.Sscanf(a, "conjunction(%d,%d/%d)", &c.id, &c.k, &c.n); err != nil || c.n < 2 || c.k < 1 || c.k > c.n {
