@@ -518,9 +518,7 @@ func (w *world) startNodes() {
 
 func (w *world) startAgent(n *node, logName string) {
 	n.agent = w.lab.start(n.ns, logName, nil, n.agentArgs...)
-	// 90 s, not 30: on a loaded machine the agent has been seen getting connection resets from the
-	// apiserver for its first ~20 s (cause not found yet) and retries with a 10 s backoff.
-	integration.Eventually(w.t, 90*time.Second, "the agent's datapath ready", func() (bool, string) {
+	integration.Eventually(w.t, 45*time.Second, "the agent's datapath ready", func() (bool, string) {
 		return strings.Contains(w.lab.logFile(logName), "datapath ready"), lastLines(w.lab.logFile(logName), 10)
 	})
 }

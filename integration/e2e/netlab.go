@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/t1route/t1route/integration"
 )
 
 // lab owns every namespace, link and process it creates, and removes them.
@@ -256,10 +255,22 @@ func (o nodeOVS) stopDaemon(name string) (string, error) {
 // kube-apiserver on loopback) reachable at the same address inside a
 // namespace, so a node agent can use the test's kubeconfig unchanged
 // without any address or route being added to the root namespace.
+//
+// No thread of this process ever enters another namespace: a forwarder
+// process started in the namespace (this test binary, see TestMain)
+// listens on the address and relays each connection over a unix socket,
+// which namespaces do not isolate, to this process, which dials the real
+// address. The first version switched a locked thread into the namespace
+// to listen and relied on the thread ending with its goroutine; on the
+// main thread Go cannot end it, and in CI the agents' connections were
+// then refused for minutes (a thread of this process was seen in a node's
+// namespace).
 func (l *lab) forwardIntoNetns(ns, addr string) {
-	ln, err := listenInNetns(ns, addr)
+	l.t.Helper()
+	sock := filepath.Join(l.dir, ns+".fwd")
+	ln, err := net.Listen("unix", sock)
 	if err != nil {
-		l.t.Fatalf("listen in %s: %v", ns, err)
+		l.t.Fatalf("forward %s into %s: %v", addr, ns, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.undo = append(l.undo, func() { cancel(); ln.Close() })
@@ -270,44 +281,70 @@ func (l *lab) forwardIntoNetns(ns, addr string) {
 				return
 			}
 			go func() {
-				defer in.Close()
 				out, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 				if err != nil {
+					in.Close()
 					return
 				}
-				defer out.Close()
-				go io.Copy(out, in) //nolint:errcheck
-				io.Copy(in, out)    //nolint:errcheck
+				relay(in, out)
 			}()
 		}
 	}()
+	self, err := os.Executable()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	logName := "forward-" + ns
+	l.start(ns, logName, []string{forwardEnv + "=" + addr + "=" + sock}, self, "-test.run=^$")
+	integration.Eventually(l.t, 10*time.Second, "the forwarder into "+ns, func() (bool, string) {
+		return strings.Contains(l.logFile(logName), forwarderReady), l.logFile(logName)
+	})
 }
 
-func listenInNetns(name, addr string) (net.Listener, error) {
-	type result struct {
-		ln  net.Listener
-		err error
+// forwardEnv, when set to "ADDR=SOCKET", makes the test binary a forwarder
+// (see TestMain): it listens on the TCP address ADDR of the namespace it
+// runs in and relays every connection to the unix socket SOCKET.
+const (
+	forwardEnv     = "T1ROUTE_E2E_FORWARD"
+	forwarderReady = "forwarder listening"
+)
+
+// runForwarder is the forwarder process; it runs until killed.
+func runForwarder(spec string) error {
+	addr, sock, ok := strings.Cut(spec, "=")
+	if !ok {
+		return fmt.Errorf("%s=%q: want ADDR=SOCKET", forwardEnv, spec)
 	}
-	ch := make(chan result, 1)
-	// A goroutine that locks its thread and never unlocks it: the thread,
-	// left in the namespace, exits with the goroutine.
-	go func() {
-		runtime.LockOSThread()
-		target, err := netns.GetFromName(name)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println(forwarderReady, addr, "->", sock)
+	for {
+		in, err := ln.Accept()
 		if err != nil {
-			ch <- result{nil, err}
-			return
+			return err
 		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		ln, err := net.Listen("tcp", addr) // the socket keeps this namespace
-		ch <- result{ln, err}
-	}()
-	r := <-ch
-	return r.ln, r.err
+		go func() {
+			out, err := net.Dial("unix", sock)
+			if err != nil {
+				fmt.Println(err)
+				in.Close()
+				return
+			}
+			relay(in, out)
+		}()
+	}
+}
+
+// relay copies both ways until either side ends, then closes both.
+func relay(a, b net.Conn) {
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(a, b); done <- struct{}{} }() //nolint:errcheck
+	go func() { io.Copy(b, a); done <- struct{}{} }() //nolint:errcheck
+	<-done
+	a.Close()
+	b.Close()
 }
 
 // inNetns runs a command inside a namespace and returns its output.
