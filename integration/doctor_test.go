@@ -41,7 +41,7 @@ func TestDoctor(t *testing.T) {
 	out, code := doctor(c.Kubeconfig)
 	for _, want := range []string{"PASS configuration", "PASS manager reachable", "PASS manager TLS: certificate verified", "PASS credentials: accepted",
 		"PASS manager version: NSX 4.1.2", "PASS manager cluster: management cluster STABLE", "PASS Tier-1", "PASS route advertisement",
-		"PASS service range: CLUSTER_CIDR [100.96.0.0/11] does not overlap [10.96.0.0/16]", "PASS kubernetes", "PASS rbac", "0 failed"} {
+		"PASS service range: CLUSTER_CIDR [100.96.0.0/11] does not overlap [100.64.0.0/16]", "PASS kubernetes", "PASS rbac", "0 failed"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("healthy setup: no %q (exit %d):\n%s", want, code, out)
 		}
@@ -60,7 +60,7 @@ func TestDoctor(t *testing.T) {
 		{"wrong password", c.Kubeconfig, []string{"NSXT_PASSWORD=wrong"}, "FAIL credentials"},
 		{"CA not pinned", c.Kubeconfig, []string{"NSXT_ROOT_CA_DATA_B64="}, "FAIL manager TLS"},
 		{"unreachable manager", c.Kubeconfig, []string{"NSXT_MANAGER_HOST=127.0.0.1:1"}, "FAIL manager reachable"},
-		{"overlapping service range", c.Kubeconfig, []string{"CLUSTER_CIDR=10.96.0.0/12"}, "FAIL service range: CLUSTER_CIDR 10.96.0.0/12 overlaps the service range 10.96.0.0/16"},
+		{"overlapping service range", c.Kubeconfig, []string{"CLUSTER_CIDR=100.64.0.0/12"}, "FAIL service range: CLUSTER_CIDR 100.64.0.0/12 overlaps the service range 100.64.0.0/16"},
 		{"insufficient RBAC", weak, nil, "FAIL rbac: not allowed: get nodes; list nodes"},
 		{"bad configuration", c.Kubeconfig, []string{"CLUSTER_CIDR=banana"}, "FAIL configuration: CLUSTER_CIDR"},
 	}
