@@ -146,6 +146,16 @@ func TestFaultSoak(t *testing.T) {
 	} {
 		sim.AddFault(f)
 	}
+	// And each kind once for certain: a 30 s soak makes ~160 calls, so a 2 %
+	// rule never fires in about one run of 25 (0.98^160), and the check below
+	// that every kind fired would fail by chance. Rules are tried in order, so
+	// these fire on the first calls the probabilistic ones leave alone.
+	for _, f := range []nsxsim.FaultRule{
+		{Status: 429, Count: 1}, {Status: 503, Count: 1}, {Status: 500, Count: 1}, {Reset: true, Count: 1},
+		{Delay: 300 * time.Millisecond, Count: 1},
+	} {
+		sim.AddFault(f)
+	}
 
 	// Node churn throughout: add, delete, readdress.
 	rng := rand.New(rand.NewPCG(1, 2))
