@@ -6,6 +6,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/t1route/t1route/podroute"
+)
+
+// The main client's rate limit: client-go's default of 5/s is too low for
+// the controller's events and lists; node condition patches, the one call
+// counted in thousands, have their own client (ControllerClients).
+const (
+	KubeQPS   = 50
+	KubeBurst = 100
 )
 
 // KubeConfig resolves the Kubernetes client configuration: the kubeconfig
@@ -26,8 +36,7 @@ func KubeConfig(path, userAgent string) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no Kubernetes configuration: %w (give --kubeconfig, run in a pod, or set KUBECONFIG)", err)
 	}
-	// Node condition patches for thousands of nodes: client-go's default of 5/s is far too low.
-	rc.QPS, rc.Burst = 50, 100
+	rc.QPS, rc.Burst = KubeQPS, KubeBurst
 	rc.UserAgent = userAgent
 	return rc, nil
 }
@@ -39,4 +48,33 @@ func Kube(path, userAgent string) (kubernetes.Interface, error) {
 		return nil, err
 	}
 	return kubernetes.NewForConfig(rc)
+}
+
+// ControllerClients are the route controller's clientsets on rc's server
+// and credentials, each with its own client-side rate limiter.
+type ControllerClients struct {
+	// Kube makes every call but node status patches, at KubeQPS.
+	Kube kubernetes.Interface
+	// NodeStatus patches node conditions, at podroute.NodeStatusQPS (see
+	// there for the sizing): 10,000 patches never queue the lease renewals,
+	// events and lists of Kube behind them.
+	NodeStatus kubernetes.Interface
+}
+
+// NewControllerClients builds the controller's clientsets from rc (copied;
+// its QPS and Burst are replaced).
+func NewControllerClients(rc *rest.Config) (ControllerClients, error) {
+	main := rest.CopyConfig(rc)
+	main.QPS, main.Burst, main.RateLimiter = KubeQPS, KubeBurst, nil
+	kube, err := kubernetes.NewForConfig(main)
+	if err != nil {
+		return ControllerClients{}, err
+	}
+	status := rest.CopyConfig(rc)
+	status.QPS, status.Burst, status.RateLimiter = podroute.NodeStatusQPS, podroute.NodeStatusBurst, nil
+	nodeStatus, err := kubernetes.NewForConfig(status)
+	if err != nil {
+		return ControllerClients{}, err
+	}
+	return ControllerClients{Kube: kube, NodeStatus: nodeStatus}, nil
 }
