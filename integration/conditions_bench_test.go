@@ -48,6 +48,7 @@ import (
 //	                            controller's Lease while it patched (it
 //	                            renews every 2.1 s: starved calls show here)
 //	controller_peak_rss_mb      VmHWM of the controller process alone
+//	controller_cpu              CPU time the controller process used
 //	loadavg_before / _after     /proc/loadavg (the machine's other load)
 //
 // Run it with `make bench-conditions` (NODES=N to change the count).
@@ -99,7 +100,7 @@ func BenchmarkNodeConditions(b *testing.B) {
 		b.Fatalf("only %d of %d conditions False after 20 minutes (controller log: %s)", conds.count(), nodes, ctrl.logPath)
 	}
 	b.StopTimer()
-	rss := ctrl.peakRSSMB()
+	rss, cpu := ctrl.peakRSSMB(), ctrl.cpuSeconds()
 	patched, err := ctrl.metric("t1route_node_condition_patches_total")
 	if err != nil {
 		b.Fatal(err)
@@ -122,7 +123,7 @@ func BenchmarkNodeConditions(b *testing.B) {
 	fmt.Printf("condition_lag_p50=%.2fs\ncondition_lag_max=%.2fs\n", lags[len(lags)/2].Seconds(), lags[len(lags)-1].Seconds())
 	fmt.Printf("status_patches=%d (controller: %s)\n", after-before, patched)
 	fmt.Printf("lease_renew_max_gap=%.2fs (%d renewals seen)\n", gap.Seconds(), renewals)
-	fmt.Printf("controller_peak_rss_mb=%d\n", rss)
+	fmt.Printf("controller_peak_rss_mb=%d\ncontroller_cpu=%.1fs\n", rss, cpu)
 	fmt.Printf("loadavg_after=%s\n", loadavg())
 	b.ReportMetric(lastCond.Sub(start).Seconds(), "conditions_all_set_s")
 }
@@ -409,6 +410,23 @@ func (p *controllerProcess) peakRSSMB() int {
 		}
 	}
 	return -1
+}
+
+// cpuSeconds is the CPU time (user + system) the process has used, or -1.
+func (p *controllerProcess) cpuSeconds() float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	// Fields after the command name (which may hold spaces): state is the
+	// 3rd field of stat, utime and stime the 14th and 15th.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ is 100 on Linux
 }
 
 // metric is the controller's samples of a metric, as "label=value ...".

@@ -36,7 +36,7 @@ const (
 	// bears it: before node leases, a 5,000-node cluster's kubelets posted
 	// status every 10 s, 500 node status writes/s, the load it was sized
 	// for; this is the same load for ~25 s once, and only changes after.
-	NodeStatusQPS = 400
+	NodeStatusQPS = 500
 	// NodeStatusBurst lets a small change (up to 100 nodes) go out at once.
 	NodeStatusBurst = 100
 	// DefaultConditionWorkers bounds patches in flight, and so the share of
