@@ -26,16 +26,20 @@ const (
 // Sizing of node condition patches. At 10,000 nodes every node needs one
 // patch when the controller starts on a cluster the cloud provider created
 // with NetworkUnavailable=True; the goal is every condition set within 30 s
-// of its route, i.e. 10,000/30 = 334 patches/s. They go through their own
-// clientset (see connect.ControllerClients), whose token bucket allows
-// NodeStatusQPS, so they never wait behind, nor hold up, the controller's
-// other calls (lease renewals, events, the node list/watch), which keep the
-// main client's 50/s.
+// of its route, i.e. at least 10,000/30 = 334 patches/s. They go through
+// their own clientset (connect.NewControllerClients), whose token bucket
+// allows NodeStatusQPS, so they never wait behind, nor hold up, the
+// controller's other calls (lease renewals, events, the node list/watch),
+// which keep the main client's 50/s.
 const (
-	// NodeStatusQPS is 400/s: 334/s plus room for retries. The API server
-	// bears it: before node leases, a 5,000-node cluster's kubelets posted
-	// status every 10 s, 500 node status writes/s, the load it was sized
-	// for; this is the same load for ~25 s once, and only changes after.
+	// NodeStatusQPS is 500/s: 10,000 patches in 20 s, leaving a third of the
+	// 30 s for the routes themselves, retries and a loaded API server
+	// (measured: make bench-conditions; at 400/s the last node waited 30.7 s
+	// on a loaded 2-core machine). The API server bears it: before node
+	// leases, a 5,000-node cluster's kubelets posted full node status every
+	// 10 s, 500 writes/s, the load it is sized for; this is that load for
+	// ~20 s once, and only real changes after. T1ROUTE_NODE_STATUS_QPS
+	// lowers it for a small API server.
 	NodeStatusQPS = 500
 	// NodeStatusBurst lets a small change (up to 100 nodes) go out at once.
 	NodeStatusBurst = 100
@@ -46,8 +50,8 @@ const (
 	// in workload-low (245 seats), one in kube-system in workload-high (98
 	// seats); 16 patches in flight are 7% and 16% of them, and APF queues a
 	// flow beyond its fair share instead of starving the others. At a
-	// patch's typical 5-40 ms under load, 16 in flight sustain 400-3,200/s,
-	// so the token bucket, not the workers, sets the rate.
+	// patch's 5-30 ms, 16 in flight sustain 500/s and more, so the token
+	// bucket, not the workers, sets the rate.
 	DefaultConditionWorkers = 16
 )
 

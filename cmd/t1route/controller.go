@@ -113,7 +113,7 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 	if err != nil {
 		return err
 	}
-	clients, err := connect.NewControllerClients(rc)
+	clients, err := connect.NewControllerClients(rc, cfg.NodeStatusQPS)
 	if err != nil {
 		return err
 	}

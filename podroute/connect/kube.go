@@ -64,12 +64,16 @@ type ControllerClients struct {
 }
 
 // NewControllerClients builds the controller's clientsets from rc (copied;
-// its QPS and Burst are replaced). Both speak protobuf, as Kubernetes' own
+// its QPS and Burst are replaced); nodeStatusQPS is the node status
+// client's rate (config.Config.NodeStatusQPS; 0: podroute.NodeStatusQPS). Both speak protobuf, as Kubernetes' own
 // controllers do: the controller only uses built-in types, and at 10,000
 // nodes decoding the node list and every patched node's watch event and
 // patch answer as JSON costs the controller and the API server several
 // times the CPU.
-func NewControllerClients(rc *rest.Config) (ControllerClients, error) {
+func NewControllerClients(rc *rest.Config, nodeStatusQPS float64) (ControllerClients, error) {
+	if nodeStatusQPS <= 0 {
+		nodeStatusQPS = podroute.NodeStatusQPS
+	}
 	main := rest.CopyConfig(rc)
 	main.QPS, main.Burst, main.RateLimiter = KubeQPS, KubeBurst, nil
 	main.ContentType, main.AcceptContentTypes = protobuf, protobuf+",application/json"
@@ -78,7 +82,7 @@ func NewControllerClients(rc *rest.Config) (ControllerClients, error) {
 		return ControllerClients{}, err
 	}
 	status := rest.CopyConfig(rc)
-	status.QPS, status.Burst, status.RateLimiter = podroute.NodeStatusQPS, podroute.NodeStatusBurst, nil
+	status.QPS, status.Burst, status.RateLimiter = float32(nodeStatusQPS), podroute.NodeStatusBurst, nil
 	status.ContentType, status.AcceptContentTypes = main.ContentType, main.AcceptContentTypes
 	nodeStatus, err := kubernetes.NewForConfig(status)
 	if err != nil {

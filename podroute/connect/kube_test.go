@@ -37,7 +37,7 @@ current-context: x
 // exhausting the main client's leaves theirs untouched.
 func TestControllerClientsHaveSeparateRateLimits(t *testing.T) {
 	rc := &rest.Config{Host: "https://198.51.100.1:6443", QPS: 5, Burst: 10, UserAgent: "t1route/v9.9.9"}
-	cl, err := NewControllerClients(rc)
+	cl, err := NewControllerClients(rc, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,5 +55,16 @@ func TestControllerClientsHaveSeparateRateLimits(t *testing.T) {
 	}
 	if n != KubeBurst || !statusRL.TryAccept() {
 		t.Fatalf("main burst %d; node status limiter still accepts: %v", n, statusRL.TryAccept())
+	}
+}
+
+// T1ROUTE_NODE_STATUS_QPS sets the node status client's rate, and only its.
+func TestControllerClientsNodeStatusQPS(t *testing.T) {
+	cl, err := NewControllerClients(&rest.Config{Host: "https://198.51.100.1:6443"}, 120)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, s := cl.Kube.CoreV1().RESTClient().GetRateLimiter().QPS(), cl.NodeStatus.CoreV1().RESTClient().GetRateLimiter().QPS(); m != KubeQPS || s != 120 {
+		t.Fatalf("QPS: main %v, node status %v", m, s)
 	}
 }
