@@ -17,7 +17,7 @@ LDFLAGS := -X main.version=$(VERSION)
 MANIFEST_ENV := NSXT_POD_ROUTING_ENABLED=true CLUSTER_CIDR=100.96.0.0/11 CLUSTER_NAME=change-me \
   NSXT_MANAGER_HOST=nsx.example.com NSXT_ROUTER_PATH=/infra/tier-1s/change-me NSXT_USERNAME=CHANGE-ME NSXT_PASSWORD=CHANGE-ME
 
-.PHONY: manifests help build test test-unit test-integration e2e e2e-prereqs kube-bins bench bench-controller bench-datapath bench-policy update-crd check demo soak fuzz-short clean
+.PHONY: manifests help build test test-unit test-integration e2e e2e-prereqs kube-bins bench bench-controller bench-conditions bench-datapath bench-policy update-crd check demo soak fuzz-short clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -100,6 +100,12 @@ check: staticcheck ## gofmt, go vet, staticcheck, and a macOS cross-build of t1r
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	GOOS=darwin $(GO) build -o /dev/null ./cmd/t1route
+
+bench-conditions: kube-bins ## Node conditions at scale on a real kube-apiserver + etcd: NODES (10000) nodes created NetworkUnavailable=True, then t1route controller; prints conditions_all_set= etc.
+	@mkdir -p $(CACHE); rc=0; \
+	  T1ROUTE_BENCH_NODES=$${NODES:-10000} $(GO) test -count=1 -tags integration -run '^$$' -bench '^BenchmarkNodeConditions$$' -benchtime 1x -timeout 40m ./integration/ > $(CACHE)/bench-conditions.log 2>&1 || rc=$$?; \
+	  grep -E '^[a-z_0-9]+=' $(CACHE)/bench-conditions.log; \
+	  if [ $$rc != 0 ]; then tail -40 $(CACHE)/bench-conditions.log; fi; exit $$rc
 
 soak: kube-bins ## The fault soak for 5 minutes (make test runs it for 30 s); SOAK=10m to change
 	T1ROUTE_SOAK_DURATION=$${SOAK:-5m} $(GO) test -count=1 -tags integration -timeout 60m -run TestFaultSoak -v ./integration/ | grep -E '^(soak:|---|ok|FAIL)'

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/t1route/t1route/nsx"
 )
@@ -22,10 +23,69 @@ const (
 	ReasonNoRouteCreated = "NoRouteCreated"
 )
 
+// Sizing of node condition patches. At 10,000 nodes every node needs one
+// patch when the controller starts on a cluster the cloud provider created
+// with NetworkUnavailable=True; the goal is every condition set within 30 s
+// of its route, i.e. at least 10,000/30 = 334 patches/s. They go through
+// their own clientset (connect.NewControllerClients), whose token bucket
+// allows NodeStatusQPS, so they never wait behind, nor hold up, the
+// controller's other calls (lease renewals, events, the node list/watch),
+// which keep the main client's 50/s.
+const (
+	// NodeStatusQPS is 500/s: 10,000 patches in 20 s, leaving a third of the
+	// 30 s for the routes themselves, retries and a loaded API server
+	// (measured: make bench-conditions; at 400/s the last node waited 30.7 s
+	// on a loaded 2-core machine). The API server bears it: before node
+	// leases, a 5,000-node cluster's kubelets posted full node status every
+	// 10 s, 500 writes/s, the load it is sized for; this is that load for
+	// ~20 s once, and only real changes after. T1ROUTE_NODE_STATUS_QPS
+	// lowers it for a small API server.
+	NodeStatusQPS = 500
+	// NodeStatusBurst lets a small change (up to 100 nodes) go out at once.
+	NodeStatusBurst = 100
+	// DefaultConditionWorkers bounds patches in flight, and so the share of
+	// the API server's concurrency they take. API Priority and Fairness
+	// limits concurrency, not rate: with the default 600 seats (400
+	// read-only + 200 mutating), a ServiceAccount outside kube-system falls
+	// in workload-low (245 seats), one in kube-system in workload-high (98
+	// seats); 16 patches in flight are 7% and 16% of them, and APF queues a
+	// flow beyond its fair share instead of starving the others. At a
+	// patch's 5-30 ms, 16 in flight sustain 500/s and more, so the token
+	// bucket, not the workers, sets the rate.
+	DefaultConditionWorkers = 16
+)
+
+// Retries of a failed node condition patch back off per node from
+// conditionRetryBase to conditionRetryMax: an outage of the API server is
+// retried about once a minute per node, and a node is never left more than
+// a minute behind once the API server answers again.
+const (
+	conditionRetryBase = 200 * time.Millisecond
+	conditionRetryMax  = time.Minute
+)
+
 // wantCondition is a node's NetworkUnavailable condition as it should be.
 type wantCondition struct {
 	unavailable bool
 	reason, msg string
+}
+
+// status is the condition status w asks for.
+func (w wantCondition) status() corev1.ConditionStatus {
+	if w.unavailable {
+		return corev1.ConditionTrue
+	}
+	return corev1.ConditionFalse
+}
+
+// satisfiedBy reports whether a node whose NetworkUnavailable condition is
+// cur (nil: none) needs no patch for w. Status and reason are what users
+// and schedulers act on; a condition that differs only in its message (the
+// route count, the wording of a refusal) is not patched: at 10,000 nodes
+// such rewrites would cost 10,000 patches for no change in behaviour. The
+// detail of a problem is also in the node's events and the log.
+func (w wantCondition) satisfiedBy(cur *corev1.NodeCondition) bool {
+	return cur != nil && cur.Status == w.status() && cur.Reason == w.reason
 }
 
 // desiredConditions computes each node's NetworkUnavailable condition:
@@ -62,63 +122,14 @@ func (c *Controller) desiredConditions(nodes []Node, desired map[string]nsx.Rout
 	return want
 }
 
-// offerConditions hands the newest conditions to the condition worker,
-// replacing any it has not started on. Never blocks: a pass over routes never
-// waits for node status patches (thousands of them at the API server's rate).
-func (c *Controller) offerConditions(want map[string]wantCondition) {
-	for {
-		select {
-		case c.conditions <- want:
-			return
-		default:
-			select {
-			case <-c.conditions: // drop the older set
-			default:
-			}
-		}
-	}
-}
-
-// runConditions patches conditions from the newest set offered, until ctx ends.
-func (c *Controller) runConditions(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case want := <-c.conditions:
-			c.applyConditions(ctx, want)
-		}
-	}
-}
-
-// applyConditions patches the nodes whose condition differs; it stops early
-// when a newer set is offered (the worker then starts on that one).
-func (c *Controller) applyConditions(ctx context.Context, want map[string]wantCondition) {
-	type job struct {
-		name string
-		want wantCondition
-	}
-	jobs := make(chan job)
-	var wg sync.WaitGroup
-	for range c.cfg.ConditionWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				err := c.patchCondition(ctx, j.name, j.want)
-				if err != nil {
-					if ctx.Err() == nil {
-						c.log.Warn("could not set the node's NetworkUnavailable condition", zap.String("node", j.name), zap.Error(err))
-					}
-					continue
-				}
-				c.mu.Lock()
-				c.patched[j.name] = patchedCondition{want: j.want, at: time.Now()}
-				c.mu.Unlock()
-			}
-		}()
-	}
+// setConditions makes want the conditions the nodes should have and queues
+// the nodes whose condition differs. Never blocks: a pass over routes never
+// waits for node status patches. A queued node is patched with the newest
+// condition wanted when a worker takes it, so a newer pass never loses to
+// an older one, and a node queued twice is patched once.
+func (c *Controller) setConditions(want map[string]wantCondition) {
 	c.mu.Lock()
+	c.wantCond = want
 	for name := range c.patched { // forget nodes that are gone
 		if _, ok := want[name]; !ok {
 			delete(c.patched, name)
@@ -126,63 +137,102 @@ func (c *Controller) applyConditions(ctx context.Context, want map[string]wantCo
 	}
 	c.mu.Unlock()
 	for name, w := range want {
-		if len(c.conditions) > 0 {
-			break // superseded
-		}
-		if c.conditionCurrent(name, w) {
-			continue
-		}
-		c.mu.Lock()
-		p, ok := c.patched[name]
-		c.mu.Unlock()
-		// Set by this controller recently: the informer has not caught up.
-		// Re-checked after a resync period, which repairs out-of-band changes.
-		if ok && p.want == w && time.Since(p.at) < c.cfg.ResyncPeriod {
-			continue
-		}
-		select {
-		case jobs <- job{name, w}:
-		case <-ctx.Done():
+		if c.needsPatch(name, w) {
+			c.condQueue.Add(name)
 		}
 	}
-	close(jobs)
-	wg.Wait()
 }
 
-// conditionCurrent reports whether the node (from the cache) already has the condition.
-func (c *Controller) conditionCurrent(name string, w wantCondition) bool {
+// needsPatch reports whether node name's condition differs from w, as the
+// informer shows it and as this controller last set it.
+func (c *Controller) needsPatch(name string, w wantCondition) bool {
 	n, err := c.nodes.Get(name)
 	if err != nil {
-		return true // gone: nothing to patch
+		return false // gone: nothing to patch
 	}
-	for _, cond := range n.Status.Conditions {
-		if cond.Type == corev1.NodeNetworkUnavailable {
-			status := corev1.ConditionFalse
-			if w.unavailable {
-				status = corev1.ConditionTrue
-			}
-			return cond.Status == status && cond.Reason == w.reason && cond.Message == w.msg
+	var cur *corev1.NodeCondition
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == corev1.NodeNetworkUnavailable {
+			cur = &n.Status.Conditions[i]
 		}
 	}
-	return false
+	if w.satisfiedBy(cur) {
+		return false
+	}
+	c.mu.Lock()
+	p, ok := c.patched[name]
+	c.mu.Unlock()
+	// Set by this controller recently: the informer has not caught up.
+	// Re-checked after a resync period, which repairs out-of-band changes.
+	return !ok || p.want.status() != w.status() || p.want.reason != w.reason || time.Since(p.at) >= c.cfg.ResyncPeriod
+}
+
+// runConditionWorker patches queued nodes until the queue shuts down.
+func (c *Controller) runConditionWorker(ctx context.Context) {
+	for c.processNextCondition(ctx) {
+	}
+}
+
+func (c *Controller) processNextCondition(ctx context.Context) bool {
+	name, quit := c.condQueue.Get()
+	if quit {
+		return false
+	}
+	defer c.condQueue.Done(name)
+	c.mu.Lock()
+	w, ok := c.wantCond[name]
+	c.mu.Unlock()
+	if !ok || !c.needsPatch(name, w) {
+		c.condQueue.Forget(name)
+		return true
+	}
+	err := c.patchCondition(ctx, name, w)
+	switch {
+	case err == nil:
+		c.mu.Lock()
+		c.patched[name] = patchedCondition{want: w, at: time.Now()}
+		c.mu.Unlock()
+		c.condQueue.Forget(name)
+		c.metrics.ConditionPatches.WithLabelValues("ok").Inc()
+	case apierrors.IsNotFound(err):
+		c.condQueue.Forget(name) // the node is gone
+	case ctx.Err() != nil:
+		// Shutting down: the next leader patches it.
+	default:
+		c.metrics.ConditionPatches.WithLabelValues("error").Inc()
+		retries := c.condQueue.NumRequeues(name)
+		// Once per node, then every 10th retry: an outage of the API server
+		// would otherwise log every node on every retry.
+		if retries%10 == 0 {
+			c.log.Warn("could not set the node's NetworkUnavailable condition; will retry", zap.String("node", name),
+				zap.Int("retries", retries), zap.Error(err))
+		}
+		c.condQueue.AddRateLimited(name)
+	}
+	return true
 }
 
 func (c *Controller) patchCondition(ctx context.Context, name string, w wantCondition) error {
-	if c.kube == nil {
+	if c.status == nil {
 		return nil
-	}
-	status := corev1.ConditionFalse
-	if w.unavailable {
-		status = corev1.ConditionTrue
 	}
 	now := metav1.NewTime(time.Now())
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{{
-		Type: corev1.NodeNetworkUnavailable, Status: status, Reason: w.reason, Message: w.msg,
+		Type: corev1.NodeNetworkUnavailable, Status: w.status(), Reason: w.reason, Message: w.msg,
 		LastTransitionTime: now, LastHeartbeatTime: now,
 	}}}})
 	if err != nil {
 		return err
 	}
-	_, err = c.kube.CoreV1().Nodes().PatchStatus(ctx, name, patch)
+	_, err = c.status.CoreV1().Nodes().PatchStatus(ctx, name, patch)
 	return err
+}
+
+// newConditionQueue is the node condition workqueue: per-node exponential
+// backoff only (no overall bucket: the status client's token bucket sets
+// the rate, and a bucket here would also slow retries after an outage).
+func newConditionQueue() workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](conditionRetryBase, conditionRetryMax),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "t1route_node_conditions"})
 }

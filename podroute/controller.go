@@ -41,7 +41,8 @@ type Config struct {
 	ResyncPeriod time.Duration
 	// Window coalesces a burst of node changes into one pass; default 100 ms.
 	Window time.Duration
-	// ConditionWorkers patch node conditions in parallel; default 8.
+	// ConditionWorkers patch node conditions in parallel; default
+	// DefaultConditionWorkers (see there for why).
 	ConditionWorkers int
 	// MaxRoutes is the most static routes this cluster may have on the Tier-1
 	// (set it from NSX's configuration maximums for the version in use, minus
@@ -55,9 +56,12 @@ type Config struct {
 
 // Controller keeps the Tier-1's routes equal to the nodes' pod CIDRs.
 type Controller struct {
-	cfg      Config
-	nsx      RouteClient
-	kube     kubernetes.Interface
+	cfg  Config
+	nsx  RouteClient
+	kube kubernetes.Interface
+	// status patches node conditions: by default kube; Run gives it a
+	// client with its own rate limit (RunOptions.NodeStatus).
+	status   kubernetes.Interface
 	nodes    corelisters.NodeLister
 	synced   cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
@@ -70,8 +74,10 @@ type Controller struct {
 	failed   map[string]string // route ID -> NSX's refusal, kept until the route is applied
 	synced1  bool              // a pass has completed since start
 	patched  map[string]patchedCondition
-	// conditions carries the newest node conditions to runConditions.
-	conditions chan map[string]wantCondition
+	// wantCond is each node's condition as the newest pass wants it; the
+	// condition workers patch the nodes queued in condQueue from it.
+	wantCond  map[string]wantCondition
+	condQueue workqueue.TypedRateLimitingInterface[string]
 
 	// actual is the Tier-1's routes as last listed plus what this
 	// controller applied since, with the background resync list.
@@ -96,13 +102,13 @@ func New(cfg Config, kube kubernetes.Interface, nodes coreinformers.NodeInformer
 		cfg.Window = 100 * time.Millisecond
 	}
 	if cfg.ConditionWorkers <= 0 {
-		cfg.ConditionWorkers = 8
+		cfg.ConditionWorkers = DefaultConditionWorkers
 	}
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
 	c := &Controller{
-		cfg: cfg, nsx: client, kube: kube, recorder: recorder, metrics: metrics, log: log,
+		cfg: cfg, nsx: client, kube: kube, status: kube, recorder: recorder, metrics: metrics, log: log,
 		nodes:  nodes.Lister(),
 		synced: nodes.Informer().HasSynced,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
@@ -110,10 +116,10 @@ func New(cfg Config, kube kubernetes.Interface, nodes coreinformers.NodeInformer
 			// backs off within a pass, and recovery should be noticed quickly.
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 15*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "t1route"}),
-		reported:   map[string]string{},
-		failed:     map[string]string{},
-		patched:    map[string]patchedCondition{},
-		conditions: make(chan map[string]wantCondition, 1),
+		reported:  map[string]string{},
+		failed:    map[string]string{},
+		patched:   map[string]patchedCondition{},
+		condQueue: newConditionQueue(),
 	}
 	c.actual.Invalidate()
 	inf := nodes.Informer()
@@ -142,13 +148,17 @@ func (c *Controller) enqueue() { c.queue.AddAfter(workKey, c.cfg.Window) }
 // any, has finished or been abandoned (its NSX call cancelled).
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
+	defer c.condQueue.ShutDown()
 	c.log.Info("starting route controller", zap.String("tier1", c.cfg.Tier1Path), zap.String("cluster", c.cfg.Identity.Name),
 		zap.String("cluster_uid", c.cfg.Identity.UID), zap.Duration("resync", c.cfg.ResyncPeriod))
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
 		return ctx.Err()
 	}
 	c.queue.Add(workKey)
-	go c.runConditions(ctx)
+	var workers sync.WaitGroup
+	for range c.cfg.ConditionWorkers {
+		workers.Go(func() { c.runConditionWorker(ctx) })
+	}
 	go wait.Until(func() { c.backgroundList(ctx) }, c.cfg.ResyncPeriod, ctx.Done())
 	done := make(chan struct{})
 	go func() {
@@ -158,7 +168,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	}()
 	<-ctx.Done()
 	c.queue.ShutDown()
+	c.condQueue.ShutDown()
 	<-done
+	workers.Wait()
 	c.log.Info("route controller stopped")
 	return nil
 }
@@ -287,7 +299,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			zap.Int("refused", refused), zap.Int("owned_after", c.ownedCount()), zap.Duration("duration", time.Since(start)))
 	}
 	c.metrics.ActualRoutes.Set(float64(c.ownedCount()))
-	c.offerConditions(c.desiredConditions(nodes, desired, problems))
+	c.setConditions(c.desiredConditions(nodes, desired, problems))
 	c.mu.Lock()
 	c.synced1 = true
 	c.mu.Unlock()

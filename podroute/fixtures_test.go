@@ -48,3 +48,12 @@ func newTestController(t *testing.T, cfg Config, kube kubernetes.Interface, clie
 	factory.WaitForCacheSync(stop)
 	return c
 }
+
+// drainConditions patches every node queued for a condition, as the
+// condition workers do, until none is queued (retries not included: they
+// wait out their backoff).
+func drainConditions(ctx context.Context, c *Controller) {
+	for c.condQueue.Len() > 0 {
+		c.processNextCondition(ctx)
+	}
+}

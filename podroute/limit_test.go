@@ -66,7 +66,7 @@ func TestControllerReportsRouteLimit(t *testing.T) {
 	if err := c.reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c.applyConditions(ctx, <-c.conditions) // what the condition worker does
+	drainConditions(ctx, c) // what the condition workers do
 	if n := len(fnsx.routes); n != 30 {
 		t.Fatalf("%d routes created with --max-routes 30", n)
 	}

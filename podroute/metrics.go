@@ -13,6 +13,8 @@ type Metrics struct {
 	RoutesOverLimit   prometheus.Gauge
 	NSXCalls          *prometheus.CounterVec
 	NSXCallDuration   *prometheus.HistogramVec
+	// ConditionPatches counts node condition patches by result (ok, error).
+	ConditionPatches *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (if not nil).
@@ -31,9 +33,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "NSX API calls by operation and HTTP status of the last attempt (0: no answer)."}, []string{"operation", "status"}),
 		NSXCallDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "t1route_nsx_call_duration_seconds",
 			Help: "NSX API call duration, retries included.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"operation"}),
+		ConditionPatches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "t1route_node_condition_patches_total",
+			Help: "Patches of nodes' NetworkUnavailable condition by result (ok, error; failed ones are retried)."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.DesiredRoutes, m.ActualRoutes, m.ReconcileDuration, m.Errors, m.LastSuccess, m.Leader, m.RoutesOverLimit, m.NSXCalls, m.NSXCallDuration)
+		reg.MustRegister(m.DesiredRoutes, m.ActualRoutes, m.ReconcileDuration, m.Errors, m.LastSuccess, m.Leader, m.RoutesOverLimit, m.NSXCalls, m.NSXCallDuration, m.ConditionPatches)
 	}
 	return m
 }

@@ -24,6 +24,10 @@ type RunOptions struct {
 	LeaderElection *daemon.LeaderElection
 	Metrics        *Metrics
 	Log            *zap.Logger
+	// NodeStatus, if set, patches node conditions instead of Run's kube
+	// client: give it its own rate limit (connect.ControllerClients), so
+	// thousands of patches neither wait behind nor delay the other calls.
+	NodeStatus kubernetes.Interface
 	// OnReady, if set, is called once the first pass has completed.
 	OnReady func()
 }
@@ -57,6 +61,9 @@ func Run(ctx context.Context, kube kubernetes.Interface, client RouteClient, o R
 	ctrl, err := New(o.Config, kube, factory.Core().V1().Nodes(), client, recorder, o.Metrics, o.Log)
 	if err != nil {
 		return err
+	}
+	if o.NodeStatus != nil {
+		ctrl.status = o.NodeStatus
 	}
 	runCtrl := func(ctx context.Context) error {
 		factory.Start(ctx.Done())

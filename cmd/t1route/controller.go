@@ -109,10 +109,15 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 		<-ctx.Done()
 		return nil
 	}
-	kube, err := connect.Kube(f.kubeconfig, userAgent())
+	rc, err := connect.KubeConfig(f.kubeconfig, userAgent())
 	if err != nil {
 		return err
 	}
+	clients, err := connect.NewControllerClients(rc, cfg.NodeStatusQPS)
+	if err != nil {
+		return err
+	}
+	kube := clients.Kube
 	uid, err := podroute.ClusterUID(ctx, kube)
 	if err != nil {
 		return err
@@ -131,7 +136,7 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 		Config: podroute.Config{Identity: podroute.Identity{UID: uid, Name: cfg.ClusterName}, Tier1Path: cfg.RouterPath,
 			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync, Window: f.window, MaxRoutes: f.maxRoutes,
 			AdoptCloudProviderRoutes: f.adopt},
-		Metrics: metrics, Log: log, OnReady: func() { ready.Store(true) },
+		NodeStatus: clients.NodeStatus, Metrics: metrics, Log: log, OnReady: func() { ready.Store(true) },
 	}
 	if f.leaderElect {
 		opts.LeaderElection = daemon.Lease(getenv, f.leaseNamespace, f.leaseName, f.leaseDuration)

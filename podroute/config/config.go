@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -45,8 +46,11 @@ type Config struct {
 	RouterPath        string // /infra/tier-1s/<id>
 	ClusterCIDRs      []netip.Prefix
 	ClusterName       string
-	TLS               TLSSettings
-	Auth              AuthSettings
+	// NodeStatusQPS is the controller's rate of node condition patches;
+	// 0: podroute.NodeStatusQPS.
+	NodeStatusQPS float64
+	TLS           TLSSettings
+	Auth          AuthSettings
 	// Sources says where each variable set came from: "env" or "flag".
 	Sources map[string]string
 	// Notes are remarks that are not errors (settings ignored, insecure choices).
@@ -156,9 +160,29 @@ func Load(s Settings) (Config, []Problem) {
 			p.cfg.ClusterName = v
 		}
 	}
+	if v, ok := p.str(varNodeStatusQPS); ok {
+		p.cfg.NodeStatusQPS = p.nodeStatusQPS(v)
+	}
 	p.tlsSettings()
 	p.authSettings(required)
 	return p.cfg, p.problems
+}
+
+// maxNodeStatusQPS bounds T1ROUTE_NODE_STATUS_QPS: beyond it the API
+// server's concurrency limits, not this rate, would set the pace.
+const maxNodeStatusQPS = 5000
+
+func (p *parser) nodeStatusQPS(v string) float64 {
+	qps, err := strconv.ParseFloat(v, 64)
+	switch {
+	case err != nil || math.IsNaN(qps) || math.IsInf(qps, 0):
+		p.bad(varNodeStatusQPS, fmt.Sprintf("%q is not a number of patches per second", v))
+	case qps <= 0 || qps > maxNodeStatusQPS:
+		p.bad(varNodeStatusQPS, fmt.Sprintf("%s is not between 0 (exclusive) and %d patches per second", v, maxNodeStatusQPS))
+	default:
+		return qps
+	}
+	return 0
 }
 
 func (p *parser) managerURL(v string) string {

@@ -88,6 +88,10 @@ func TestLoadConfigRejectsMalformedInput(t *testing.T) {
 		{"no authentication", nil, []string{"NSXT_USERNAME", "NSXT_PASSWORD"}, "NSXT authentication", "no way to authenticate"},
 		{"session auth not a bool", map[string]string{"NSXT_SESSION_AUTH": "nah"}, nil, "NSXT_SESSION_AUTH", "not true or false"},
 		{"remote auth not a bool", map[string]string{"NSXT_REMOTE_AUTH": "2"}, nil, "NSXT_REMOTE_AUTH", "not true or false"},
+		{"node status QPS not a number", map[string]string{"T1ROUTE_NODE_STATUS_QPS": "fast"}, nil, "T1ROUTE_NODE_STATUS_QPS", "not a number"},
+		{"node status QPS not finite", map[string]string{"T1ROUTE_NODE_STATUS_QPS": "+Inf"}, nil, "T1ROUTE_NODE_STATUS_QPS", "not a number"},
+		{"node status QPS zero", map[string]string{"T1ROUTE_NODE_STATUS_QPS": "0"}, nil, "T1ROUTE_NODE_STATUS_QPS", "not between"},
+		{"node status QPS too high", map[string]string{"T1ROUTE_NODE_STATUS_QPS": "100000"}, nil, "T1ROUTE_NODE_STATUS_QPS", "not between"},
 	}
 	if len(cases) < 30 {
 		t.Fatalf("only %d cases", len(cases))
@@ -144,8 +148,21 @@ func TestLoadConfigValid(t *testing.T) {
 		if len(problems) > 0 {
 			t.Fatal(problems)
 		}
-		if cfg.ManagerURL != "https://nsx.example.com:8443" || cfg.ClusterName != "kubernetes" || !cfg.Auth.SessionAuth || cfg.Auth.Mode != AuthPassword {
+		if cfg.ManagerURL != "https://nsx.example.com:8443" || cfg.ClusterName != "kubernetes" || !cfg.Auth.SessionAuth || cfg.Auth.Mode != AuthPassword || cfg.NodeStatusQPS != 0 {
 			t.Fatalf("%+v", cfg)
+		}
+	})
+	t.Run("node status QPS", func(t *testing.T) {
+		env := configtest.ValidEnv()
+		env["T1ROUTE_NODE_STATUS_QPS"] = " 120.5 "
+		cfg, problems := Load(FromMap(env))
+		if len(problems) > 0 || cfg.NodeStatusQPS != 120.5 {
+			t.Fatalf("%v %v", cfg.NodeStatusQPS, problems)
+		}
+		var b bytes.Buffer
+		Describe(&b, cfg, FromMap(env))
+		if !strings.Contains(b.String(), "node status:    120.5 condition patches/s") {
+			t.Fatalf("validate-config does not show the rate:\n%s", b.String())
 		}
 	})
 	t.Run("VMC reverse proxy URL and token", func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/t1route/t1route/podroute"
 )
 
 // Describe prints the effective configuration as validate-config shows it:
@@ -43,6 +45,9 @@ func Describe(w io.Writer, cfg Config, s Settings) {
 		fmt.Fprintf(w, "cluster CIDRs:  %s\n", strings.Join(cidrs, ", "))
 	}
 	fmt.Fprintf(w, "cluster name:   %s\n", cfg.ClusterName)
+	if cfg.NodeStatusQPS > 0 {
+		fmt.Fprintf(w, "node status:    %g condition patches/s (default %d)\n", cfg.NodeStatusQPS, podroute.NodeStatusQPS)
+	}
 	switch {
 	case cfg.TLS.InsecureSkipVerify:
 		fmt.Fprintln(w, "TLS:            manager certificate NOT verified (NSXT_ALLOW_UNVERIFIED_SSL=true)")

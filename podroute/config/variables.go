@@ -47,13 +47,14 @@ var (
 	varPassword       = Variable{Env: "NSXT_PASSWORD", Flag: "password", Secret: true, Credential: true, Help: "NSX user's password", Example: "<password>"}
 	varRemoteAuth     = Variable{Env: "NSXT_REMOTE_AUTH", Flag: "remote-auth", Help: "true for vIDM/LDAP users (Authorization: Remote)", Example: "true"}
 	varSessionAuth    = Variable{Env: "NSXT_SESSION_AUTH", Flag: "session-auth", Help: "false sends credentials on every request instead of an NSX session", Example: "true"}
+	varNodeStatusQPS  = Variable{Env: "T1ROUTE_NODE_STATUS_QPS", Flag: "node-status-qps", Help: "node condition patches per second, through a client of their own (default 500: 10,000 nodes in 20 s); lower it for a small API server", Example: "500"}
 )
 
 // Variables returns the variable table, in the order validate-config lists it.
 func Variables() []Variable {
 	return []Variable{varEnabled, varManager, varRouter, varClusterCIDR, varAllowShortCIDR, varClusterName, varCertData, varKeyData,
 		varCertFile, varKeyFile, varRootCA, varInsecure, varVMCHost, varVMCToken, varSecretNS, varSecretName,
-		varUsername, varPassword, varRemoteAuth, varSessionAuth}
+		varUsername, varPassword, varRemoteAuth, varSessionAuth, varNodeStatusQPS}
 }
 
 // Settings look variables up: a flag that was set wins over the environment.
