@@ -3,7 +3,6 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -80,40 +79,6 @@ func (n *Node) mountScript(loopback string, hideOVS bool) (string, error) {
 // hostOVSPrograms are Open vSwitch's programs as Debian installs them.
 var hostOVSPrograms = []string{"/usr/bin/ovs-ofctl", "/usr/bin/ovs-vsctl", "/usr/bin/ovs-appctl", "/usr/bin/ovs-dpctl",
 	"/usr/bin/ovsdb-client", "/usr/bin/ovsdb-tool", "/usr/sbin/ovsdb-server", "/usr/lib/openvswitch-switch/ovs-vswitchd"}
-
-type cgroupHierarchy struct{ path, fstype, opts string }
-
-// cgroupMountOptions lists each hierarchy's mount point, type and the
-// options that name its controllers, to mount the same hierarchy again.
-func cgroupMountOptions() ([]cgroupHierarchy, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []cgroupHierarchy
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		for i, x := range fields {
-			if x != "-" || i+3 >= len(fields) || (fields[i+1] != "cgroup" && fields[i+1] != "cgroup2") {
-				continue
-			}
-			var opts []string
-			for _, o := range strings.Split(fields[i+3], ",") {
-				if o != "rw" && o != "ro" {
-					opts = append(opts, o)
-				}
-			}
-			o := strings.Join(opts, ",")
-			if o == "" {
-				o = "rw"
-			}
-			out = append(out, cgroupHierarchy{fields[4], fields[i+1], o})
-		}
-	}
-	return out, sc.Err()
-}
 
 // startNode starts the node's namespace holder, containerd, the kubelet
 // and kube-proxy.
