@@ -55,7 +55,11 @@ type Config struct {
 	// in an image can serve them (and t1route-cni, run by containerd on the
 	// node, finds no ovs-ofctl).
 	HideHostOVS bool
-	Logf        func(format string, args ...any)
+	// ContainerdDebug makes containerd log at debug level, as JSON: its
+	// "begin cni setup" and "cni result" lines time each CNI ADD as the
+	// kubelet has it run (SandboxTimings reads them).
+	ContainerdDebug bool
+	Logf            func(format string, args ...any)
 }
 
 // Cluster is a running cluster.

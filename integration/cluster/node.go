@@ -172,6 +172,10 @@ conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeou
 
 func (c *Cluster) containerdConfig(n *Node) string {
 	cri := `plugins."io.containerd.grpc.v1.cri"`
+	level, format := "warn", "text"
+	if c.cfg.ContainerdDebug {
+		level, format = "debug", "json"
+	}
 	return fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -179,7 +183,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [grpc]
   address = %q
 [debug]
-  level = "warn"
+  level = %[7]q
+  format = %[8]q
 [%[4]s]
   sandbox_image = %[5]q
   # The capability bounding set here lacks CAP_SYS_RESOURCE: runc cannot lower oom_score_adj.
@@ -197,7 +202,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     conf_dir = "/etc/cni/net.d"
   [%[4]s.registry.mirrors.%[6]q]
     endpoint = ["http://%[6]s"]
-`, filepath.Join(n.Dir, "containerd", "root"), filepath.Join(n.Dir, "containerd", "state"), n.Socket, cri, c.PauseImage, c.Registry)
+`, filepath.Join(n.Dir, "containerd", "root"), filepath.Join(n.Dir, "containerd", "state"), n.Socket, cri, c.PauseImage, c.Registry, level, format)
 }
 
 func (c *Cluster) kubeletConfig(n *Node) string {
