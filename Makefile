@@ -125,7 +125,7 @@ IMAGE ?=
 PUSH ?=
 CLUSTER_DIR ?= /tmp/t1route-cluster
 CLUSTER_BIN := $(CACHE)/cluster/t1route-cluster
-.PHONY: image cluster cluster-down test-cluster cluster-prereqs e2e-prereqs e2e-cluster
+.PHONY: image cluster cluster-down test-cluster cluster-prereqs e2e-prereqs e2e-cluster bench-cluster
 
 image: ## Build the t1route and t1route-node images without Docker (OCI layout in .cache/image, digests printed); IMAGE=registry/repo:tag PUSH=1 pushes
 	$(GO) run ./deploy/image $(if $(IMAGE),--image $(IMAGE)) $(if $(filter 1 true yes,$(PUSH)),--push)
@@ -153,6 +153,14 @@ e2e-cluster: kube-bins image cluster-prereqs ## t1route installed by render | ku
 	  grep -E '^ *--- (PASS|FAIL): TestClusterRoutability/|^pod echo-' $(CACHE)/e2e-cluster.log || true; \
 	  if [ $$rc != 0 ]; then grep -vE '^ +(I[0-9]{4}|\{")' $(CACHE)/e2e-cluster.log | tail -60; fi; \
 	  grep -E '^cluster routability:' $(CACHE)/e2e-cluster.log || echo "cluster routability: 0 passed, 1 failed"; exit $$rc
+
+bench-cluster: kube-bins image cluster-prereqs e2e-prereqs ## Pod start through the real kubelet (created -> Ready, CNI ADD as containerd runs it) p50/p99 over BENCH_PODS (25) pods, then bench-datapath's libcni figure (root)
+	@mkdir -p $(CACHE); rc=0; \
+	  CLUSTER_IMAGES=$(CURDIR)/$(CACHE)/image/oci $(GO) test -count=1 -tags 'integration e2e' -run '^$$' -bench '^BenchmarkClusterPodStart$$' -benchtime 1x -timeout 20m ./integration/cluster/ > $(CACHE)/bench-cluster.log 2>&1 || rc=$$?; \
+	  if [ $$rc != 0 ]; then grep -vE '^ +(I[0-9]{4}|\{")' $(CACHE)/bench-cluster.log | tail -40; exit $$rc; fi; \
+	  grep -E '^pod start' $(CACHE)/bench-cluster.log
+	@echo "libcni, the same ADD without the kubelet and containerd (make bench-datapath):"
+	@$(MAKE) --no-print-directory bench-datapath
 
 # Tools and the vulnerability database are built into .cache (git-ignored), one folder per version and
 # toolchain: built once, and again only when a pin below (or go.mod's toolchain) changes.

@@ -215,7 +215,8 @@ func render(t *testing.T, o Options) []map[string]any {
 }
 
 // The controller reaches the API server before any pod route exists: host
-// networking, its port a node port, one replica per node.
+// networking, its port a node port, one replica per node, so rollouts
+// replace one replica at a time without a surge.
 func TestControllerRunsOnTheHostNetwork(t *testing.T) {
 	for _, port := range []int32{0, 9443} {
 		spec := podSpec(t, render(t, Options{Image: "r.example/t1route:v1", ControllerPort: port}), "Deployment")
@@ -232,6 +233,17 @@ func TestControllerRunsOnTheHostNetwork(t *testing.T) {
 		}
 		c := container(t, spec, "controller")
 		cb, _ := yaml.Marshal(c)
+		// A rollout on two nodes: no surge pod (it could go nowhere), one
+		// replica replaced at a time.
+		var strategy any
+		for _, o := range render(t, Options{Image: "r.example/t1route:v1", ControllerPort: port}) {
+			if o["kind"] == "Deployment" {
+				strategy = o["spec"].(map[string]any)["strategy"]
+			}
+		}
+		if sb, _ := yaml.Marshal(strategy); string(sb) != "rollingUpdate:\n  maxSurge: 0\n  maxUnavailable: 1\ntype: RollingUpdate\n" {
+			t.Errorf("port %d: controller Deployment strategy:\n%s", port, sb)
+		}
 		if !strings.Contains(string(cb), fmt.Sprintf("--metrics-bind-address=:%d", want)) || !strings.Contains(string(cb), fmt.Sprintf("hostPort: %d", want)) ||
 			!strings.Contains(string(cb), fmt.Sprintf("containerPort: %d", want)) {
 			t.Errorf("port %d: controller does not serve on %d:\n%s", port, want, cb)

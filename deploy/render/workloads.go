@@ -25,6 +25,12 @@ func controllerDeployment(o Options, meta metav1.ObjectMeta, labels map[string]s
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr(int32(2)),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			// One replica per node and a host port: a surge pod has no node to
+			// go to while both replicas run (on a cluster of two schedulable
+			// nodes the default 25%/25% never finished a rollout). Replace one
+			// at a time instead: the other keeps or takes the Lease.
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: ptr(intstr.FromInt32(0)), MaxUnavailable: ptr(intstr.FromInt32(1))}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{

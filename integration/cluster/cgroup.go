@@ -25,26 +25,52 @@ import (
 
 // cgroupMounts lists the mount points of the cgroup hierarchies (v1 and v2).
 func cgroupMounts() ([]string, error) {
+	hier, err := cgroupMountOptions()
+	if err != nil {
+		return nil, err
+	}
+	if len(hier) == 0 {
+		return nil, errors.New("no cgroup hierarchy is mounted")
+	}
+	mounts := make([]string, len(hier))
+	for i, h := range hier {
+		mounts[i] = h.path
+	}
+	return mounts, nil
+}
+
+type cgroupHierarchy struct{ path, fstype, opts string }
+
+// cgroupMountOptions lists each hierarchy's mount point, type and the
+// options that name its controllers, to mount the same hierarchy again.
+func cgroupMountOptions() ([]cgroupHierarchy, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var mounts []string
+	var out []cgroupHierarchy
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		// ID parent major:minor root mountpoint opts ... - fstype source superopts
 		fields := strings.Fields(sc.Text())
 		for i, x := range fields {
-			if x == "-" && i+1 < len(fields) && (fields[i+1] == "cgroup" || fields[i+1] == "cgroup2") {
-				mounts = append(mounts, fields[4])
+			if x != "-" || i+3 >= len(fields) || (fields[i+1] != "cgroup" && fields[i+1] != "cgroup2") {
+				continue
 			}
+			var opts []string
+			for _, o := range strings.Split(fields[i+3], ",") {
+				if o != "rw" && o != "ro" {
+					opts = append(opts, o)
+				}
+			}
+			o := strings.Join(opts, ",")
+			if o == "" {
+				o = "rw"
+			}
+			out = append(out, cgroupHierarchy{fields[4], fields[i+1], o})
 		}
 	}
-	if len(mounts) == 0 {
-		return nil, errors.New("no cgroup hierarchy is mounted")
-	}
-	return mounts, sc.Err()
+	return out, sc.Err()
 }
 
 // makeCgroup creates path (e.g. /t1route-ab12/node-a) in every hierarchy;

@@ -55,7 +55,11 @@ type Config struct {
 	// in an image can serve them (and t1route-cni, run by containerd on the
 	// node, finds no ovs-ofctl).
 	HideHostOVS bool
-	Logf        func(format string, args ...any)
+	// ContainerdDebug makes containerd log at debug level, as JSON: its
+	// "begin cni setup" and "cni result" lines time each CNI ADD as the
+	// kubelet has it run (SandboxTimings reads them).
+	ContainerdDebug bool
+	Logf            func(format string, args ...any)
 }
 
 // Cluster is a running cluster.
@@ -63,11 +67,15 @@ type Cluster struct {
 	Dir        string
 	APIServer  string // https://127.0.0.1:PORT, forwarded to the API server
 	Kubeconfig string // admin (system:masters) for APIServer
-	NSXEnv     string // NSXT_* and CLUSTER_* for t1route, as export lines
-	Registry   string // 127.0.0.1:PORT, the same address on this machine and in every node
-	PauseImage string
-	Images     map[string]string // by repository name ("t1route", "t1route-node"): references in Registry
-	Client     kubernetes.Interface
+	// InternalKubeconfig is the same admin's for the API server's own
+	// address (198.51.100.2:6443), which the external host and the nodes
+	// reach through the router, as an operator's workstation would.
+	InternalKubeconfig string
+	NSXEnv             string // NSXT_* and CLUSTER_* for t1route, as export lines
+	Registry           string // 127.0.0.1:PORT, the same address on this machine and in every node
+	PauseImage         string
+	Images             map[string]string // by repository name ("t1route", "t1route-node"): references in Registry
+	Client             kubernetes.Interface
 
 	RouterNS, ControlPlaneNS, NSXNS, ExternalNS string
 	Nodes                                       []*Node
@@ -288,6 +296,8 @@ func (c *Cluster) WriteEnv() (string, error) {
 		// kubectl (make kube-bins) and t1route, nsxsim built from this tree.
 		"export PATH=" + c.binDir + ":" + c.cfg.KubeBin + ":$PATH",
 		"export KUBECONFIG=" + c.Kubeconfig,
+		// For kubectl or t1route check run on the external host (ip netns exec).
+		"export T1ROUTE_EXTERNAL_KUBECONFIG=" + c.InternalKubeconfig,
 		"export T1ROUTE_REGISTRY=" + c.Registry,
 		"export T1ROUTE_ROUTER_NETNS=" + c.RouterNS,
 		"export T1ROUTE_EXTERNAL_NETNS=" + c.ExternalNS,

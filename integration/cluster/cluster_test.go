@@ -17,8 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-
-	"github.com/t1route/t1route/deploy/image/builder"
 )
 
 // TestCluster brings a cluster up, proves both nodes run pods pulled from
@@ -27,39 +25,12 @@ import (
 // kube-proxy, logs and exec through the kubelet), that the router, NSX
 // Manager and external host are wired, and that Down leaves nothing.
 func TestCluster(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("TestCluster needs root (namespaces, cgroups, containerd): run it as root (make test-cluster)")
-	}
+	requireRoot(t)
 	ctx := context.Background()
-	root := repoRoot(t)
-	imgs := buildImages(t, "v0.0.0-cluster-test")
-	layout := filepath.Join(t.TempDir(), "oci")
-	if err := builder.WriteLayout(layout, []builder.Named{{Ref: "ghcr.io/t1route/t1route:test", Image: imgs.Controller},
-		{Ref: "ghcr.io/t1route/t1route-node:test", Image: imgs.Node}}); err != nil {
-		t.Fatal(err)
-	}
-
-	dir := t.TempDir()
+	layout := imageLayout(t, "v0.0.0-cluster-test", false)
 	start := time.Now()
-	c, err := Up(ctx, Config{Dir: dir, Root: root, ImageLayout: layout, HideHostOVS: true, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := startCluster(t, Config{ImageLayout: layout}, "node-a-kubelet", "node-a-containerd", "kube-controller-manager")
 	upTook := time.Since(start)
-	state := c.State()
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range []string{"node-a-kubelet", "node-a-containerd", "kube-controller-manager"} {
-				t.Logf("--- end of %s.log:\n%s", n, tailFile(filepath.Join(dir, "logs", n+".log"), 3000))
-			}
-		}
-		if err := c.Down(); err != nil {
-			t.Errorf("Down: %v", err)
-		}
-		if left := Leftovers(state); len(left) > 0 {
-			t.Errorf("left behind after Down:\n  %s", strings.Join(left, "\n  "))
-		}
-	})
 	k := c.Client
 
 	t.Run("registry holds the images under the local address", func(t *testing.T) {
@@ -173,7 +144,7 @@ func TestCluster(t *testing.T) {
 		}
 	})
 	t.Run("kubectl logs and exec reach the kubelet", func(t *testing.T) {
-		kubectl := filepath.Join(root, ".cache", "bin", "kubectl")
+		kubectl := filepath.Join(c.cfg.KubeBin, "kubectl")
 		out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "exec", pods[0].Name, "--", "/usr/local/bin/t1route", "version").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "v0.0.0-cluster-test") {
 			t.Errorf("kubectl exec: %v: %s", err, out)
@@ -215,32 +186,4 @@ func timings(ts []Timing) string {
 		parts = append(parts, fmt.Sprintf("%s %.1f s", t.Phase, t.Took.Seconds()))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// runEcho runs t1route's image as an echo server named name on node and
-// waits until it is Ready.
-func runEcho(ctx context.Context, c *Cluster, node, name string) (*corev1.Pod, error) {
-	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1}
-	_, err := c.Client.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"pod": name}},
-		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "echo", Image: c.Images["t1route"],
-			Args: []string{"echo", "--listen", ":8080"}, ReadinessProbe: probe, LivenessProbe: probe}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return nil, err
-	}
-	var pod *corev1.Pod
-	err = waitFor(ctx, 90*time.Second, name+" Ready", func() (bool, error) {
-		pod, err = c.Client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, cond := range pod.Status.Conditions {
-			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	return pod, err
 }

@@ -92,6 +92,9 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if c.Kubeconfig, err = c.pki.client("admin", "t1route-cluster-admin", []string{"system:masters"}, c.APIServer); err != nil {
 		return err
 	}
+	if c.InternalKubeconfig, err = c.pki.kubeconfig("admin-internal", internal, filepath.Join(c.pki.dir, "admin.crt"), filepath.Join(c.pki.dir, "admin.key")); err != nil {
+		return err
+	}
 	if err := c.waitAPIServer(ctx, api); err != nil {
 		return err
 	}

@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/t1route/t1route/deploy/image/builder"
 	"github.com/t1route/t1route/deploy/render"
 )
 
@@ -37,77 +36,25 @@ import (
 // e2e-cluster passes .cache/image/oci); without it the test builds the
 // images itself.
 func TestClusterRoutability(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("TestClusterRoutability needs root (namespaces, cgroups, containerd): run make e2e-cluster as root")
-	}
+	requireRoot(t)
 	ctx := context.Background()
-	root := repoRoot(t)
-	layout := os.Getenv("CLUSTER_IMAGES")
-	if layout == "" {
-		imgs := buildImages(t, "v0.0.0-e2e-cluster")
-		layout = filepath.Join(t.TempDir(), "oci")
-		if err := builder.WriteLayout(layout, []builder.Named{{Ref: "ghcr.io/t1route/t1route:test", Image: imgs.Controller},
-			{Ref: "ghcr.io/t1route/t1route-node:test", Image: imgs.Node}}); err != nil {
-			t.Fatal(err)
-		}
-	} else if _, err := os.Stat(filepath.Join(layout, "index.json")); err != nil {
-		t.Fatalf("CLUSTER_IMAGES=%s is not an OCI layout (make image writes .cache/image/oci): %v", layout, err)
-	}
+	layout := imageLayout(t, "v0.0.0-e2e-cluster", true)
 	s := &steps{t: t}
 	defer func() { fmt.Printf("cluster routability: %d passed, %d failed\n", s.pass, s.fail) }()
-
-	dir := t.TempDir()
-	c, err := Up(ctx, Config{Dir: dir, Root: root, ImageLayout: layout, HideHostOVS: true, Logf: t.Logf})
-	if err != nil {
-		s.fail++
-		t.Fatal(err)
-	}
+	s.fail++ // until the cluster is up
+	c := startCluster(t, Config{ImageLayout: layout}, "node-a-kubelet", "node-b-kubelet")
+	s.fail--
 	state := c.State()
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range []string{"node-a-kubelet", "node-b-kubelet"} {
-				t.Logf("--- end of %s.log:\n%s", n, tailFile(filepath.Join(dir, "logs", n+".log"), 2000))
-			}
-		}
-		c.Down() //nolint:errcheck // the teardown step reports it; this is for early exits
-	})
 	k := c.Client
-	kubectl := filepath.Join(c.cfg.KubeBin, "kubectl")
 	t1route := filepath.Join(c.binDir, "t1route")
 	ns := render.DefaultNamespace
 
-	if !s.step("t1route render | kubectl apply -f -, unchanged", func(t *testing.T) {
-		env, err := exportLines(c.NSXEnv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		render := exec.CommandContext(ctx, t1route, "render", "--image", c.Images["t1route"], "--datapath-type", "netdev")
-		render.Env = append(os.Environ(), env...)
-		manifests, err := render.Output()
-		if err != nil {
-			t.Fatalf("render: %v", err)
-		}
-		// A CustomResourceDefinition and objects of its kind in one apply:
-		// the second apply finds the CRD established, as a user's would.
-		var out []byte
-		for try := 1; try <= 5; try++ {
-			apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", c.Kubeconfig, "apply", "-f", "-")
-			apply.Stdin = strings.NewReader(string(manifests))
-			if out, err = apply.CombinedOutput(); err == nil {
-				return
-			}
-			exec.CommandContext(ctx, kubectl, "--kubeconfig", c.Kubeconfig, "wait", "--for", "condition=established", "crd", "--all", "--timeout", "30s").Run() //nolint:errcheck
-		}
-		t.Fatalf("kubectl apply: %v\n%s", err, out)
-	}) {
+	if !s.step("t1route render | kubectl apply -f -, unchanged", func(t *testing.T) { installT1route(ctx, t, c) }) {
 		return
 	}
 	start := time.Now()
 	s.step("controller Deployment: 2 Ready replicas on different nodes, one Lease holder", func(t *testing.T) {
-		if err := waitFor(ctx, 3*time.Minute, "controller Deployment Ready", func() (bool, error) {
-			d, err := k.AppsV1().Deployments(ns).Get(ctx, render.ControllerName, metav1.GetOptions{})
-			return err == nil && d.Status.ReadyReplicas == 2, nil
-		}); err != nil {
+		if err := waitController(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		pods := podsOf(ctx, t, c, ns, render.ControllerName)
@@ -121,13 +68,7 @@ func TestClusterRoutability(t *testing.T) {
 		t.Logf("controller Ready %.1f s after apply; Lease held by %s", time.Since(start).Seconds(), holder)
 	})
 	s.step("agent DaemonSet Ready on both nodes; both nodes Ready", func(t *testing.T) {
-		if err := waitFor(ctx, 3*time.Minute, "agent DaemonSet Ready", func() (bool, error) {
-			d, err := k.AppsV1().DaemonSets(ns).Get(ctx, render.AgentName, metav1.GetOptions{})
-			return err == nil && d.Status.DesiredNumberScheduled == int32(len(c.Nodes)) && d.Status.NumberReady == int32(len(c.Nodes)), nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.WaitNodes(ctx, 2*time.Minute, true); err != nil {
+		if err := waitAgents(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("agents and nodes Ready %.1f s after apply", time.Since(start).Seconds())
@@ -253,12 +194,43 @@ func TestClusterRoutability(t *testing.T) {
 			t.Fatalf("%v: last answer %q", err, out)
 		}
 	})
-	s.step("t1route check --probe from the external host passes", func(t *testing.T) {
-		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", c.ExternalNS, t1route, "check", "--routes=false",
-			"--probe", a1.Status.PodIP, "--probe", b.Status.PodIP).CombinedOutput()
-		if err != nil || strings.Contains(string(out), "FAIL") || !strings.Contains(string(out), "PASS") {
+	s.step("t1route check from the external host: every node's route on the Tier-1, realized; --probe reaches a pod on each node", func(t *testing.T) {
+		// As an operator's workstation outside the cluster would: the API
+		// server at its own address, NSX Manager and the pods through the
+		// Tier-1.
+		env, err := exportLines(c.NSXEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := exec.CommandContext(ctx, "ip", "netns", "exec", c.ExternalNS, t1route, "check", "--kubeconfig", c.InternalKubeconfig,
+			"--probe", a1.Status.PodIP, "--probe", b.Status.PodIP)
+		check.Env = append(os.Environ(), env...)
+		out, err := check.CombinedOutput()
+		if err != nil || strings.Contains(string(out), "FAIL") {
 			t.Errorf("t1route check: %v\n%s", err, out)
 		}
+		for _, n := range c.Nodes {
+			node, err := k.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("PASS route node=%s %s via %s (realized)", n.Name, node.Spec.PodCIDR, n.IP); !strings.Contains(string(out), want) {
+				t.Errorf("t1route check did not say %q:\n%s", want, out)
+			}
+		}
+		for _, p := range []*corev1.Pod{a1, b} {
+			if !strings.Contains(string(out), p.Status.PodIP) {
+				t.Errorf("t1route check did not probe %s:\n%s", p.Status.PodIP, out)
+			}
+		}
+	})
+	// The liveness check takes 20 to 30 s of the kubelet's probing: the
+	// agent on b's node hangs while the steps up to the drain (which need
+	// no agent there) run.
+	var hang *agentHang
+	defer func() { hang.resume() }() //nolint:errcheck // for early exits
+	s.step("liveness, begun: the agent on "+b.Spec.NodeName+" hung (SIGSTOP); the next steps run meanwhile", func(t *testing.T) {
+		hang = hangAgent(ctx, t, c, b.Spec.NodeName)
 	})
 	s.step("deleting a pod frees its address", func(t *testing.T) {
 		node := c.Nodes[0]
@@ -323,10 +295,7 @@ func TestClusterRoutability(t *testing.T) {
 		if err := cordon(false); err != nil {
 			t.Fatal(err)
 		}
-		if err := waitFor(ctx, 2*time.Minute, "controller Deployment back to 2 Ready", func() (bool, error) {
-			d, err := k.AppsV1().Deployments(ns).Get(ctx, render.ControllerName, metav1.GetOptions{})
-			return err == nil && d.Status.ReadyReplicas == 2 && d.Status.Replicas == 2, nil
-		}); err != nil {
+		if err := waitController(ctx, c); err != nil {
 			t.Error(err)
 		}
 		// The new leader keeps the routes: external host -> pod still works.
@@ -334,6 +303,41 @@ func TestClusterRoutability(t *testing.T) {
 		if err != nil || !echoed(string(out), b.Name, ExternalIP) {
 			t.Errorf("external host -> %s after the takeover: %v %q", b.Status.PodIP, err, out)
 		}
+	})
+	s.step("an upgrade (rollout restart) finishes on two nodes, one replica at a time; one Lease holder after", func(t *testing.T) {
+		// Both nodes hold a replica and its host port: a surge pod would
+		// have nowhere to go.
+		kubectl := filepath.Join(c.cfg.KubeBin, "kubectl")
+		before, err := leaseHolder(ctx, c, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := time.Now()
+		for _, args := range [][]string{{"rollout", "restart", "deployment/" + render.ControllerName},
+			{"rollout", "status", "deployment/" + render.ControllerName, "--timeout=90s"}} {
+			if out, err := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", c.Kubeconfig, "-n", ns}, args...)...).CombinedOutput(); err != nil {
+				t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+		pods := podsOf(ctx, t, c, ns, render.ControllerName)
+		if len(pods) != 2 || pods[0].Spec.NodeName == pods[1].Spec.NodeName {
+			t.Errorf("controller pods after the rollout: want 2 on different nodes, got %d", len(pods))
+		}
+		// Both old replicas are gone: one of the new ones must hold the Lease.
+		var holder string
+		if err := waitFor(ctx, 30*time.Second, "a new replica holding the Lease", func() (bool, error) {
+			holder, _ = leaseHolder(ctx, c, ns)
+			return holder != "" && holder != before, nil
+		}); err != nil {
+			t.Errorf("%v: holder %q (before the rollout %q)", err, holder, before)
+		}
+		t.Logf("rollout finished in %.1f s; Lease held by %s", time.Since(took).Seconds(), holder)
+	})
+	s.step("liveness: the kubelet restarts the hung agent, Ready again; its node's pods routed throughout", func(t *testing.T) {
+		if hang == nil {
+			t.Fatal("the agent was not hung")
+		}
+		hang.finish(ctx, t, c, b, a1)
 	})
 	s.step("a node drained and deleted: its route leaves the Tier-1, the other node's stays", func(t *testing.T) {
 		gone, kept := c.Nodes[1], c.Nodes[0]
@@ -425,30 +429,6 @@ func exportLines(path string) ([]string, error) {
 		env = append(env, k+"="+strings.Trim(v, `'"`))
 	}
 	return env, sc.Err()
-}
-
-// createEcho creates a pod running `t1route echo` from t1route's image on
-// node, as a user would write it: a tagged image pulled if not present,
-// readiness and liveness probes.
-func createEcho(ctx context.Context, c *Cluster, node, name string) error {
-	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1}
-	_, err := c.Client.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"pod": name}},
-		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "echo", Image: c.Images["t1route"],
-			ImagePullPolicy: corev1.PullIfNotPresent, Args: []string{"echo", "--listen", ":8080"},
-			Ports:          []corev1.ContainerPort{{ContainerPort: 8080}},
-			ReadinessProbe: probe, LivenessProbe: probe}}},
-	}, metav1.CreateOptions{})
-	return err
-}
-
-func ready(p *corev1.Pod) bool {
-	for _, cond := range p.Status.Conditions {
-		if cond.Type == corev1.PodReady {
-			return cond.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func podsOf(ctx context.Context, t *testing.T, c *Cluster, ns, app string) []corev1.Pod {

@@ -26,10 +26,40 @@ func (n *Node) Exec(ctx context.Context, args ...string) (string, error) {
 }
 
 // PodExec runs a program of this machine (curl, ping, ip, …) in a pod's
-// network namespace, as the pod would run it, whatever its image holds. It
-// finds the pod's processes in the kubelet's pod cgroup (cgroupfs driver:
-// …/kubepods/<qos>/pod<UID>).
+// network namespace, as the pod would run it, whatever its image holds.
 func (c *Cluster) PodExec(ctx context.Context, pod *corev1.Pod, args ...string) (string, error) {
+	pids, err := c.podPids(pod, "pod"+string(pod.UID))
+	if err != nil {
+		return "", err
+	}
+	a := append([]string{"nsenter", "--target", strconv.Itoa(pids[0]), "--net", "--"}, args...)
+	out, err := exec.CommandContext(ctx, a[0], a[1:]...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s in pod %s/%s: %w: %s", strings.Join(args, " "), pod.Namespace, pod.Name, err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// ContainerPids returns the processes of one container of a running pod
+// (to signal them as a fault would, e.g. SIGSTOP for a hung process).
+func (c *Cluster) ContainerPids(pod *corev1.Pod, container string) ([]int, error) {
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.Name != container {
+			continue
+		}
+		_, id, ok := strings.Cut(s.ContainerID, "://")
+		if !ok || s.State.Running == nil {
+			return nil, fmt.Errorf("container %s of pod %s/%s is not running (%q)", container, pod.Namespace, pod.Name, s.ContainerID)
+		}
+		return c.podPids(pod, id)
+	}
+	return nil, fmt.Errorf("pod %s/%s has no status of a container %s", pod.Namespace, pod.Name, container)
+}
+
+// podPids returns the processes in the first cgroup named dir under the
+// cgroup of pod's node, in the kubelet's cgroupfs layout
+// (…/kubepods/<qos>/pod<UID>/<container ID>).
+func (c *Cluster) podPids(pod *corev1.Pod, dir string) ([]int, error) {
 	var node *Node
 	for _, n := range c.Nodes {
 		if n.Name == pod.Spec.NodeName {
@@ -37,35 +67,24 @@ func (c *Cluster) PodExec(ctx context.Context, pod *corev1.Pod, args ...string) 
 		}
 	}
 	if node == nil {
-		return "", fmt.Errorf("pod %s/%s is on node %q, not one of this cluster's", pod.Namespace, pod.Name, pod.Spec.NodeName)
+		return nil, fmt.Errorf("pod %s/%s is on node %q, not one of this cluster's", pod.Namespace, pod.Name, pod.Spec.NodeName)
 	}
 	mounts, err := cgroupMounts()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	want := "pod" + string(pod.UID)
-	pid := 0
+	var pids []int
 	for _, m := range mounts {
 		filepath.WalkDir(filepath.Join(m, node.Cgroup), func(p string, d fs.DirEntry, err error) error { //nolint:errcheck
-			if err != nil || pid != 0 || !d.IsDir() || d.Name() != want {
+			if err != nil || len(pids) > 0 || !d.IsDir() || d.Name() != dir {
 				return nil
 			}
-			if pids := cgroupPids(strings.TrimPrefix(p, m)); len(pids) > 0 {
-				pid = pids[0]
-			}
+			pids = cgroupPids(strings.TrimPrefix(p, m))
 			return filepath.SkipAll
 		})
-		if pid != 0 {
-			break
+		if len(pids) > 0 {
+			return pids, nil
 		}
 	}
-	if pid == 0 {
-		return "", fmt.Errorf("no process of pod %s/%s (UID %s) in %s's cgroups", pod.Namespace, pod.Name, pod.UID, node.Name)
-	}
-	a := append([]string{"nsenter", "--target", strconv.Itoa(pid), "--net", "--"}, args...)
-	out, err := exec.CommandContext(ctx, a[0], a[1:]...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s in pod %s/%s: %w: %s", strings.Join(args, " "), pod.Namespace, pod.Name, err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
+	return nil, fmt.Errorf("no process of pod %s/%s (UID %s) in a cgroup %s of %s", pod.Namespace, pod.Name, pod.UID, dir, node.Name)
 }

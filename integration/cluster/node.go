@@ -3,7 +3,6 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -80,40 +79,6 @@ func (n *Node) mountScript(loopback string, hideOVS bool) (string, error) {
 // hostOVSPrograms are Open vSwitch's programs as Debian installs them.
 var hostOVSPrograms = []string{"/usr/bin/ovs-ofctl", "/usr/bin/ovs-vsctl", "/usr/bin/ovs-appctl", "/usr/bin/ovs-dpctl",
 	"/usr/bin/ovsdb-client", "/usr/bin/ovsdb-tool", "/usr/sbin/ovsdb-server", "/usr/lib/openvswitch-switch/ovs-vswitchd"}
-
-type cgroupHierarchy struct{ path, fstype, opts string }
-
-// cgroupMountOptions lists each hierarchy's mount point, type and the
-// options that name its controllers, to mount the same hierarchy again.
-func cgroupMountOptions() ([]cgroupHierarchy, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []cgroupHierarchy
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		for i, x := range fields {
-			if x != "-" || i+3 >= len(fields) || (fields[i+1] != "cgroup" && fields[i+1] != "cgroup2") {
-				continue
-			}
-			var opts []string
-			for _, o := range strings.Split(fields[i+3], ",") {
-				if o != "rw" && o != "ro" {
-					opts = append(opts, o)
-				}
-			}
-			o := strings.Join(opts, ",")
-			if o == "" {
-				o = "rw"
-			}
-			out = append(out, cgroupHierarchy{fields[4], fields[i+1], o})
-		}
-	}
-	return out, sc.Err()
-}
 
 // startNode starts the node's namespace holder, containerd, the kubelet
 // and kube-proxy.
@@ -207,6 +172,10 @@ conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeou
 
 func (c *Cluster) containerdConfig(n *Node) string {
 	cri := `plugins."io.containerd.grpc.v1.cri"`
+	level, format := "warn", "text"
+	if c.cfg.ContainerdDebug {
+		level, format = "debug", "json"
+	}
 	return fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -214,7 +183,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [grpc]
   address = %q
 [debug]
-  level = "warn"
+  level = %[7]q
+  format = %[8]q
 [%[4]s]
   sandbox_image = %[5]q
   # The capability bounding set here lacks CAP_SYS_RESOURCE: runc cannot lower oom_score_adj.
@@ -232,7 +202,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     conf_dir = "/etc/cni/net.d"
   [%[4]s.registry.mirrors.%[6]q]
     endpoint = ["http://%[6]s"]
-`, filepath.Join(n.Dir, "containerd", "root"), filepath.Join(n.Dir, "containerd", "state"), n.Socket, cri, c.PauseImage, c.Registry)
+`, filepath.Join(n.Dir, "containerd", "root"), filepath.Join(n.Dir, "containerd", "state"), n.Socket, cri, c.PauseImage, c.Registry, level, format)
 }
 
 func (c *Cluster) kubeletConfig(n *Node) string {

@@ -31,13 +31,16 @@ import (
 	"github.com/t1route/t1route/integration/cluster"
 )
 
+// defaultDir is make cluster's CLUSTER_DIR unless set.
+const defaultDir = "/tmp/t1route-cluster"
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: cluster up|down [--dir DIR] (see -h of each)")
 		os.Exit(2)
 	}
 	fl := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	dir := fl.String("dir", "/tmp/t1route-cluster", "the cluster's directory: everything it writes goes there")
+	dir := fl.String("dir", defaultDir, "the cluster's directory: everything it writes goes there")
 	nodes := fl.Int("nodes", 2, "number of nodes")
 	images := fl.String("images", "", "OCI image layout whose images are pushed to the cluster's registry (make image writes .cache/image/oci)")
 	hideOVS := fl.Bool("hide-host-ovs", false, "make this machine's Open vSwitch programs unusable inside the nodes, as on nodes without OVS")
@@ -120,16 +123,21 @@ func printUsage(dir string) error {
 	if err != nil {
 		return err
 	}
+	dirFlag := ""
+	if dir != defaultDir {
+		dirFlag = " CLUSTER_DIR=" + dir
+	}
 	fmt.Printf(`
 %s
 Use it (as root):
   source %s/cluster.env; set -a; source %s/nsx.env; set +a
   kubectl get nodes -o wide
   t1route render --image $T1ROUTE_IMAGE --datapath-type netdev | kubectl apply -f -
-  ip netns exec $T1ROUTE_EXTERNAL_NETNS t1route check      # from the external host, which reaches NSX and the pods
+  # from the external host, which reaches the API server, NSX Manager and the pods through the Tier-1:
+  ip netns exec $T1ROUTE_EXTERNAL_NETNS t1route check --kubeconfig $T1ROUTE_EXTERNAL_KUBECONFIG --probe <pod IP>
   ip -n $T1ROUTE_ROUTER_NETNS route                        # the Tier-1's static routes, realized
-Remove it: make cluster-down
-`, env, dir, dir)
+Remove it: make cluster-down%s
+`, env, dir, dir, dirFlag)
 	return nil
 }
 
