@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/t1route/t1route/integration"
 )
 
 // BenchmarkClusterPodStart measures pod start through the real install
@@ -116,24 +117,13 @@ func BenchmarkClusterPodStart(b *testing.B) {
 		}
 		fmt.Printf("pod start through the real kubelet, %d pods one after another on %d nodes (kubelet 1.35, containerd 1.6, userspace OVS, 2 cores): "+
 			"created -> Ready p50 %s p99 %s; CNI ADD as containerd runs it p50 %s p99 %s; RunPodSandbox p50 %s p99 %s\n",
-			pods, len(c.Nodes), pct(toReady, 50), pct(toReady, 99), pct(cniAdd, 50), pct(cniAdd, 99), pct(sandbox, 50), pct(sandbox, 99))
-		b.ReportMetric(float64(pct(toReady, 50).Milliseconds()), "ms-p50-ready")
-		b.ReportMetric(float64(pct(cniAdd, 50).Milliseconds()), "ms-p50-cni-add")
+			pods, len(c.Nodes), integration.Percentile(toReady, 50), integration.Percentile(toReady, 99), integration.Percentile(cniAdd, 50), integration.Percentile(cniAdd, 99), integration.Percentile(sandbox, 50), integration.Percentile(sandbox, 99))
+		b.ReportMetric(float64(integration.Percentile(toReady, 50).Milliseconds()), "ms-p50-ready")
+		b.ReportMetric(float64(integration.Percentile(cniAdd, 50).Milliseconds()), "ms-p50-cni-add")
 		err = c.Client.CoreV1().Pods("default").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "bench=pod-start"})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 	}
-}
-
-// pct is the p-th percentile of d (nearest rank), to the millisecond.
-func pct(d []time.Duration, p int) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i].Round(time.Millisecond)
 }

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -80,20 +79,10 @@ func benchAttach(b *testing.B, dual bool) {
 			mode = "dual-stack"
 		}
 		fmt.Printf("pod attach, %s, over %d pods (userspace OVS, 2 cores): ADD->first packet p50 %s p99 %s; ADD alone p50 %s p99 %s; flows per pod %.1f (%d flows total)\n",
-			mode, pods, pct(firstPacket, 50), pct(firstPacket, 99), pct(addOnly, 50), pct(addOnly, 99), perPod, len(flows))
-		b.ReportMetric(float64(pct(firstPacket, 50).Milliseconds()), "ms-p50-first-packet")
-		b.ReportMetric(float64(pct(firstPacket, 99).Milliseconds()), "ms-p99-first-packet")
+			mode, pods, integration.Percentile(firstPacket, 50), integration.Percentile(firstPacket, 99), integration.Percentile(addOnly, 50), integration.Percentile(addOnly, 99), perPod, len(flows))
+		b.ReportMetric(float64(integration.Percentile(firstPacket, 50).Milliseconds()), "ms-p50-first-packet")
+		b.ReportMetric(float64(integration.Percentile(firstPacket, 99).Milliseconds()), "ms-p99-first-packet")
 		b.ReportMetric(perPod, "flows/pod")
 		b.StartTimer()
 	}
-}
-
-func pct(d []time.Duration, p int) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i].Round(time.Millisecond)
 }
