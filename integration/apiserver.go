@@ -62,13 +62,22 @@ func binDir(t TB) string {
 	return dir
 }
 
-func freePort(t TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+func freePort(t TB) int { return freePorts(t, 1)[0] }
+
+// freePorts returns n distinct free ports: each listener stays open until
+// all are chosen, or the kernel may hand out the same port twice (it did:
+// etcd and kube-apiserver were given one port, and the apiserver failed).
+func freePorts(t TB, n int) []int {
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // StartCluster starts etcd and kube-apiserver on loopback and stops them when the test ends.
@@ -93,7 +102,8 @@ func StartCluster(t TB) *Cluster {
 	saDER, _ := x509.MarshalECPrivateKey(saKey)
 	saFile := write("sa.key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: saDER}))
 
-	etcdPort, peerPort, apiPort := freePort(t), freePort(t), freePort(t)
+	ports := freePorts(t, 3)
+	etcdPort, peerPort, apiPort := ports[0], ports[1], ports[2]
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
 	start(t, dir, "etcd", filepath.Join(bins, "etcd"),

@@ -293,12 +293,20 @@ func TestRoutability(t *testing.T) {
 	})
 	w.step("ovsdb-server restarted, then ovs-vswitchd: the agent reconnects and restores the flows", func(t *testing.T) {
 		n := a1.node
+		before, err := n.ovs.ovsdbMonitors()
+		if err != nil || before < 2 {
+			t.Fatalf("ovsdb-server monitors before the restart: %d, %v (want ovs-vswitchd's and the agent's)", before, err)
+		}
 		if out, err := n.ovs.restartOVSDB(); err != nil {
 			t.Fatalf("restart ovsdb-server: %v %s", err, out)
 		}
 		// Only the agent installs flows without a CNI call: if its OVSDB
-		// connection did not come back, the pods stay cut off.
-		time.Sleep(time.Second)
+		// connection did not come back, the pods stay cut off. Wait until
+		// every client's monitor is back, then take the flows away.
+		integration.Eventually(t, 30*time.Second, "ovs-vswitchd and the agent monitoring the new ovsdb-server", func() (bool, string) {
+			m, err := n.ovs.ovsdbMonitors()
+			return err == nil && m >= before, fmt.Sprintf("%d monitors (%d before the restart), %v", m, before, err)
+		})
 		if out, err := n.ovs.stopVSwitchd(); err != nil {
 			t.Fatalf("stop ovs-vswitchd: %v %s", err, out)
 		}

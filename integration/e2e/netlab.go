@@ -226,6 +226,22 @@ func (o nodeOVS) restartOVSDB() (string, error) {
 		"--unixctl="+o.dir+"/ovsdb-server.ctl", "--log-file="+o.dir+"/ovsdb-server.log", "--detach")
 }
 
+// ovsdbMonitors is how many monitors ovsdb-server serves (its memory/show
+// figure): one per connected client that watches the database, such as
+// ovs-vswitchd and the agent.
+func (o nodeOVS) ovsdbMonitors() (int, error) {
+	out, err := o.cmd("ovs-appctl", "-t", o.dir+"/ovsdb-server.ctl", "memory/show")
+	if err != nil {
+		return 0, fmt.Errorf("%v: %s", err, out)
+	}
+	for _, f := range strings.Fields(out) {
+		if v, ok := strings.CutPrefix(f, "monitors:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, nil // memory/show leaves out counts that are zero
+}
+
 // stopVSwitchd stops ovs-vswitchd as a crash or upgrade would (its flows go
 // with it) and waits until the process is gone.
 func (o nodeOVS) stopVSwitchd() (string, error) { return o.stopDaemon("ovs-vswitchd") }
