@@ -214,7 +214,7 @@ func (c *Client) Apply(ctx context.Context, tier1Path string, upserts []Route, d
 }
 
 // applyBatch sends one hierarchical PATCH, its body encoded by
-// encodeRoutesPatch (hierarchical.go) rather than the SDK.
+// encodeRoutesPatch (wire.go) rather than the SDK.
 func (c *Client) applyBatch(ctx context.Context, tier1ID string, upserts []Route, deletes []string) error {
 	body, err := encodeRoutesPatch(tier1ID, upserts, deletes)
 	if err != nil {
@@ -272,8 +272,6 @@ func (c *Client) Realized(ctx context.Context, path string) (Realization, error)
 	}
 	return out, nil
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func deref[T any](p *T) T {
 	var zero T

@@ -7,21 +7,23 @@ import (
 )
 
 // The bodies of the hot path — the hierarchical PATCH of static routes, and
-// the pages of the static route list — are encoded and decoded here with
-// encoding/json, not through the SDK's generic bindings, which cost per
-// route (measured by make bench, BenchmarkApplyCost and BenchmarkReadCost):
-// ~59 KB of allocation and ~200 µs of CPU to encode, ~36 KB and ~130 µs to
-// list. A 10,000-node converge allocated 590 MB in the encoder alone, and
-// every resync as much again to list: that set the controller's peak RSS.
-// These structs cost ~2 KB and a few µs a route. The SDK stays for the
-// models and every other call.
+// the pages of the static route list and of the forwarding table — are
+// encoded and decoded here with encoding/json, not through the SDK's generic
+// bindings. Per route, as make bench measures it (BenchmarkApplyCost,
+// BenchmarkReadCost): the SDK allocated ~59 KB and spent ~100-270 µs of CPU
+// to encode, ~36 KB to list and ~11 KB to read the forwarding table; these
+// structs take ~2 KB, ~3.4 KB and ~1 KB, in a few µs. At 10,000 nodes the
+// SDK's encoder alone allocated 590 MB during a converge and each resync
+// list 360 MB more: that set the controller's peak RSS and most of its
+// converge time. The SDK stays for the models and every other call.
 //
 // The PATCH body is byte for byte the one the SDK sends for the same
 // model.ChildStaticRoutes (keys in its alphabetical order, its escaping,
 // "next_hops":[] when there are none); wire_test.go checks it against the
-// SDK's own Patch and decodes it back through the SDK's bindings. A list
-// page is read as the SDK reads it, for the fields Route holds; a field of
-// the wrong JSON type fails the page, as it fails the SDK.
+// SDK's own Patch and decodes it back through the SDK's bindings. A page is
+// read as the SDK read it, for the fields the client uses; a field of the
+// wrong JSON type fails the page, as it failed the SDK (fields the client
+// does not use are not checked).
 
 // infraPatch is the Infra root of a hierarchical PATCH with one Tier-1.
 // Fields are in the SDK's (alphabetical) key order.
@@ -95,7 +97,7 @@ func encodeRoutesPatch(tier1ID string, upserts []Route, deletes []string) ([]byt
 		hopSlices[i] = hops[start:len(hops):len(hops)]
 		start = len(tags)
 		for _, t := range r.Tags {
-			tags = append(tags, tagBody{Scope: t.Scope, Tag: t.Tag})
+			tags = append(tags, tagBody(t))
 		}
 		networks[i] = r.Network
 		body := staticRoutesBody{Description: r.Description, DisplayName: r.DisplayName, ID: r.ID,

@@ -404,3 +404,5 @@ func TestCursorsReachNSXIntact(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
