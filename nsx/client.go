@@ -5,15 +5,19 @@
 package nsx
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/vmware/vsphere-automation-sdk-go/runtime/core"
 	vapiclient "github.com/vmware/vsphere-automation-sdk-go/runtime/protocol/client"
 	"go.uber.org/zap"
@@ -175,6 +179,59 @@ func (c *Client) run(ctx context.Context, op, method, path string, fn func(conte
 	// NSX answered 2xx but the SDK could not use the answer.
 	return fmt.Errorf("nsx: %s: %s %s: HTTP %d with a body that is not the expected object: %w", op, method, path, rec.status, sdkError(err))
 }
+
+// send sends one request through the client's stack, for the calls whose
+// bodies the client encodes and decodes itself (wire.go): the query, a JSON
+// body if body is not nil (sent as the SDK sends it: Content-Type
+// application/json, and a fresh Vapi-Ctx-Opid for NSX's logs), and the
+// answer decoded into out if out is not nil. An answer other than 2xx is an
+// error; run (its caller) builds the *APIError from what the transport
+// recorded. The answer is drained and closed, which frees the request's
+// slot in the client's limits.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body []byte, out any) error {
+	u := c.base.String() + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Vapi-Ctx-Opid", uuid.NewString())
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain)) //nolint:errcheck // only to reuse the connection
+		resp.Body.Close()
+	}()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(out); err != nil {
+		return fmt.Errorf("decoding the answer: %w", err)
+	}
+	return nil
+}
+
+const (
+	// maxDrain bounds how much of an answer send reads only to reuse the connection.
+	maxDrain = 1 << 20
+	// maxAnswer bounds an answer send decodes: a page of 1,000 routes is
+	// under 1 MB; a proxy's endless answer must not fill the memory.
+	maxAnswer = 64 << 20
+)
 
 // sdkError shortens the SDK's error values, whose formatting can be a long
 // struct dump, to a readable line.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
-	vapiclient "github.com/vmware/vsphere-automation-sdk-go/runtime/protocol/client"
-	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/infra/tier_1s"
 	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/model"
 	"go.uber.org/zap"
 )
@@ -30,19 +30,21 @@ type ForwardingEntry struct {
 // forwarding table (route_source STATIC), following the cursor across pages.
 // An edge node whose table NSX could not read is an error naming it.
 func (c *Client) ForwardingTable(ctx context.Context, tier1Path string) ([]ForwardingEntry, error) {
-	id, err := Tier1ID(tier1Path)
-	if err != nil {
+	// The path is checked before it goes into a URL.
+	if _, err := Tier1ID(tier1Path); err != nil {
 		return nil, err
 	}
+	path := "/policy/api/v1" + tier1Path + "/forwarding-table"
 	var out []ForwardingEntry
-	var cursor *string
-	source := tier_1s.ForwardingTable_LIST_ROUTE_SOURCE_STATIC
+	cursor := ""
 	for page := 1; ; page++ {
-		var res model.RoutingTableListResult
-		err := c.call(ctx, "get forwarding table", "GET", "/policy/api/v1"+tier1Path+"/forwarding-table", func(conn vapiclient.Connector) error {
-			var err error
-			res, err = tier_1s.NewForwardingTableClient(conn).List(id, nil, cursor, nil, nil, nil, nil, nil, &c.pageSize, &source, nil, nil)
-			return err
+		query := url.Values{"route_source": {"STATIC"}, "page_size": {strconv.FormatInt(c.pageSize, 10)}}
+		if cursor != "" {
+			query.Set("cursor", cursor)
+		}
+		var res forwardingPage
+		err := c.run(ctx, "get forwarding table", "GET", path, func(ctx context.Context) error {
+			return c.send(ctx, "GET", path, query, nil, &res)
 		})
 		if err != nil {
 			return nil, err
@@ -52,21 +54,21 @@ func (c *Client) ForwardingTable(ctx context.Context, tier1Path string) ([]Forwa
 			return nil, fmt.Errorf("nsx: forwarding table of %s: NSX answered 200 with a body that is not a list (page %d); not trusting it", tier1Path, page)
 		}
 		for _, t := range res.Results {
-			edge := deref(t.EdgeNode)
-			if s := deref(t.Status); s != "" && s != model.RoutingTable_STATUS_SUCCESS {
-				return nil, fmt.Errorf("nsx: forwarding table of %s: edge node %s: %s: %s", tier1Path, edge, s, printable(deref(t.ErrorMessage), 300))
+			if t.Status != "" && t.Status != model.RoutingTable_STATUS_SUCCESS {
+				return nil, fmt.Errorf("nsx: forwarding table of %s: edge node %s: %s: %s", tier1Path, t.EdgeNode, t.Status, printable(t.ErrorMessage, 300))
 			}
 			for _, e := range t.RouteEntries {
-				out = append(out, ForwardingEntry{Network: deref(e.Network), NextHop: deref(e.NextHop), RouteType: deref(e.RouteType), EdgeNode: edge})
+				out = append(out, ForwardingEntry{Network: e.Network, NextHop: e.NextHop, RouteType: e.RouteType, EdgeNode: t.EdgeNode})
 			}
 		}
-		if res.Cursor == nil || *res.Cursor == "" {
+		next := deref(res.Cursor)
+		if next == "" {
 			return out, nil
 		}
-		if cursor != nil && *cursor == *res.Cursor {
+		if next == cursor {
 			return nil, fmt.Errorf("nsx: forwarding table of %s: NSX returned the same cursor twice (page %d); stopping rather than looping", tier1Path, page)
 		}
-		cursor = res.Cursor
+		cursor = next
 	}
 }
 

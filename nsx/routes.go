@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/vmware/vsphere-automation-sdk-go/runtime/bindings"
-	"github.com/vmware/vsphere-automation-sdk-go/runtime/data"
 	vapiclient "github.com/vmware/vsphere-automation-sdk-go/runtime/protocol/client"
-	nsxpolicy "github.com/vmware/vsphere-automation-sdk-go/services/nsxt"
 	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/infra"
 	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/infra/realized_state"
-	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/infra/tier_1s"
 	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/model"
 )
 
@@ -132,18 +130,21 @@ func (c *Client) Tier1(ctx context.Context, path string) (Tier1, error) {
 // ListRoutes returns every static route of a Tier-1, following the cursor
 // across pages.
 func (c *Client) ListRoutes(ctx context.Context, tier1Path string) ([]Route, error) {
-	id, err := Tier1ID(tier1Path)
-	if err != nil {
+	// The path is checked before it goes into a URL.
+	if _, err := Tier1ID(tier1Path); err != nil {
 		return nil, err
 	}
+	path := "/policy/api/v1" + tier1Path + "/static-routes"
 	var out []Route
-	var cursor *string
+	cursor := ""
 	for page := 1; ; page++ {
-		var res model.StaticRoutesListResult
-		err := c.call(ctx, "list static routes", "GET", "/policy/api/v1"+tier1Path+"/static-routes", func(conn vapiclient.Connector) error {
-			var err error
-			res, err = tier_1s.NewStaticRoutesClient(conn).List(id, cursor, nil, nil, &c.pageSize, nil, nil)
-			return err
+		query := url.Values{"page_size": {strconv.FormatInt(c.pageSize, 10)}}
+		if cursor != "" {
+			query.Set("cursor", cursor)
+		}
+		var res staticRoutesPage
+		err := c.run(ctx, "list static routes", "GET", path, func(ctx context.Context) error {
+			return c.send(ctx, "GET", path, query, nil, &res)
 		})
 		if err != nil {
 			return nil, err
@@ -158,15 +159,15 @@ func (c *Client) ListRoutes(ctx context.Context, tier1Path string) ([]Route, err
 			out = make([]Route, 0, max(0, min(*res.ResultCount, 1<<20))) // result_count is only a hint: never trust it for a size
 		}
 		for _, r := range res.Results {
-			if r.Id == nil || *r.Id == "" {
+			if r.ID == "" {
 				return nil, fmt.Errorf("nsx: list static routes of %s: NSX listed a route without an id (page %d); not trusting the answer", tier1Path, page)
 			}
-			out = append(out, fromModel(r))
+			out = append(out, r.route())
 		}
-		if res.Cursor == nil || *res.Cursor == "" {
+		if res.Cursor == "" {
 			return out, nil
 		}
-		if cursor != nil && *cursor == *res.Cursor {
+		if res.Cursor == cursor {
 			return nil, fmt.Errorf("nsx: list static routes of %s: NSX returned the same cursor twice (page %d); stopping rather than looping", tier1Path, page)
 		}
 		cursor = res.Cursor
@@ -212,37 +213,16 @@ func (c *Client) Apply(ctx context.Context, tier1Path string, upserts []Route, d
 	return nil
 }
 
-var converter = bindings.NewTypeConverter()
-
+// applyBatch sends one hierarchical PATCH, its body encoded by
+// encodeRoutesPatch (wire.go) rather than the SDK.
 func (c *Client) applyBatch(ctx context.Context, tier1ID string, upserts []Route, deletes []string) error {
-	children := make([]*data.StructValue, 0, len(upserts)+len(deletes))
-	addChild := func(r model.StaticRoutes, del bool) error {
-		child := model.ChildStaticRoutes{ResourceType: "ChildStaticRoutes", StaticRoutes: &r, MarkedForDelete: &del}
-		v, errs := converter.ConvertToVapi(child, model.ChildStaticRoutesBindingType())
-		if len(errs) > 0 {
-			return fmt.Errorf("encoding route %s: %v", deref(r.Id), errs[0])
-		}
-		children = append(children, v.(*data.StructValue))
-		return nil
+	body, err := encodeRoutesPatch(tier1ID, upserts, deletes)
+	if err != nil {
+		return err
 	}
-	for _, id := range deletes {
-		if err := addChild(model.StaticRoutes{Id: ptr(id), ResourceType: ptr("StaticRoutes")}, true); err != nil {
-			return err
-		}
-	}
-	for _, r := range upserts {
-		if err := addChild(toModel(r), false); err != nil {
-			return err
-		}
-	}
-	ref := model.ChildResourceReference{ResourceType: "ChildResourceReference", Id: ptr(tier1ID), TargetType: ptr("Tier1"), Children: children}
-	refValue, errs := converter.ConvertToVapi(ref, model.ChildResourceReferenceBindingType())
-	if len(errs) > 0 {
-		return fmt.Errorf("encoding tier-1 reference: %v", errs[0])
-	}
-	root := model.Infra{ResourceType: ptr("Infra"), Children: []*data.StructValue{refValue.(*data.StructValue)}}
-	return c.call(ctx, "apply static routes", "PATCH", "/policy/api/v1/infra", func(conn vapiclient.Connector) error {
-		return nsxpolicy.NewInfraClient(conn).Patch(root, nil)
+	const path = "/policy/api/v1/infra"
+	return c.run(ctx, "apply static routes", "PATCH", path, func(ctx context.Context) error {
+		return c.send(ctx, "PATCH", path, nil, body, nil)
 	})
 }
 
@@ -292,44 +272,6 @@ func (c *Client) Realized(ctx context.Context, path string) (Realization, error)
 	}
 	return out, nil
 }
-
-func toModel(r Route) model.StaticRoutes {
-	m := model.StaticRoutes{Id: ptr(r.ID), ResourceType: ptr("StaticRoutes"), Network: ptr(r.Network)}
-	if r.DisplayName != "" {
-		m.DisplayName = ptr(r.DisplayName)
-	}
-	if r.Description != "" {
-		m.Description = ptr(r.Description)
-	}
-	m.NextHops = make([]model.RouterNexthop, len(r.NextHops))
-	for i, h := range r.NextHops {
-		m.NextHops[i] = model.RouterNexthop{IpAddress: ptr(h.IP)}
-		if h.AdminDistance > 0 {
-			m.NextHops[i].AdminDistance = ptr(h.AdminDistance)
-		}
-	}
-	for _, t := range r.Tags {
-		m.Tags = append(m.Tags, model.Tag{Scope: ptr(t.Scope), Tag: ptr(t.Tag)})
-	}
-	return m
-}
-
-func fromModel(m model.StaticRoutes) Route {
-	r := Route{ID: deref(m.Id), DisplayName: deref(m.DisplayName), Description: deref(m.Description),
-		Network: deref(m.Network), Path: deref(m.Path), Revision: deref(m.Revision)}
-	if m.LastModifiedTime != nil {
-		r.LastModified = time.UnixMilli(*m.LastModifiedTime)
-	}
-	for _, h := range m.NextHops {
-		r.NextHops = append(r.NextHops, NextHop{IP: deref(h.IpAddress), AdminDistance: deref(h.AdminDistance)})
-	}
-	for _, t := range m.Tags {
-		r.Tags = append(r.Tags, Tag{Scope: deref(t.Scope), Tag: deref(t.Tag)})
-	}
-	return r
-}
-
-func ptr[T any](v T) *T { return &v }
 
 func deref[T any](p *T) T {
 	var zero T

@@ -46,7 +46,7 @@ func startInProcessNSX(f benchFlags) (benchNSX, error) {
 func (s *inProcessNSX) url() string                          { return s.sim.URL() }
 func (s *inProcessNSX) caPEM() []byte                        { return s.sim.CACertPEM() }
 func (s *inProcessNSX) user() (string, string)               { return s.sim.User() }
-func (s *inProcessNSX) routeCount() (int, error)             { return len(s.sim.Routes(nsxsim.DefaultTier1)), nil }
+func (s *inProcessNSX) routeCount() (int, error)             { return s.sim.RouteCount(nsxsim.DefaultTier1), nil }
 func (s *inProcessNSX) stats() (nsxsim.StatsSnapshot, error) { return s.sim.Stats(), nil }
 func (s *inProcessNSX) resetStats() error                    { s.sim.ResetStats(); return nil }
 func (s *inProcessNSX) close()                               { s.sim.Close() }
@@ -151,10 +151,12 @@ func (e *externalNSX) get(path string, v any) (bool, error) {
 	return true, json.NewDecoder(resp.Body).Decode(v)
 }
 
+// routeCount asks for the count alone: fetching every route each poll
+// weighed on the bench process's RSS and on both processes' CPU.
 func (e *externalNSX) routeCount() (int, error) {
-	var routes []json.RawMessage
-	_, err := e.get("/nsxsim/api/tier-1s/"+nsxsim.DefaultTier1+"/routes", &routes)
-	return len(routes), err
+	var c nsxsim.RouteCount
+	_, err := e.get("/nsxsim/api/tier-1s/"+nsxsim.DefaultTier1+"/route-count", &c)
+	return c.Count, err
 }
 
 func (e *externalNSX) nextHop(id string) (string, bool) {

@@ -510,3 +510,35 @@ func TestSearchRealizedAndManagementPlane(t *testing.T) {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestRouteCount: the test API's route count (what the bench polls for
+// progress) follows creates and deletes, over HTTP as through the method.
+func TestRouteCount(t *testing.T) {
+	c := newRaw(t, nsxsim.Options{})
+	count := func(tier1 string) float64 {
+		t.Helper()
+		a := c.do("GET", "/nsxsim/api/tier-1s/"+tier1+"/route-count", "")
+		if a.status != 200 {
+			t.Fatalf("route-count = %d %s", a.status, a.raw)
+		}
+		if n := float64(c.sim.RouteCount(tier1)); a.body["count"] != n {
+			t.Fatalf("route-count over HTTP = %v, RouteCount = %v", a.body["count"], n)
+		}
+		return a.body["count"].(float64)
+	}
+	if n := count("t1-routable"); n != 0 {
+		t.Fatalf("count of an empty tier-1 = %v", n)
+	}
+	for i := range 3 {
+		if a := c.do("PATCH", fmt.Sprintf("%s/r%d", routesPath, i), routeBody(fmt.Sprintf("100.96.%d.0/24", i), "198.51.100.11")); a.status != 200 {
+			t.Fatalf("PATCH = %d %s", a.status, a.raw)
+		}
+	}
+	c.do("DELETE", routesPath+"/r1", "")
+	if n := count("t1-routable"); n != 2 || n != float64(len(c.sim.Routes("t1-routable"))) {
+		t.Fatalf("count after 3 creates and a delete = %v, want 2", n)
+	}
+	if n := count("no-such-tier1"); n != 0 {
+		t.Fatalf("count of an unknown tier-1 = %v, want 0", n)
+	}
+}
