@@ -9,6 +9,7 @@
 //	calls        NSX requests made to converge (session login included)
 //	resync_reads / resync_writes   requests of one resync pass with nothing to change
 //	change_p50 / change_p99        node address change -> next hop updated on the Tier-1
+//	change_slowest                 the slowest change's time, @ its index (0: the first)
 //	check_calls  NSX requests of one full `t1route check` of every route (list +
 //	             realization; retries included, session login not), counted by
 //	             the check's own client
@@ -271,6 +272,13 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		lat = append(lat, time.Since(t0))
 	}
 	if len(lat) > 0 {
+		slowest := 0
+		for k := range lat {
+			if lat[k] > lat[slowest] {
+				slowest = k
+			}
+		}
+		fmt.Fprintf(out, "change_slowest=%dms@%d\n", lat[slowest].Milliseconds(), slowest)
 		sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
 		pct := func(p float64) time.Duration { return lat[int(math.Ceil(p*float64(len(lat))))-1] }
 		fmt.Fprintf(out, "change_p50=%dms\nchange_p99=%dms\n", pct(0.50).Milliseconds(), pct(0.99).Milliseconds())
