@@ -25,7 +25,11 @@ import (
 // Refresh, Applied and Routes belong to the goroutine running passes;
 // Invalidate, BeginList and EndList may be called from any.
 type actualRoutes struct {
-	routes   map[string]nsx.Route // nil until the first list
+	routes map[string]nsx.Route // nil until the first list
+	// owns says which routes are this cluster's; owned counts them in
+	// routes (kept up to date: counting 50,000 routes a pass is not free).
+	owns     func(nsx.Route) bool
+	owned    int
 	needList atomic.Bool
 
 	listing atomic.Bool // a background list is running
@@ -80,8 +84,15 @@ func (a *actualRoutes) Refresh(ctx context.Context, list func(context.Context) (
 		return nil, false, nil
 	}
 	fresh := make(map[string]nsx.Route, len(routes))
+	a.owned = 0
 	for _, r := range routes {
+		if old, ok := fresh[r.ID]; ok && a.isOwned(old) {
+			a.owned--
+		}
 		fresh[r.ID] = r
+		if a.isOwned(r) {
+			a.owned++
+		}
 	}
 	before, a.routes = a.routes, fresh
 	return before, true, nil
@@ -118,11 +129,15 @@ func (a *actualRoutes) takeFresh() ([]nsx.Route, bool) {
 // except those refused reports (NSX's refusals, isolated by bisection).
 func (a *actualRoutes) Applied(ch Changes, refused func(id string) bool) {
 	for _, id := range ch.Deletes {
-		delete(a.routes, id)
+		a.remove(id)
 	}
 	for _, r := range ch.Upserts {
 		if refused == nil || !refused(r.ID) {
+			a.remove(r.ID)
 			a.routes[r.ID] = r
+			if a.isOwned(r) {
+				a.owned++
+			}
 		}
 	}
 	a.mu.Lock()
@@ -137,6 +152,20 @@ func (a *actualRoutes) Applied(ch Changes, refused func(id string) bool) {
 		a.dirty[id] = true
 	}
 }
+
+func (a *actualRoutes) remove(id string) {
+	if old, ok := a.routes[id]; ok {
+		if a.isOwned(old) {
+			a.owned--
+		}
+		delete(a.routes, id)
+	}
+}
+
+func (a *actualRoutes) isOwned(r nsx.Route) bool { return a.owns != nil && a.owns(r) }
+
+// Owned is how many of Routes are this cluster's.
+func (a *actualRoutes) Owned() int { return a.owned }
 
 // Routes is the Tier-1's routes as known, by ID; callers must not change it.
 func (a *actualRoutes) Routes() map[string]nsx.Route { return a.routes }

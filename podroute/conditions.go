@@ -88,57 +88,106 @@ func (w wantCondition) satisfiedBy(cur *corev1.NodeCondition) bool {
 	return cur != nil && cur.Status == w.status() && cur.Reason == w.reason
 }
 
-// desiredConditions computes each node's NetworkUnavailable condition:
+// updateConditions brings each node's wanted NetworkUnavailable condition
+// up to date and queues the nodes whose condition may need a patch:
 // False/RouteCreated once all of a node's routes are on the Tier-1, True/
 // NoRouteCreated with the reason while any is not. Nodes without pod CIDRs
 // get none from t1route.
-func (c *Controller) desiredConditions(nodes []Node, desired map[string]nsx.Route, problems []NodeProblem) map[string]wantCondition {
-	want := make(map[string]wantCondition, len(nodes))
+//
+// A full pass (start, resync, after a failure, or when claims or the route
+// limit may have moved routes between nodes) computes every node's
+// condition and checks every node against it, which also repairs conditions
+// changed by others. Other passes, those of node changes, compute it for the
+// nodes a node change can affect: those recomputed, and those with a
+// problem now or in the previous pass (refusals, lost claims, the route
+// limit). Never blocks: a pass over routes never waits for node status
+// patches. A queued node is patched with the newest condition wanted when a
+// worker takes it, so a newer pass never loses to an older one, and a node
+// queued twice is patched once.
+func (c *Controller) updateConditions(res cacheResult, desired map[string]nsx.Route, problems []NodeProblem, full bool) {
 	byNode := map[string][]string{}
 	for _, p := range problems {
 		byNode[p.Node] = append(byNode[p.Node], p.Message)
 	}
+	type queued struct {
+		name string
+		want wantCondition
+	}
+	var check []queued
 	c.mu.Lock()
 	for id, reason := range c.failed {
 		if r, ok := desired[id]; ok {
 			byNode[NodeOf(r)] = append(byNode[NodeOf(r)], fmt.Sprintf("NSX refused the route for %s: %s", r.Network, reason))
 		}
 	}
-	c.mu.Unlock()
-	hasRoute := map[string]int{}
-	for _, r := range desired {
-		hasRoute[NodeOf(r)]++
+	for _, name := range res.removed {
+		delete(c.wantCond, name)
+		delete(c.patched, name)
 	}
-	for _, n := range nodes {
-		switch {
-		case len(byNode[n.Name]) > 0:
-			msgs := byNode[n.Name]
+	evaluate := func(name string, e *nodeEntry) {
+		var w wantCondition
+		var ok bool
+		if msgs := byNode[name]; len(msgs) > 0 {
 			sort.Strings(msgs)
-			want[n.Name] = wantCondition{true, ReasonNoRouteCreated, strings.Join(msgs, "; ")}
-		case hasRoute[n.Name] > 0:
-			want[n.Name] = wantCondition{false, ReasonRouteCreated, fmt.Sprintf("t1route created %d route(s) on %s", hasRoute[n.Name], c.cfg.Tier1Path)}
+			w, ok = wantCondition{true, ReasonNoRouteCreated, strings.Join(msgs, "; ")}, true
+		} else if n := e.routesCreated(desired); n > 0 {
+			if e.created != n || e.createdMsg == "" {
+				e.created, e.createdMsg = n, fmt.Sprintf("t1route created %d route(s) on %s", n, c.cfg.Tier1Path)
+			}
+			w, ok = wantCondition{false, ReasonRouteCreated, e.createdMsg}, true
+		}
+		old, had := c.wantCond[name]
+		switch {
+		case !ok:
+			delete(c.wantCond, name)
+		case !had || old != w || full:
+			c.wantCond[name] = w
+			check = append(check, queued{name, w})
 		}
 	}
-	return want
-}
-
-// setConditions makes want the conditions the nodes should have and queues
-// the nodes whose condition differs. Never blocks: a pass over routes never
-// waits for node status patches. A queued node is patched with the newest
-// condition wanted when a worker takes it, so a newer pass never loses to
-// an older one, and a node queued twice is patched once.
-func (c *Controller) setConditions(want map[string]wantCondition) {
-	c.mu.Lock()
-	c.wantCond = want
-	for name := range c.patched { // forget nodes that are gone
-		if _, ok := want[name]; !ok {
-			delete(c.patched, name)
+	if full {
+		for name, e := range c.cache.entries {
+			evaluate(name, e)
 		}
+		for name := range c.wantCond { // forget nodes that are gone
+			if _, ok := c.cache.entries[name]; !ok {
+				delete(c.wantCond, name)
+			}
+		}
+		for name := range c.patched {
+			if _, ok := c.wantCond[name]; !ok {
+				delete(c.patched, name)
+			}
+		}
+	} else {
+		seen := map[string]bool{}
+		once := func(name string) {
+			if e := c.cache.entries[name]; e != nil && !seen[name] {
+				seen[name] = true
+				evaluate(name, e)
+			}
+		}
+		for _, name := range res.recomputed {
+			once(name)
+			if w, ok := c.wantCond[name]; ok { // a changed Node: check it even if its condition is not
+				check = append(check, queued{name, w})
+			}
+		}
+		for name := range byNode {
+			once(name)
+		}
+		for name := range c.problemNodes {
+			once(name)
+		}
+	}
+	c.problemNodes = make(map[string]bool, len(byNode))
+	for name := range byNode {
+		c.problemNodes[name] = true
 	}
 	c.mu.Unlock()
-	for name, w := range want {
-		if c.needsPatch(name, w) {
-			c.condQueue.Add(name)
+	for _, q := range check {
+		if c.needsPatch(q.name, q.want) {
+			c.condQueue.Add(q.name)
 		}
 	}
 }

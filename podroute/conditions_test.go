@@ -194,3 +194,55 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// A node change's pass patches the nodes it changed, not every node; the
+// full pass of a resync checks every node again and repairs a condition
+// someone else changed.
+func TestConditionsOfNodeChangePasses(t *testing.T) {
+	kube := fakeNodes(3)
+	patches := countPatches(kube)
+	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
+	// A resync period this short lets a full pass repair at once what this
+	// controller patched a moment ago (it waits that long for the informer).
+	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, ResyncPeriod: time.Millisecond}, kube, fnsx, nil)
+	ctx := context.Background()
+	pass := func(want int64) {
+		t.Helper()
+		if err := c.reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		drainConditions(ctx, c)
+		if got := patches.Load(); got != want {
+			t.Fatalf("%d status patches so far, want %d", got, want)
+		}
+	}
+	condition := func(name string) corev1.ConditionStatus {
+		n, err := c.nodes.Get(name)
+		if err != nil || len(n.Status.Conditions) != 1 {
+			return ""
+		}
+		return n.Status.Conditions[0].Status
+	}
+	pass(3)
+	for _, name := range []string{"n00", "n01", "n02"} {
+		waitFor(t, name+"'s condition in the informer", func() bool { return condition(name) == corev1.ConditionFalse })
+	}
+	// Someone sets n00's condition back to True; then a node joins.
+	n00, _ := kube.CoreV1().Nodes().Get(ctx, "n00", metav1.GetOptions{})
+	n00.Status.Conditions[0].Status, n00.Status.Conditions[0].Reason = corev1.ConditionTrue, "SomeoneElse"
+	if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, n00, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "n00's condition True in the informer", func() bool { return condition("n00") == corev1.ConditionTrue })
+	if _, err := kube.CoreV1().Nodes().Create(ctx, testNode(3), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "n03 in the informer", func() bool { _, err := c.nodes.Get("n03"); return err == nil })
+	pass(4) // n03 only
+	if condition("n00") != corev1.ConditionTrue {
+		t.Fatal("n00 was patched by a node change's pass")
+	}
+	c.actual.Invalidate() // as a resync does: the next pass is full
+	pass(5)               // n00 repaired
+	waitFor(t, "n00's condition False again", func() bool { return condition("n00") == corev1.ConditionFalse })
+}

@@ -76,12 +76,19 @@ type Controller struct {
 	patched  map[string]patchedCondition
 	// wantCond is each node's condition as the newest pass wants it; the
 	// condition workers patch the nodes queued in condQueue from it.
-	wantCond  map[string]wantCondition
-	condQueue workqueue.TypedRateLimitingInterface[string]
+	wantCond map[string]wantCondition
+	// problemNodes are the nodes that had a problem in the previous pass.
+	problemNodes map[string]bool
+	condQueue    workqueue.TypedRateLimitingInterface[string]
 
 	// actual is the Tier-1's routes as last listed plus what this
 	// controller applied since, with the background resync list.
 	actual actualRoutes
+	// cache is each node's desired routes, recomputed when the node
+	// changes, and entirely on a full pass (whenever NSX is listed).
+	cache *nodeCache
+	// capped is whether the previous pass left routes out for MaxRoutes.
+	capped bool
 }
 
 // patchedCondition remembers a condition this controller set, so a pass
@@ -119,8 +126,11 @@ func New(cfg Config, kube kubernetes.Interface, nodes coreinformers.NodeInformer
 		reported:  map[string]string{},
 		failed:    map[string]string{},
 		patched:   map[string]patchedCondition{},
+		wantCond:  map[string]wantCondition{},
 		condQueue: newConditionQueue(),
+		cache:     newNodeCache(newRouteRules(cfg.Identity, cfg.ClusterCIDRs)),
 	}
+	c.actual.owns = cfg.Identity.Owns
 	c.actual.Invalidate()
 	inf := nodes.Informer()
 	// Keep only what routing needs: 10,000 full Node objects are large.
@@ -221,24 +231,15 @@ func (c *Controller) Ready() bool {
 }
 
 // reconcile is one pass: list actual, compute desired, diff, apply, report.
+// A pass that lists NSX (at start, on every resync, after a failure) is a
+// full pass: it also recomputes every node's routes and checks every node's
+// condition. Other passes, those of node changes, recompute only the nodes
+// that changed (nodeCache) and diff against the routes as last known.
 func (c *Controller) reconcile(ctx context.Context) error {
 	nodeObjs, err := c.nodes.List(labels.Everything())
 	if err != nil {
 		return err
 	}
-	nodes := make([]Node, 0, len(nodeObjs))
-	for _, n := range nodeObjs {
-		nodes = append(nodes, FromNode(n))
-	}
-	desired, problems := Desired(c.cfg.Identity, c.cfg.ClusterCIDRs, nodes)
-	c.mu.Lock()
-	for id := range c.failed { // refusals of routes no longer wanted
-		if _, ok := desired[id]; !ok {
-			delete(c.failed, id)
-		}
-	}
-	c.mu.Unlock()
-
 	before, listed, err := c.actual.Refresh(ctx, func(ctx context.Context) ([]nsx.Route, error) {
 		return c.nsx.ListRoutes(ctx, c.cfg.Tier1Path)
 	})
@@ -248,6 +249,16 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	if listed {
 		c.logOutOfBand(before, c.actual.Routes())
 	}
+	res := c.cache.update(nodeObjs, listed)
+	desired, problems := res.desired, res.problems
+	c.mu.Lock()
+	for id := range c.failed { // refusals of routes no longer wanted
+		if _, ok := desired[id]; !ok {
+			delete(c.failed, id)
+		}
+	}
+	c.mu.Unlock()
+
 	needed := len(desired)
 	desired, overLimit := capRoutes(desired, c.actual.Routes(), c.cfg.MaxRoutes)
 	c.metrics.RoutesOverLimit.Set(float64(len(overLimit)))
@@ -257,16 +268,25 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	}
 	problems = append(problems, overLimit...)
 	c.reportProblems(problems)
-	actual := c.actual.List()
 	if c.cfg.AdoptCloudProviderRoutes {
-		if adopted, err := c.adopt(ctx, desired, actual); err != nil {
+		if _, err := c.adopt(ctx, desired, c.actual.List()); err != nil {
 			return err
-		} else if adopted > 0 {
-			actual = c.actual.List()
 		}
 	}
-	changes := Diff(c.cfg.Identity, desired, actual)
-	owned := c.ownedCount()
+	// A node change's pass diffs only the routes it can have changed: the
+	// others are as the previous pass left them on both sides, equal (the
+	// Tier-1's routes change between lists only by this controller's
+	// applies, and a failed pass makes the next one full). Refused routes
+	// are retried by every pass, as by a full diff.
+	full := listed || res.all || len(overLimit) > 0 || c.capped || c.cfg.AdoptCloudProviderRoutes
+	c.capped = len(overLimit) > 0
+	var changes Changes
+	if full {
+		changes = Diff(c.cfg.Identity, desired, c.actual.Routes())
+	} else {
+		changes = Diff(c.cfg.Identity, c.scope(desired, res.touched), c.scope(c.actual.Routes(), res.touched))
+	}
+	owned := c.actual.Owned()
 	c.metrics.DesiredRoutes.Set(float64(len(desired)))
 	for _, d := range changes.Drift {
 		// A node's new address, or an edit made in NSX out of band.
@@ -296,25 +316,33 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		})
 		// The counterpart of "applying": that NSX took the changes, and how long it took.
 		c.log.Info("applied route changes", zap.Int("upserts", len(changes.Upserts)), zap.Int("deletes", len(changes.Deletes)),
-			zap.Int("refused", refused), zap.Int("owned_after", c.ownedCount()), zap.Duration("duration", time.Since(start)))
+			zap.Int("refused", refused), zap.Int("owned_after", c.actual.Owned()), zap.Duration("duration", time.Since(start)))
 	}
-	c.metrics.ActualRoutes.Set(float64(c.ownedCount()))
-	c.setConditions(c.desiredConditions(nodes, desired, problems))
+	c.metrics.ActualRoutes.Set(float64(c.actual.Owned()))
+	c.updateConditions(res, desired, problems, full)
 	c.mu.Lock()
 	c.synced1 = true
 	c.mu.Unlock()
 	return nil
 }
 
-// ownedCount is how many of the Tier-1's routes (as last known) are this cluster's.
-func (c *Controller) ownedCount() int {
-	n := 0
-	for _, r := range c.actual.Routes() {
-		if c.cfg.Identity.Owns(r) {
-			n++
+// scope is routes restricted to the IDs given and those NSX refused.
+func (c *Controller) scope(routes map[string]nsx.Route, ids []string) map[string]nsx.Route {
+	out := make(map[string]nsx.Route, len(ids))
+	add := func(id string) {
+		if r, ok := routes[id]; ok {
+			out[id] = r
 		}
 	}
-	return n
+	for _, id := range ids {
+		add(id)
+	}
+	c.mu.Lock()
+	for id := range c.failed {
+		add(id)
+	}
+	c.mu.Unlock()
+	return out
 }
 
 // logOutOfBand names the owned routes someone else deleted or changed in

@@ -3,6 +3,7 @@ package podroute
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/t1route/t1route/nsx"
@@ -41,61 +42,94 @@ type NodeProblem struct {
 // short ones pass: the parser decides those) route nothing: every route the
 // controller writes comes from here.
 func Desired(id Identity, clusterCIDRs []netip.Prefix, nodes []Node) (map[string]nsx.Route, []NodeProblem) {
-	var usable []netip.Prefix
-	var refused []refusedCIDR
-	for _, c := range clusterCIDRs {
-		if err := CheckClusterCIDR(c, true); err != nil {
-			refused = append(refused, refusedCIDR{c, err})
-			continue
-		}
-		usable = append(usable, c)
-	}
+	rules := newRouteRules(id, clusterCIDRs)
 	sorted := append([]Node(nil), nodes...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	routes := make(map[string]nsx.Route, len(nodes))
-	owner := make(map[string]string, len(nodes)) // route ID -> node
 	var problems []NodeProblem
 	for _, n := range sorted {
-		for _, raw := range n.PodCIDRs {
-			problem := func(reason, format string, args ...any) {
-				problems = append(problems, NodeProblem{Node: n.Name, CIDR: raw, Reason: reason, Message: fmt.Sprintf(format, args...)})
-			}
-			pfx, err := netip.ParsePrefix(raw)
-			if err != nil || pfx.Masked() != pfx {
-				problem(ReasonInvalidPodCIDR, "pod CIDR %q is not a valid network CIDR; no route is created for it", raw)
+		rs, ps := rules.nodeRoutes(n)
+		problems = append(problems, ps...)
+		for _, r := range rs {
+			if other, dup := routes[r.ID]; dup { // sorted: the first node by name keeps it
+				problems = append(problems, duplicateProblem(n.Name, r.Network, NodeOf(other)))
 				continue
 			}
-			if pfx.Bits() == 0 {
-				problem(ReasonRefusedClusterCIDR, "pod CIDR %s is a default route; t1route never routes one", pfx)
-				continue
-			}
-			if !within(pfx, usable) {
-				if c, err := refusedContaining(pfx, refused); err != nil {
-					problem(ReasonRefusedClusterCIDR, "pod CIDR %s is inside CLUSTER_CIDR %s, which t1route refuses (%v); no route is created for it", pfx, c, err)
-				} else {
-					problem(ReasonOutsideCluster, "pod CIDR %s is outside CLUSTER_CIDR %v; no route is created for it", pfx, clusterCIDRs)
-				}
-				continue
-			}
-			hop, ok := nextHop(n, pfx.Addr().Is4())
-			if !ok {
-				problem(ReasonNoNodeAddress, "node has no InternalIP or ExternalIP of the IP family of pod CIDR %s; no route until it has one", pfx)
-				continue
-			}
-			rid := id.RouteID(pfx.String())
-			if other, dup := owner[rid]; dup {
-				problem(ReasonDuplicatePodCID, "pod CIDR %s is also node %s's; only %s gets the route", pfx, other, other)
-				continue
-			}
-			owner[rid] = n.Name
-			routes[rid] = nsx.Route{
-				ID:          rid,
-				DisplayName: truncate(id.Name+"/"+n.Name+"/"+pfx.String(), 255),
-				Network:     pfx.String(),
-				NextHops:    []nsx.NextHop{{IP: hop.String()}},
-				Tags:        id.tags(n.Name),
-			}
+			routes[r.ID] = r
 		}
+	}
+	return routes, problems
+}
+
+// duplicateProblem is node's problem when winner has its pod CIDR too.
+func duplicateProblem(node, cidr, winner string) NodeProblem {
+	return NodeProblem{Node: node, CIDR: cidr, Reason: ReasonDuplicatePodCID,
+		Message: fmt.Sprintf("pod CIDR %s is also node %s's; only %s gets the route", cidr, winner, winner)}
+}
+
+// routeRules computes one node's routes: what Desired does for each node
+// before two nodes' claims to one pod CIDR are settled.
+type routeRules struct {
+	id           Identity
+	clusterCIDRs []netip.Prefix // as configured, for messages
+	usable       []netip.Prefix
+	refused      []refusedCIDR
+}
+
+func newRouteRules(id Identity, clusterCIDRs []netip.Prefix) routeRules {
+	r := routeRules{id: id, clusterCIDRs: clusterCIDRs}
+	for _, c := range clusterCIDRs {
+		if err := CheckClusterCIDR(c, true); err != nil {
+			r.refused = append(r.refused, refusedCIDR{c, err})
+			continue
+		}
+		r.usable = append(r.usable, c)
+	}
+	return r
+}
+
+// nodeRoutes returns the routes node n asks for (in pod CIDR order) and
+// the problems of its pod CIDRs that get none. Pure; depends on n alone.
+func (rr routeRules) nodeRoutes(n Node) ([]nsx.Route, []NodeProblem) {
+	var routes []nsx.Route
+	var problems []NodeProblem
+	for _, raw := range n.PodCIDRs {
+		problem := func(reason, format string, args ...any) {
+			problems = append(problems, NodeProblem{Node: n.Name, CIDR: raw, Reason: reason, Message: fmt.Sprintf(format, args...)})
+		}
+		pfx, err := netip.ParsePrefix(raw)
+		if err != nil || pfx.Masked() != pfx {
+			problem(ReasonInvalidPodCIDR, "pod CIDR %q is not a valid network CIDR; no route is created for it", raw)
+			continue
+		}
+		if pfx.Bits() == 0 {
+			problem(ReasonRefusedClusterCIDR, "pod CIDR %s is a default route; t1route never routes one", pfx)
+			continue
+		}
+		if !within(pfx, rr.usable) {
+			if c, err := refusedContaining(pfx, rr.refused); err != nil {
+				problem(ReasonRefusedClusterCIDR, "pod CIDR %s is inside CLUSTER_CIDR %s, which t1route refuses (%v); no route is created for it", pfx, c, err)
+			} else {
+				problem(ReasonOutsideCluster, "pod CIDR %s is outside CLUSTER_CIDR %v; no route is created for it", pfx, rr.clusterCIDRs)
+			}
+			continue
+		}
+		hop, ok := nextHop(n, pfx.Addr().Is4())
+		if !ok {
+			problem(ReasonNoNodeAddress, "node has no InternalIP or ExternalIP of the IP family of pod CIDR %s; no route until it has one", pfx)
+			continue
+		}
+		rid := rr.id.RouteID(pfx.String())
+		if slices.ContainsFunc(routes, func(r nsx.Route) bool { return r.ID == rid }) {
+			continue // listed twice by the node itself: one route
+		}
+		routes = append(routes, nsx.Route{
+			ID:          rid,
+			DisplayName: truncate(rr.id.Name+"/"+n.Name+"/"+pfx.String(), 255),
+			Network:     pfx.String(),
+			NextHops:    []nsx.NextHop{{IP: hop.String()}},
+			Tags:        rr.id.tags(n.Name),
+		})
 	}
 	return routes, problems
 }

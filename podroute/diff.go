@@ -3,7 +3,7 @@ package podroute
 import (
 	"fmt"
 	"slices"
-	"sort"
+	"strings"
 
 	"github.com/t1route/t1route/nsx"
 )
@@ -22,14 +22,13 @@ type Changes struct {
 // Empty reports whether nothing needs to change.
 func (c Changes) Empty() bool { return len(c.Upserts) == 0 && len(c.Deletes) == 0 }
 
-// Diff computes the changes that make actual hold desired. Only routes this
-// cluster owns are ever replaced or deleted. Pure and deterministic.
-func Diff(id Identity, desired map[string]nsx.Route, actual []nsx.Route) Changes {
+// Diff computes the changes that make actual (routes by ID) hold desired.
+// Only routes this cluster owns are ever replaced or deleted. Pure and
+// deterministic; it allocates only for the changes it returns.
+func Diff(id Identity, desired, actual map[string]nsx.Route) Changes {
 	var c Changes
-	seen := make(map[string]bool, len(actual))
-	for _, a := range actual {
-		seen[a.ID] = true
-		want, isDesired := desired[a.ID]
+	for rid, a := range actual {
+		want, isDesired := desired[rid]
 		if !id.Owns(a) {
 			if isDesired {
 				c.Conflicts = append(c.Conflicts, a)
@@ -38,20 +37,32 @@ func Diff(id Identity, desired map[string]nsx.Route, actual []nsx.Route) Changes
 		}
 		switch {
 		case !isDesired:
-			c.Deletes = append(c.Deletes, a.ID)
+			c.Deletes = append(c.Deletes, rid)
 		case !sameRoute(want, a):
 			c.Upserts = append(c.Upserts, want)
 			c.Drift = append(c.Drift, describeDrift(want, a))
 		}
 	}
 	for rid, want := range desired {
-		if !seen[rid] {
+		if _, ok := actual[rid]; !ok {
 			c.Upserts = append(c.Upserts, want)
 		}
 	}
-	sort.Slice(c.Upserts, func(i, j int) bool { return c.Upserts[i].ID < c.Upserts[j].ID })
-	sort.Strings(c.Deletes)
+	byID := func(a, b nsx.Route) int { return strings.Compare(a.ID, b.ID) }
+	slices.SortFunc(c.Upserts, byID)
+	slices.SortFunc(c.Conflicts, byID)
+	slices.Sort(c.Deletes)
+	slices.Sort(c.Drift)
 	return c
+}
+
+// routesByID indexes routes by ID (the last of two with one ID wins).
+func routesByID(routes []nsx.Route) map[string]nsx.Route {
+	m := make(map[string]nsx.Route, len(routes))
+	for _, r := range routes {
+		m[r.ID] = r
+	}
+	return m
 }
 
 func sameRoute(want, got nsx.Route) bool {
@@ -73,18 +84,30 @@ func adminDistance(h nsx.NextHop) int64 {
 	return h.AdminDistance
 }
 
+// sameTags reports whether a and b hold the same tags in any order, without
+// allocating: it runs once per route on every pass.
 func sameTags(a, b []nsx.Tag) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	key := func(t nsx.Tag) string { return t.Scope + "\x00" + t.Tag }
-	ka, kb := make([]string, len(a)), make([]string, len(b))
-	for i := range a {
-		ka[i], kb[i] = key(a[i]), key(b[i])
+	if slices.Equal(a, b) {
+		return true
 	}
-	slices.Sort(ka)
-	slices.Sort(kb)
-	return slices.Equal(ka, kb)
+	count := func(tags []nsx.Tag, t nsx.Tag) int {
+		n := 0
+		for _, x := range tags {
+			if x == t {
+				n++
+			}
+		}
+		return n
+	}
+	for _, t := range a { // a handful of tags: quadratic is cheapest
+		if count(a, t) != count(b, t) {
+			return false
+		}
+	}
+	return true
 }
 
 func describeDrift(want, got nsx.Route) string {

@@ -115,6 +115,9 @@ func TestDiff(t *testing.T) {
 	reorderedTags.Tags = []nsx.Tag{a.Tags[3], a.Tags[2], a.Tags[1], a.Tags[0]}
 	lostTag := a
 	lostTag.Tags = a.Tags[:3]
+	// As many tags, but the node tag twice and the cluster name lost.
+	doubledTag := a
+	doubledTag.Tags = []nsx.Tag{a.Tags[0], a.Tags[1], a.Tags[3], a.Tags[3]}
 	desired := func(rs ...nsx.Route) map[string]nsx.Route {
 		m := map[string]nsx.Route{}
 		for _, r := range rs {
@@ -144,6 +147,7 @@ func TestDiff(t *testing.T) {
 		{"lost tag repaired", desired(a), []nsx.Route{lostTag}, []string{a.ID}, nil, 0, 1},
 		{"admin distance 1 equals default", desired(a), []nsx.Route{withDefaultDistance}, nil, nil, 0, 0},
 		{"tag order does not matter", desired(a), []nsx.Route{reorderedTags}, nil, nil, 0, 0},
+		{"a tag twice for one lost is repaired", desired(a), []nsx.Route{doubledTag}, []string{a.ID}, nil, 0, 1},
 		{"foreign routes never touched", desired(), []nsx.Route{foreign}, nil, nil, 0, 0},
 		{"another cluster of the same name never touched", desired(), []nsx.Route{twinA}, nil, nil, 0, 0},
 		{"our ID held by a foreign route: conflict, left alone", desired(a), []nsx.Route{foreignOnOurID}, nil, nil, 1, 0},
@@ -152,7 +156,7 @@ func TestDiff(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Diff(us, tc.desired, tc.actual)
+			c := Diff(us, tc.desired, routesByID(tc.actual))
 			if got := ids(c.Upserts); !reflect.DeepEqual(got, tc.upserts) {
 				t.Errorf("upserts = %v, want %v", got, tc.upserts)
 			}

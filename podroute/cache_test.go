@@ -1,0 +1,244 @@
+package podroute
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"sort"
+	"testing"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/t1route/t1route/nsx"
+)
+
+// cacheNode is a Node as the informer holds it.
+func cacheNode(name, uid, rv, cidr string, addrs ...string) *corev1.Node {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID(uid), ResourceVersion: rv}}
+	if cidr != "" {
+		n.Spec.PodCIDRs = []string{cidr}
+	}
+	for _, a := range addrs {
+		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: a})
+	}
+	return n
+}
+
+// cluster is the informer's nodes by name.
+type cluster map[string]*corev1.Node
+
+func (c cluster) objs() []*corev1.Node { return slices.Collect(maps.Values(c)) }
+
+// The cache gives what Desired gives from all nodes after every change, and
+// every route that differs from the previous pass's is among those it says
+// may differ (the scope of the next diff).
+func TestNodeCacheMatchesDesired(t *testing.T) {
+	a := cacheNode("a", "uid-a", "1", "100.96.1.0/24", "198.51.100.11")
+	b := cacheNode("b", "uid-b", "1", "100.96.2.0/24", "198.51.100.12")
+	c := cacheNode("c", "uid-c", "1", "100.96.3.0/24", "198.51.100.13")
+	steps := []struct {
+		name string
+		// change edits the cluster; want* are node names.
+		change                func(cluster)
+		full                  bool
+		recomputed, removed   []string
+		all                   bool // claims settled anew
+		problems              []string
+		wantRoutesOfNodeNamed map[string]string // network -> node
+	}{
+		{name: "start", change: func(cl cluster) { cl["a"], cl["b"], cl["c"] = a, b, c }, full: true, all: true,
+			wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "a", "100.96.2.0/24": "b", "100.96.3.0/24": "c"}},
+		{name: "nothing changed", change: func(cluster) {},
+			wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "a", "100.96.2.0/24": "b", "100.96.3.0/24": "c"}},
+		{name: "new object, same fields (a heartbeat or condition patch)", change: func(cl cluster) {
+			cl["a"] = cacheNode("a", "uid-a", "2", "100.96.1.0/24", "198.51.100.11")
+		}, wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "a", "100.96.2.0/24": "b", "100.96.3.0/24": "c"}},
+		{name: "readdressed node", change: func(cl cluster) {
+			cl["b"] = cacheNode("b", "uid-b", "2", "100.96.2.0/24", "198.51.100.99")
+		}, recomputed: []string{"b"}, wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "a", "100.96.2.0/24": "b", "100.96.3.0/24": "c"}},
+		{name: "readdressed node with an unchanged resourceVersion", change: func(cl cluster) {
+			cl["b"] = cacheNode("b", "uid-b", "2", "100.96.2.0/24", "198.51.100.98")
+		}, recomputed: []string{"b"}, wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "a", "100.96.2.0/24": "b", "100.96.3.0/24": "c"}},
+		{name: "deleted node", change: func(cl cluster) { delete(cl, "c") }, removed: []string{"c"},
+			wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "a", "100.96.2.0/24": "b"}},
+		{name: "added node", change: func(cl cluster) { cl["c"] = c }, recomputed: []string{"c"},
+			wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "a", "100.96.2.0/24": "b", "100.96.3.0/24": "c"}},
+		{name: "node re-created under its name, same fields", change: func(cl cluster) {
+			cl["c"] = cacheNode("c", "uid-c2", "9", "100.96.3.0/24", "198.51.100.13")
+		}, recomputed: []string{"c"}, wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "a", "100.96.2.0/24": "b", "100.96.3.0/24": "c"}},
+		{name: "a second node claims a pod CIDR", change: func(cl cluster) {
+			cl["z"] = cacheNode("z", "uid-z", "1", "100.96.1.0/24", "198.51.100.26")
+		}, recomputed: []string{"z"}, all: true, problems: []string{"z/" + ReasonDuplicatePodCID},
+			wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "a", "100.96.2.0/24": "b", "100.96.3.0/24": "c"}},
+		{name: "an unrelated change keeps the claim settled", change: func(cl cluster) {
+			cl["b"] = cacheNode("b", "uid-b", "3", "100.96.2.0/24", "198.51.100.12")
+		}, recomputed: []string{"b"}, problems: []string{"z/" + ReasonDuplicatePodCID},
+			wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "a", "100.96.2.0/24": "b", "100.96.3.0/24": "c"}},
+		{name: "the first claimant leaves: the other gets the route", change: func(cl cluster) { delete(cl, "a") }, removed: []string{"a"}, all: true,
+			wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "z", "100.96.2.0/24": "b", "100.96.3.0/24": "c"}},
+		{name: "two nodes swap pod CIDRs in one pass", change: func(cl cluster) {
+			cl["b"] = cacheNode("b", "uid-b", "4", "100.96.3.0/24", "198.51.100.12")
+			cl["c"] = cacheNode("c", "uid-c2", "10", "100.96.2.0/24", "198.51.100.13")
+		}, recomputed: []string{"b", "c"},
+			wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "z", "100.96.2.0/24": "c", "100.96.3.0/24": "b"}},
+		{name: "a node's pod CIDR outside the cluster", change: func(cl cluster) {
+			cl["d"] = cacheNode("d", "uid-d", "1", "10.0.0.0/24", "198.51.100.14")
+		}, recomputed: []string{"d"}, problems: []string{"d/" + ReasonOutsideCluster},
+			wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "z", "100.96.2.0/24": "c", "100.96.3.0/24": "b"}},
+		{name: "its problem goes with it", change: func(cl cluster) { delete(cl, "d") }, removed: []string{"d"},
+			wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "z", "100.96.2.0/24": "c", "100.96.3.0/24": "b"}},
+		{name: "a full update recomputes everything", change: func(cl cluster) {}, full: true, all: true,
+			wantRoutesOfNodeNamed: map[string]string{"100.96.1.0/24": "z", "100.96.2.0/24": "c", "100.96.3.0/24": "b"}},
+	}
+	nc := newNodeCache(newRouteRules(us, v4))
+	cl := cluster{}
+	var previous map[string]nsx.Route
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			st.change(cl)
+			res := nc.update(cl.objs(), st.full)
+			var nodes []Node
+			for _, n := range cl {
+				nodes = append(nodes, FromNode(n))
+			}
+			want, wantProblems := Desired(us, v4, nodes)
+			if !reflect.DeepEqual(res.desired, want) {
+				t.Fatalf("desired = %v\nDesired gives %v", res.desired, want)
+			}
+			got := map[string]string{}
+			for _, r := range res.desired {
+				got[r.Network] = NodeOf(r)
+			}
+			if !reflect.DeepEqual(got, st.wantRoutesOfNodeNamed) {
+				t.Fatalf("routes = %v, want %v", got, st.wantRoutesOfNodeNamed)
+			}
+			if !sameProblems(res.problems, wantProblems) {
+				t.Fatalf("problems = %v\nDesired gives %v", res.problems, wantProblems)
+			}
+			var names []string
+			for _, p := range res.problems {
+				names = append(names, p.Node+"/"+p.Reason)
+			}
+			if !slices.Equal(names, st.problems) {
+				t.Fatalf("problems = %v, want %v", names, st.problems)
+			}
+			slices.Sort(res.recomputed)
+			slices.Sort(res.removed)
+			if !slices.Equal(res.recomputed, st.recomputed) || !slices.Equal(res.removed, st.removed) || res.all != st.all {
+				t.Fatalf("recomputed %v removed %v all %v, want %v %v %v", res.recomputed, res.removed, res.all, st.recomputed, st.removed, st.all)
+			}
+			if !res.all { // every route that changed is in scope
+				for id := range mergedKeys(previous, res.desired) {
+					if !reflect.DeepEqual(previous[id], res.desired[id]) && !slices.Contains(res.touched, id) {
+						t.Fatalf("route %s changed but is not among the touched %v", id, res.touched)
+					}
+				}
+			}
+			previous = maps.Clone(res.desired) // the cache reuses its map
+		})
+	}
+}
+
+func mergedKeys(a, b map[string]nsx.Route) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
+}
+
+func sameProblems(a, b []NodeProblem) bool {
+	key := func(ps []NodeProblem) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, fmt.Sprintf("%+v", p))
+		}
+		sort.Strings(out)
+		return out
+	}
+	return slices.Equal(key(a), key(b))
+}
+
+// Passes of node changes (scoped diffs, the node cache) leave the Tier-1 as
+// a full pass would: a changed, a deleted, a readdressed node with an
+// unchanged resourceVersion, an unchanged one, and a refused route retried.
+func TestNodeChangePassesKeepTheTier1Right(t *testing.T) {
+	factory := informers.NewSharedInformerFactory(fake.NewSimpleClientset(), 0)
+	inf := factory.Core().V1().Nodes()
+	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
+	c, err := New(Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4}, nil, inf, fnsx, nil, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := inf.Informer().GetIndexer()
+	for i := range 5 {
+		if err := store.Add(cacheNode(fmt.Sprintf("n%d", i), fmt.Sprintf("uid-%d", i), "1", fmt.Sprintf("100.96.%d.0/24", i), fmt.Sprintf("198.51.100.%d", i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	steps := []struct {
+		name   string
+		change func() error
+	}{
+		{"start", func() error { return nil }},
+		{"changed node", func() error { return store.Update(cacheNode("n1", "uid-1", "2", "100.96.1.0/24", "198.51.100.101")) }},
+		{"deleted node", func() error { return store.Delete(cacheNode("n2", "uid-2", "1", "", "")) }},
+		{"readdressed node, unchanged resourceVersion", func() error {
+			return store.Update(cacheNode("n3", "uid-3", "1", "100.96.3.0/24", "198.51.100.103"))
+		}},
+		{"unchanged node", func() error { return store.Update(cacheNode("n4", "uid-4", "1", "100.96.4.0/24", "198.51.100.5")) }},
+		{"refused route of a new node", func() error {
+			fnsx.mu.Lock()
+			fnsx.refuse["100.96.9.0/24"] = true
+			fnsx.mu.Unlock()
+			return store.Add(cacheNode("n9", "uid-9", "1", "100.96.9.0/24", "198.51.100.9"))
+		}},
+		{"another change retries it, now accepted", func() error {
+			fnsx.mu.Lock()
+			fnsx.refuse = map[string]bool{}
+			fnsx.mu.Unlock()
+			return store.Update(cacheNode("n0", "uid-0", "2", "100.96.0.0/24", "198.51.100.100"))
+		}},
+	}
+	for k, st := range steps {
+		if err := st.change(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.reconcile(ctx); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if k > 0 && fnsx.lists != 1 {
+			t.Fatalf("%s: NSX listed %d times: a node change's pass must not list", st.name, fnsx.lists)
+		}
+		objs, _ := c.nodes.List(labels.Everything())
+		var nodes []Node
+		for _, n := range objs {
+			nodes = append(nodes, FromNode(n))
+		}
+		want, _ := Desired(us, v4, nodes)
+		fnsx.mu.Lock()
+		got := maps.Clone(fnsx.routes)
+		fnsx.mu.Unlock()
+		if st.name == "refused route of a new node" {
+			delete(want, us.RouteID("100.96.9.0/24"))
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: the Tier-1 holds %v\nwant %v", st.name, got, want)
+		}
+		if c.actual.Owned() != len(got) {
+			t.Fatalf("%s: %d routes counted as owned, the Tier-1 holds %d", st.name, c.actual.Owned(), len(got))
+		}
+	}
+}
