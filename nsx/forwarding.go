@@ -94,20 +94,29 @@ func (c *Client) RealizeRoutes(ctx context.Context, tier1Path string, routes []R
 	if _, err := Tier1ID(tier1Path); err != nil {
 		return nil, err
 	}
-	out := make([]RouteRealization, len(routes))
 	if len(routes) == 0 {
-		return out, nil
+		return make([]RouteRealization, 0), nil
 	}
-	installed, err := c.installed(ctx, tier1Path)
+	installed, err := c.Installed(ctx, tier1Path)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("nsx: realize routes: %w", ctx.Err())
 		}
 		c.log.Info("forwarding table unreadable; asking each route's realized state", zap.String("tier1", tier1Path), zap.Error(err))
 	}
+	return c.RealizeRoutesWith(ctx, tier1Path, routes, installed)
+}
+
+// RealizeRoutesWith is RealizeRoutes with the forwarding table already read
+// (nil: unknown, every route is asked).
+func (c *Client) RealizeRoutesWith(ctx context.Context, tier1Path string, routes []Route, installed *InstalledRoutes) ([]RouteRealization, error) {
+	if _, err := Tier1ID(tier1Path); err != nil {
+		return nil, err
+	}
+	out := make([]RouteRealization, len(routes))
 	var missing []int
 	for i, r := range routes {
-		if installed.holds(r) {
+		if installed.Holds(r) {
 			out[i].State = StateRealized
 		} else {
 			missing = append(missing, i)
@@ -146,40 +155,51 @@ func (c *Client) RealizeRoutes(ctx context.Context, tier1Path string, routes []R
 	return out, nil
 }
 
-// fib is a forwarding table by edge node, then network, then next hops.
-type fib map[string]map[string]map[netip.Addr]bool
+// InstalledRoutes is a Tier-1's forwarding table as read once: by edge node,
+// then network, then next hops. The nil *InstalledRoutes holds nothing.
+type InstalledRoutes struct {
+	byEdge map[string]map[string]map[netip.Addr]bool
+}
 
-func (c *Client) installed(ctx context.Context, tier1Path string) (fib, error) {
+// Installed reads the static routes of a Tier-1's forwarding table
+// (ForwardingTable, every page) into a set to ask Holds of.
+func (c *Client) Installed(ctx context.Context, tier1Path string) (*InstalledRoutes, error) {
 	entries, err := c.ForwardingTable(ctx, tier1Path)
 	if err != nil {
 		return nil, err
 	}
-	f := fib{}
+	return NewInstalledRoutes(entries), nil
+}
+
+// NewInstalledRoutes indexes forwarding-table entries; entries no route of
+// ours can be (unparsable network or next hop) are skipped.
+func NewInstalledRoutes(entries []ForwardingEntry) *InstalledRoutes {
+	f := &InstalledRoutes{byEdge: map[string]map[string]map[netip.Addr]bool{}}
 	for _, e := range entries {
 		network, ok := canonicalNetwork(e.Network)
 		hop, err := netip.ParseAddr(strings.TrimSpace(e.NextHop))
 		if !ok || err != nil {
-			continue // not an entry a route of ours can be
+			continue
 		}
-		if f[e.EdgeNode] == nil {
-			f[e.EdgeNode] = map[string]map[netip.Addr]bool{}
+		if f.byEdge[e.EdgeNode] == nil {
+			f.byEdge[e.EdgeNode] = map[string]map[netip.Addr]bool{}
 		}
-		if f[e.EdgeNode][network] == nil {
-			f[e.EdgeNode][network] = map[netip.Addr]bool{}
+		if f.byEdge[e.EdgeNode][network] == nil {
+			f.byEdge[e.EdgeNode][network] = map[netip.Addr]bool{}
 		}
-		f[e.EdgeNode][network][hop.Unmap()] = true
+		f.byEdge[e.EdgeNode][network][hop.Unmap()] = true
 	}
-	return f, nil
+	return f
 }
 
-// holds reports whether every edge node installed r's network through every
+// Holds reports whether every edge node installed r's network through every
 // one of r's next hops. An empty table holds nothing.
-func (f fib) holds(r Route) bool {
+func (f *InstalledRoutes) Holds(r Route) bool {
 	network, ok := canonicalNetwork(r.Network)
-	if !ok || len(f) == 0 || len(r.NextHops) == 0 {
+	if f == nil || !ok || len(f.byEdge) == 0 || len(r.NextHops) == 0 {
 		return false
 	}
-	for _, nets := range f {
+	for _, nets := range f.byEdge {
 		hops := nets[network]
 		for _, h := range r.NextHops {
 			ip, err := netip.ParseAddr(h.IP)

@@ -1,6 +1,7 @@
 package podroute
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -63,4 +64,96 @@ func NextHopIPs(r nsx.Route) []string {
 		out = append(out, h.IP)
 	}
 	return out
+}
+
+// CheckClient is what a route check reads from NSX.
+type CheckClient interface {
+	// Installed reads the Tier-1's forwarding table, every page.
+	Installed(ctx context.Context, tier1Path string) (*nsx.InstalledRoutes, error)
+	// ListRoutes lists the Tier-1's static routes, every page.
+	ListRoutes(ctx context.Context, tier1Path string) ([]nsx.Route, error)
+	// RealizeRoutesWith gives routes' realized state, asking NSX one route at
+	// a time only for those installed does not hold (nil: every route).
+	RealizeRoutesWith(ctx context.Context, tier1Path string, routes []nsx.Route, installed *nsx.InstalledRoutes) ([]nsx.RouteRealization, error)
+}
+
+// RouteVerdict is one route's check with its realization (meaningful when
+// Problem is empty).
+type RouteVerdict struct {
+	RouteCheck
+	Realization nsx.RouteRealization
+}
+
+// Check gives a verdict on every route the nodes need, reading NSX as little
+// as it can: the Tier-1's forwarding table first (1 call per 1,000 routes).
+// When it holds every needed route through its node, that is the verdict:
+// the data plane is what routes the pods, and the route list is not read
+// (RouteCheck.Route is then the route as desired). Otherwise the route list
+// explains each route (missing, wrong next hop), and routes configured right
+// but not installed are asked their realized state one by one (in progress,
+// or NSX's error). Node problems are verdicts in both cases.
+func Check(ctx context.Context, c CheckClient, tier1Path string, id Identity, clusterCIDRs []netip.Prefix, nodes []Node) ([]RouteVerdict, error) {
+	installed, err := c.Installed(ctx, tier1Path)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("read the forwarding table of %s: %w", tier1Path, err)
+		}
+		installed = nil // unreadable: the route list and per-route realization decide
+	}
+	if out, ok := checkInstalled(id, clusterCIDRs, nodes, installed); ok {
+		return out, nil
+	}
+	actual, err := c.ListRoutes(ctx, tier1Path)
+	if err != nil {
+		return nil, fmt.Errorf("list routes on %s: %w", tier1Path, err)
+	}
+	checks := CheckRoutes(id, clusterCIDRs, nodes, actual)
+	var configured []nsx.Route
+	for _, ch := range checks {
+		if ch.Problem == "" {
+			configured = append(configured, ch.Route)
+		}
+	}
+	realized, err := c.RealizeRoutesWith(ctx, tier1Path, configured, installed)
+	if err != nil {
+		return nil, fmt.Errorf("read realization on %s: %w", tier1Path, err)
+	}
+	out := make([]RouteVerdict, 0, len(checks))
+	for _, ch := range checks {
+		v := RouteVerdict{RouteCheck: ch}
+		if ch.Problem == "" {
+			v.Realization, realized = realized[0], realized[1:]
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// checkInstalled is Check's first reading: the verdicts, and true, when
+// installed holds every route the nodes need (at least one). Pure.
+func checkInstalled(id Identity, clusterCIDRs []netip.Prefix, nodes []Node, installed *nsx.InstalledRoutes) ([]RouteVerdict, bool) {
+	want, problems := Desired(id, clusterCIDRs, nodes)
+	if len(want) == 0 {
+		return nil, false
+	}
+	out := make([]RouteVerdict, 0, len(want)+len(problems))
+	for _, w := range want {
+		if !installed.Holds(w) {
+			return nil, false
+		}
+		out = append(out, RouteVerdict{
+			RouteCheck:  RouteCheck{Node: NodeOf(w), Network: w.Network, NextHop: w.NextHops[0].IP, Route: w},
+			Realization: nsx.RouteRealization{Realization: nsx.Realization{State: nsx.StateRealized}},
+		})
+	}
+	for _, p := range problems {
+		out = append(out, RouteVerdict{RouteCheck: RouteCheck{Node: p.Node, Network: p.CIDR, Problem: p.Message}})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Node != out[j].Node {
+			return out[i].Node < out[j].Node
+		}
+		return out[i].Network < out[j].Network
+	})
+	return out, true
 }

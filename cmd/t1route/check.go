@@ -107,36 +107,20 @@ func checkRoutes(ctx context.Context, o *oneShot, c *checker) error {
 	for i := range nodeList.Items {
 		nodes = append(nodes, podroute.FromNode(&nodeList.Items[i]))
 	}
-	actual, err := o.nsx.ListRoutes(ctx, cfg.RouterPath)
-	if err != nil {
-		return fmt.Errorf("list routes on %s: %w", cfg.RouterPath, err)
-	}
 	id := podroute.Identity{UID: uid, Name: cfg.ClusterName}
-	checks := podroute.CheckRoutes(id, cfg.ClusterCIDRs, nodes, actual)
-	if len(checks) == 0 {
+	verdicts, err := podroute.Check(ctx, o.nsx, cfg.RouterPath, id, cfg.ClusterCIDRs, nodes)
+	if err != nil {
+		return err
+	}
+	if len(verdicts) == 0 {
 		c.result(false, "routes: no node has a podCIDR yet, so nothing is routable")
 	}
-	// Realization in bulk: one read of the Tier-1's forwarding table, then
-	// one call per route only for routes missing there.
-	var ok []nsx.Route
-	for _, ch := range checks {
-		if ch.Problem == "" {
-			ok = append(ok, ch.Route)
-		}
-	}
-	realized, err := o.nsx.RealizeRoutes(ctx, cfg.RouterPath, ok)
-	if err != nil {
-		return fmt.Errorf("read realization on %s: %w", cfg.RouterPath, err)
-	}
-	for _, ch := range checks {
-		what := describeRoute(ch.Node, ch.Network, ch.NextHop)
-		if ch.Problem != "" {
-			c.result(false, "%s: %s", what, ch.Problem)
-			continue
-		}
-		r := realized[0]
-		realized = realized[1:]
+	for _, v := range verdicts {
+		what := describeRoute(v.Node, v.Network, v.NextHop)
+		r := v.Realization
 		switch {
+		case v.Problem != "":
+			c.result(false, "%s: %s", what, v.Problem)
 		case r.Err != nil:
 			c.result(false, "%s: realization unknown: %v", what, r.Err)
 		case r.State == nsx.StateRealized:

@@ -10,9 +10,10 @@
 //	resync_reads / resync_writes   requests of one resync pass with nothing to change
 //	change_p50 / change_p99        node address change -> next hop updated on the Tier-1
 //	change_slowest                 the slowest change's time, @ its index (0: the first)
-//	check_calls  NSX requests of one full `t1route check` of every route (list +
-//	             realization; retries included, session login not), counted by
-//	             the check's own client
+//	check_calls  NSX requests of one full `t1route check` of every route (the
+//	             forwarding table, and the route list only when that does not
+//	             hold every route; retries included, session login not),
+//	             counted by the check's own client
 //	peak_rss_mb  peak RSS of the bench process from the controller's start
 //	             (peak_from=controller-start; process-start where the kernel
 //	             cannot reset the peak) to the end; rss_scope says what it
@@ -57,6 +58,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
@@ -309,7 +311,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	// their realization in bulk. Every route is realized by now (the resync
 	// pass took longer than the realization delay); wait for it all the same.
 	peakController := procStatusMB("VmHWM:")
-	checkCalls, err := benchCheck(ctx, cfg, id, f)
+	checkCalls, err := benchCheck(ctx, cfg, id, f, kube)
 	if err != nil {
 		return err
 	}
@@ -325,12 +327,11 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	return nil
 }
 
-// benchCheck runs the NSX side of `t1route check` (the same client calls:
-// ListRoutes, CheckRoutes, RealizeRoutes, on a client connected as check
-// connects) once every route is realized, and returns how many NSX requests
+// benchCheck runs the NSX side of `t1route check` (podroute.Check, on a
+// client connected as check connects) once every route is realized, and returns how many NSX requests
 // that check made (retries included, the session login not), counted by its
 // own client so the controller's calls meanwhile are not.
-func benchCheck(ctx context.Context, cfg config.Config, id podroute.Identity, f benchFlags) (int, error) {
+func benchCheck(ctx context.Context, cfg config.Config, id podroute.Identity, f benchFlags, kube kubernetes.Interface) (int, error) {
 	var requests atomic.Int64
 	conn, err := connect.NSX(ctx, cfg, nil, connect.Options{Limits: nsx.Limits{RateLimit: 50, MaxInFlight: 10}, BatchSize: 1000,
 		Observe: func(_ string, _, attempts int, _ time.Duration) { requests.Add(int64(attempts)) }})
@@ -342,40 +343,38 @@ func benchCheck(ctx context.Context, cfg config.Config, id podroute.Identity, f 
 	}
 	c := conn.Client
 	deadline := time.Now().Add(f.realizeDelay + time.Minute)
+	// The nodes as the API has them now (some readdressed), as check lists them.
+	list, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, err
+	}
+	nodes := make([]podroute.Node, 0, len(list.Items))
+	for i := range list.Items {
+		nodes = append(nodes, podroute.FromNode(&list.Items[i]))
+	}
 	for {
 		requests.Store(0)
-		actual, err := c.ListRoutes(ctx, cfg.RouterPath)
+		verdicts, err := podroute.Check(ctx, c, cfg.RouterPath, id, cfg.ClusterCIDRs, nodes)
 		if err != nil {
 			return 0, err
 		}
-		nodes := make([]podroute.Node, 0, f.nodes)
-		for i := range f.nodes {
-			nodes = append(nodes, podroute.FromNode(benchNode(i, benchIP(i))))
-		}
-		var ok []nsx.Route
-		for _, ch := range podroute.CheckRoutes(id, cfg.ClusterCIDRs, nodes, actual) {
-			if ch.Route.ID != "" {
-				ok = append(ok, ch.Route)
+		realized, found := 0, 0
+		for _, v := range verdicts {
+			if v.Problem == "" {
+				found++
+				if v.Realization.State == nsx.StateRealized {
+					realized++
+				}
 			}
 		}
-		if len(ok) != f.nodes {
-			return 0, fmt.Errorf("check: %d of %d routes found", len(ok), f.nodes)
+		if found != f.nodes {
+			return 0, fmt.Errorf("check: %d of %d routes found", found, f.nodes)
 		}
-		res, err := c.RealizeRoutes(ctx, cfg.RouterPath, ok)
-		if err != nil {
-			return 0, err
-		}
-		realized := 0
-		for _, r := range res {
-			if r.State == nsx.StateRealized {
-				realized++
-			}
-		}
-		if realized == len(res) {
+		if realized == found {
 			return int(requests.Load()), nil
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("check: %d of %d routes realized after %s", realized, len(res), f.realizeDelay+time.Minute)
+			return 0, fmt.Errorf("check: %d of %d routes realized after %s", realized, found, f.realizeDelay+time.Minute)
 		}
 		time.Sleep(f.realizeDelay / 4)
 	}
