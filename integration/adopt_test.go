@@ -3,12 +3,8 @@
 package integration
 
 import (
-	"context"
-	"net/netip"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
@@ -36,14 +32,7 @@ func TestAdoptCloudProviderRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		podroute.Run(ctx, e.kube, e.nsx, podroute.RunOptions{Config: podroute.Config{Identity: e.id, Tier1Path: tier1Path,
-			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")}, AdoptCloudProviderRoutes: true}, Log: zap.NewNop()}) //nolint:errcheck
-	}()
-	defer func() { cancel(); <-done }()
+	defer e.startAdoptingController().stop()
 
 	Eventually(t, 20*time.Second, "cloud provider routes adopted", func() (bool, string) {
 		ours := e.ours()

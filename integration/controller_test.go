@@ -73,7 +73,6 @@ func (r *runningController) stop() { r.cancel(); <-r.done }
 
 // startController runs the controller as `t1route controller` does.
 func (e *env) startController(name string, leaderElect bool, resync time.Duration) *runningController {
-	ctx, cancel := context.WithCancel(context.Background())
 	opts := podroute.RunOptions{Config: podroute.Config{Identity: e.id, Tier1Path: tier1Path,
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11"), netip.MustParsePrefix("fd00:100:96::/48")},
 		ResyncPeriod: resync}, Log: zap.NewNop()}
@@ -81,6 +80,19 @@ func (e *env) startController(name string, leaderElect bool, resync time.Duratio
 		opts.LeaderElection = &daemon.LeaderElection{Namespace: "kube-system", Name: "t1route-controller", Identity: name,
 			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 300 * time.Millisecond}
 	}
+	return e.startControllerWith(name, opts)
+}
+
+// startAdoptingController runs the controller with cloud provider route
+// adoption on.
+func (e *env) startAdoptingController() *runningController {
+	return e.startControllerWith("adopting", podroute.RunOptions{Config: podroute.Config{Identity: e.id, Tier1Path: tier1Path,
+		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")}, AdoptCloudProviderRoutes: true}, Log: zap.NewNop()})
+}
+
+// startControllerWith runs the controller with opts until the test ends.
+func (e *env) startControllerWith(name string, opts podroute.RunOptions) *runningController {
+	ctx, cancel := context.WithCancel(context.Background())
 	r := &runningController{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)

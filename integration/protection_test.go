@@ -135,14 +135,7 @@ func TestAdoptProtectedCloudProviderRoutes(t *testing.T) {
 	if err := principalClient(t, e.sim, cpi).Apply(context.Background(), tier1Path, cpRoutes, nil); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		podroute.Run(ctx, e.kube, e.nsx, podroute.RunOptions{Config: podroute.Config{Identity: e.id, Tier1Path: tier1Path,
-			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")}, AdoptCloudProviderRoutes: true}, Log: zap.NewNop()}) //nolint:errcheck
-	}()
-	defer func() { cancel(); <-done }()
+	defer e.startAdoptingController().stop()
 	Eventually(t, 20*time.Second, "protected cloud provider routes adopted", func() (bool, string) {
 		for i := range 2 {
 			if _, ok := e.sim.Route(tier1, "cpi-"+nodeName(i)); ok {

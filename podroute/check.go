@@ -48,13 +48,18 @@ func CheckRoutes(id Identity, clusterCIDRs []netip.Prefix, nodes []Node, actual 
 	for _, p := range problems {
 		out = append(out, RouteCheck{Node: p.Node, Network: p.CIDR, Problem: p.Message})
 	}
+	sortChecks(out)
+	return out
+}
+
+// sortChecks orders verdicts by node, then network.
+func sortChecks(out []RouteCheck) {
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Node != out[j].Node {
 			return out[i].Node < out[j].Node
 		}
 		return out[i].Network < out[j].Network
 	})
-	return out
 }
 
 // NextHopIPs lists a route's next-hop addresses.
@@ -136,24 +141,23 @@ func checkInstalled(id Identity, clusterCIDRs []netip.Prefix, nodes []Node, inst
 	if len(want) == 0 {
 		return nil, false
 	}
-	out := make([]RouteVerdict, 0, len(want)+len(problems))
+	checks := make([]RouteCheck, 0, len(want)+len(problems))
 	for _, w := range want {
 		if !installed.Holds(w) {
 			return nil, false
 		}
-		out = append(out, RouteVerdict{
-			RouteCheck:  RouteCheck{Node: NodeOf(w), Network: w.Network, NextHop: w.NextHops[0].IP, Route: w},
-			Realization: nsx.RouteRealization{Realization: nsx.Realization{State: nsx.StateRealized}},
-		})
+		checks = append(checks, RouteCheck{Node: NodeOf(w), Network: w.Network, NextHop: w.NextHops[0].IP, Route: w})
 	}
 	for _, p := range problems {
-		out = append(out, RouteVerdict{RouteCheck: RouteCheck{Node: p.Node, Network: p.CIDR, Problem: p.Message}})
+		checks = append(checks, RouteCheck{Node: p.Node, Network: p.CIDR, Problem: p.Message})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Node != out[j].Node {
-			return out[i].Node < out[j].Node
+	sortChecks(checks)
+	out := make([]RouteVerdict, len(checks))
+	for i, c := range checks {
+		out[i].RouteCheck = c
+		if c.Problem == "" {
+			out[i].Realization.State = nsx.StateRealized
 		}
-		return out[i].Network < out[j].Network
-	})
+	}
 	return out, true
 }

@@ -10,13 +10,16 @@ import (
 	"github.com/t1route/t1route/nsx"
 )
 
-func TestCheckRoutes(t *testing.T) {
-	id := Identity{UID: "u1", Name: "c1"}
-	cidrs := []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")}
-	nodes := []Node{
+// checkFixture is a cluster of two nodes, a and b, with a podCIDR and an address each.
+func checkFixture() (Identity, []netip.Prefix, []Node) {
+	return Identity{UID: "u1", Name: "c1"}, []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")}, []Node{
 		{Name: "a", PodCIDRs: []string{"100.96.1.0/24"}, InternalIPs: []string{"198.51.100.11"}},
 		{Name: "b", PodCIDRs: []string{"100.96.2.0/24"}, InternalIPs: []string{"198.51.100.12"}},
 	}
+}
+
+func TestCheckRoutes(t *testing.T) {
+	id, cidrs, nodes := checkFixture()
 	want, _ := Desired(id, cidrs, nodes)
 	good := func(node string) nsx.Route {
 		for _, r := range want {
@@ -104,12 +107,7 @@ func (f *checkNSX) RealizeRoutesWith(_ context.Context, _ string, routes []nsx.R
 }
 
 func TestCheckReadsTheForwardingTableFirst(t *testing.T) {
-	id := Identity{UID: "u1", Name: "c1"}
-	cidrs := []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")}
-	nodes := []Node{
-		{Name: "a", PodCIDRs: []string{"100.96.1.0/24"}, InternalIPs: []string{"198.51.100.11"}},
-		{Name: "b", PodCIDRs: []string{"100.96.2.0/24"}, InternalIPs: []string{"198.51.100.12"}},
-	}
+	id, cidrs, nodes := checkFixture()
 	want, _ := Desired(id, cidrs, nodes)
 	var routes []nsx.Route
 	ids := map[string]string{}

@@ -58,6 +58,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -204,18 +205,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	id := podroute.Identity{UID: "00000000-0000-4000-8000-0000000bench", Name: cfg.ClusterName}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				kube.ClearActions()
-			}
-		}
-	}()
+	go wait.Until(kube.ClearActions, 100*time.Millisecond, ctx.Done())
 	if err := sim.resetStats(); err != nil {
 		return err
 	}

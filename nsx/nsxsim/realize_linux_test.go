@@ -17,26 +17,7 @@ import (
 // kernel routes in the namespace; a route the kernel refuses is an ERROR.
 // Needs root (it creates a network namespace); CI runs as root.
 func TestRealizeInNetns(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace (make e2e covers this as root too)")
-	}
-	b := make([]byte, 3)
-	rand.Read(b) //nolint:errcheck
-	ns := "t1sim" + hex.EncodeToString(b)
-	ip := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ip %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
-	ip("netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() }) //nolint:errcheck
-	ip("-n", ns, "link", "add", "seg", "type", "veth", "peer", "name", "seg-peer")
-	ip("-n", ns, "link", "set", "seg-peer", "up")
-	ip("-n", ns, "addr", "add", "198.51.100.1/24", "dev", "seg")
-	ip("-n", ns, "link", "set", "seg", "up")
+	ns, ip := routerNetns(t, "t1sim")
 	// A route of the namespace's own must survive the realizer.
 	ip("-n", ns, "route", "add", "203.0.113.0/24", "via", "198.51.100.254")
 
@@ -103,24 +84,7 @@ func TestRealizeInNetns(t *testing.T) {
 // Under the realizer, the forwarding table is the namespace's kernel table:
 // what the kernel holds, not what the model says.
 func TestForwardingTableFromKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace (make e2e covers this as root too)")
-	}
-	b := make([]byte, 3)
-	rand.Read(b) //nolint:errcheck
-	ns := "t1fib" + hex.EncodeToString(b)
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v\n%s", args, err, out)
-		}
-	}
-	ip("netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() }) //nolint:errcheck
-	ip("-n", ns, "link", "add", "seg", "type", "veth", "peer", "name", "seg-peer")
-	ip("-n", ns, "link", "set", "seg-peer", "up")
-	ip("-n", ns, "addr", "add", "198.51.100.1/24", "dev", "seg")
-	ip("-n", ns, "link", "set", "seg", "up")
+	ns, ip := routerNetns(t, "t1fib")
 
 	s := StartTest(t, Options{Tier1s: []string{"t1", "t2"}, Users: map[string]string{"admin": "pw"}, RateLimit: -1})
 	stop, err := s.RealizeInNetns(ns, t.Logf)
@@ -172,4 +136,33 @@ func TestForwardingTableFromKernel(t *testing.T) {
 	if _, ok := s.Route("t1", "r1"); !ok {
 		t.Fatal("the intent lost r1")
 	}
+}
+
+// routerNetns creates a network namespace (removed when the test ends) with
+// a link "seg" on 198.51.100.1/24, as a Tier-1's segment, and returns its
+// name and a runner of ip commands that fails the test on error. Skips
+// unless root.
+func routerNetns(t *testing.T, prefix string) (string, func(args ...string) string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace (make e2e covers this as root too)")
+	}
+	b := make([]byte, 3)
+	rand.Read(b) //nolint:errcheck
+	ns := prefix + hex.EncodeToString(b)
+	ip := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	ip("netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() }) //nolint:errcheck
+	ip("-n", ns, "link", "add", "seg", "type", "veth", "peer", "name", "seg-peer")
+	ip("-n", ns, "link", "set", "seg-peer", "up")
+	ip("-n", ns, "addr", "add", "198.51.100.1/24", "dev", "seg")
+	ip("-n", ns, "link", "set", "seg", "up")
+	return ns, ip
 }

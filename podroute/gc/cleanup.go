@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
@@ -87,19 +88,8 @@ func (c *CleanupController) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced) {
 		return errors.New("the Cluster API Clusters never synced (is the cluster.x-k8s.io CRD installed?)")
 	}
-	go func() {
-		t := time.NewTicker(c.cfg.Resync)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				c.queue.Add(workKey)
-			}
-		}
-	}()
-	c.queue.Add(workKey)
+	// A pass now, then one every Resync.
+	go wait.Until(func() { c.queue.Add(workKey) }, c.cfg.Resync, ctx.Done())
 	go func() { <-ctx.Done(); c.queue.ShutDown() }()
 	for {
 		key, quit := c.queue.Get()

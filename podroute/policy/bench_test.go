@@ -17,14 +17,6 @@ import (
 	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // benchCluster builds the view from API objects as the agent's informers
 // would deliver them, trimming each Pod as it arrives.
 func benchCluster() *Cluster {
@@ -62,17 +54,17 @@ func benchLocal(c *Cluster, node string) []rules.LocalPod {
 // would cost), one node's full recompute, a policy change to its flows,
 // and flows per rule.
 func BenchmarkPolicyScale(b *testing.B) {
-	before := heapInUse()
+	before := scale.HeapInUse()
 	full := make([]*corev1.Pod, scale.Pods)
 	for i := range full {
 		full[i] = scale.Pod(i)
 	}
-	fullBytes := heapInUse() - before
+	fullBytes := scale.HeapInUse() - before
 	runtime.KeepAlive(full)
 	full = nil
-	before = heapInUse()
+	before = scale.HeapInUse()
 	c := benchCluster()
-	viewBytes := heapInUse() - before
+	viewBytes := scale.HeapInUse() - before
 	pods, nss, nps, cnps := c.Counts()
 
 	opt := rules.Options{Tables: testTables, Zone: 0xfff0}
@@ -98,12 +90,12 @@ func BenchmarkPolicyScale(b *testing.B) {
 		return rs, rules.Render(rs, local, gw, opt)
 	}
 	c.membersChanged()
-	before = heapInUse()
+	before = scale.HeapInUse()
 	rs, fs := recompute()
 	if len(rs.Problems)+len(fs.Problems) > 0 {
 		b.Fatal(rs.Problems, fs.Problems)
 	}
-	stateBytes := heapInUse() - before // the peer cache, the rules and the flows of one node
+	stateBytes := scale.HeapInUse() - before // the peer cache, the rules and the flows of one node
 	policyFlows := len(fs.Flows) - rules.BaseFlows - 2
 	runtime.KeepAlive(rs)
 

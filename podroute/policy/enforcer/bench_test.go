@@ -25,14 +25,6 @@ import (
 	"github.com/t1route/t1route/podroute/policy/rules"
 )
 
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // BenchmarkEnforcerScale runs the agent's policy side for one node against
 // an API holding 10,000 pods and 1,000 policies and prints its memory (the
 // informers' trimmed caches, the view, the rules) and the time from a
@@ -64,7 +56,7 @@ func BenchmarkEnforcerScale(b *testing.B) {
 	objs, cnps = nil, nil
 
 	const node = "node-050"
-	before := heapInUse()
+	before := scale.HeapInUse()
 	start := time.Now()
 	e := New(Config{NodeName: node, Window: 10 * time.Millisecond}, kube, dyn, zap.NewNop(), nil)
 	e.served = func() bool { return true }
@@ -83,7 +75,7 @@ func BenchmarkEnforcerScale(b *testing.B) {
 		}
 	}
 	synced := time.Since(start)
-	agent := heapInUse() - before
+	agent := scale.HeapInUse() - before
 
 	// A policy of a namespace with pods on this node gets another port.
 	var target *networkingv1.NetworkPolicy

@@ -6,6 +6,7 @@ package scale
 
 import (
 	"fmt"
+	"runtime"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -135,4 +136,14 @@ func netpol(ns, name string, spec networkingv1.NetworkPolicySpec) *networkingv1.
 
 func sel(k, v string) *metav1.LabelSelector {
 	return &metav1.LabelSelector{MatchLabels: map[string]string{k: v}}
+}
+
+// HeapInUse is the live heap after two collections (the second frees what
+// the first left to finalizers): what the benchmarks' memory figures subtract.
+func HeapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
