@@ -62,8 +62,7 @@ type Enforcer struct {
 	mu      sync.Mutex // guards cluster
 	cluster *policy.Cluster
 
-	rules   atomic.Pointer[rules.Set]
-	ready   atomic.Bool
+	rules   atomic.Pointer[rules.Set] // nil until the first computation after the informers synced
 	dirty   chan struct{}
 	changes chan struct{}
 
@@ -90,8 +89,10 @@ func (e *Enforcer) Rules() *rules.Set { return e.rules.Load() }
 func (e *Enforcer) Changes() <-chan struct{} { return e.changes }
 
 // Ready reports whether the informers have synced and the rules have been
-// computed once: before that, pods may run unprotected.
-func (e *Enforcer) Ready() bool { return e.ready.Load() }
+// computed and written once: before that, pods may run unprotected. It is
+// derived from the published rules (only Run publishes, after the sync), so
+// a caller that sees rules also sees Ready.
+func (e *Enforcer) Ready() bool { return e.rules.Load() != nil }
 
 func (e *Enforcer) markDirty() {
 	select {
@@ -108,9 +109,7 @@ func (e *Enforcer) Run(ctx context.Context) error {
 	if err := e.startInformers(ctx); err != nil {
 		return err
 	}
-	e.recompute()
-	e.ready.Store(true)
-	e.log.Info("network policy enforcement ready", zap.Int("rules", len(e.Rules().Rules)))
+	e.recompute() // publishing the first rules makes the enforcer Ready
 	for {
 		select {
 		case <-ctx.Done():
@@ -163,5 +162,8 @@ func (e *Enforcer) recompute() {
 	select {
 	case e.changes <- struct{}{}:
 	default:
+	}
+	if old == nil {
+		e.log.Info("network policy enforcement ready", zap.Int("rules", len(rs.Rules)))
 	}
 }

@@ -2,6 +2,7 @@ package enforcer
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -218,5 +219,46 @@ func TestDeniedPacketMetrics(t *testing.T) {
 	}
 	if logs.FilterMessage("denied by policy").FilterField(zap.String("policy", "NetworkPolicy x/deny")).Len() == 0 {
 		t.Errorf("no log line naming the policy: %v", logs.All())
+	}
+}
+
+// Ready means the flow sync can read the rules: while the rules file cannot
+// be written the enforcer is not ready, and it retries until it can.
+func TestEnforcerNotReadyUntilTheRulesAreWritten(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "run")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil { // a file where the directory should be
+		t.Fatal(err)
+	}
+	kube := fake.NewClientset(namespace("x"), pod("x", "a", "n1", "100.96.1.2", nil))
+	core, logs := observer.New(zap.InfoLevel)
+	file := filepath.Join(blocker, "policy.json")
+	e := New(Config{NodeName: "n1", RulesFile: file, Window: time.Millisecond}, kube, nil, zap.New(core), nil)
+	e.served = func() bool { return false }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for logs.FilterMessageSnippet("cannot write the policy rules").Len() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the failed write was not logged: %v", logs.All())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if e.Ready() || e.Rules() != nil {
+		t.Fatal("ready although the flow sync has no rules to read")
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	for !e.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready within 10 s after the rules file became writable")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if rs, err := rules.ReadFile(file); err != nil || rs == nil {
+		t.Fatalf("ready but the rules file is not there: %v", err)
 	}
 }
