@@ -306,6 +306,14 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err := t.bucket.Wait(ctx); err != nil {
 		<-t.slots
+		if _, ok := ctx.Deadline(); ok {
+			// rate.Limiter refuses at once when the token would come after
+			// the deadline. Wait the deadline out, as a real wait would end:
+			// then the caller's error is its context's, and the last
+			// answer NSX gave (what the caller needs to know) is kept.
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
 		return nil, err
 	}
 	resp, err := t.next.RoundTrip(req)
