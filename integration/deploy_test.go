@@ -17,13 +17,18 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
+	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/connect"
 	"github.com/t1route/t1route/podroute/daemon"
+	"github.com/t1route/t1route/podroute/guard"
+	"github.com/t1route/t1route/podroute/policy"
+	"github.com/t1route/t1route/podroute/policy/cnp"
 )
 
 const deployNS = "t1route-system"
@@ -61,7 +66,7 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 	ctx := context.Background()
 	user, pass := sim.User()
 	base := []string{"NSXT_POD_ROUTING_ENABLED=true", "CLUSTER_CIDR=100.96.0.0/11", "CLUSTER_NAME=deploy-test",
-		"NSXT_MANAGER_HOST=" + sim.Addr(), "NSXT_ROUTER_PATH=" + tier1Path}
+		"NSXT_MANAGER_HOST=" + sim.Addr(), "NSXT_ROUTER_PATH=" + tier1Path, "NSXT_MANAGEMENT_CIDR=203.0.113.0/28"}
 	cert, key, err := sim.IssueClientCert("t1route")
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +100,9 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 			secretMode = manifests
 		}
 	}
-	// Install for real (Secret authentication: the strictest RBAC), exactly as the README says.
+	// Install for real (Secret authentication: the strictest RBAC), exactly as the README says:
+	// one apply, with the management guard configured (its policies are the controller's to create,
+	// so nothing in the stream waits for the CRD it carries).
 	if out, err := kubectl(t, c, secretMode, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply -f -: %v\n%s", err, out)
 	}
@@ -118,6 +125,8 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 			{"get", "coordination.k8s.io", "leases", "", deployNS, "", true}, {"create", "coordination.k8s.io", "leases", "", deployNS, "", true},
 			{"update", "coordination.k8s.io", "leases", "", deployNS, "", true},
 			{"get", "", "secrets", "", deployNS, "nsx-credentials", true}, {"watch", "", "secrets", "", deployNS, "nsx-credentials", true},
+			{"patch", "policy.networking.k8s.io", "clusternetworkpolicies", "", "", "", true}, {"delete", "policy.networking.k8s.io", "clusternetworkpolicies", "", "", "", true},
+			{"update", "networking.k8s.io", "networkpolicies", "", "default", "", false},
 			// Denied: Secrets cluster-wide or by list, other Secrets, writes to nodes, leases elsewhere.
 			{"list", "", "secrets", "", "", "", false}, {"list", "", "secrets", "", deployNS, "", false}, {"get", "", "secrets", "", deployNS, "other", false},
 			{"get", "", "secrets", "", "kube-system", "nsx-credentials", false}, {"delete", "", "nodes", "", "", "", false}, {"update", "", "nodes", "", "", "", false},
@@ -181,9 +190,14 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the controller's ServiceAccount cannot read its cluster identity: %v", err)
 	}
+	keepGuard, err := guard.ForController(asSA("t1route-controller"), config.GuardSettings{CIDRs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/28")},
+		Allowed: policy.DefaultGuardSelectors()}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() {
-		done <- podroute.Run(runCtx, saKube, client, podroute.RunOptions{Config: podroute.Config{
+		done <- podroute.Run(runCtx, saKube, client, podroute.RunOptions{WhileLeading: keepGuard, Config: podroute.Config{
 			Identity: podroute.Identity{UID: uid, Name: "deploy-test"}, Tier1Path: tier1Path,
 			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")}},
 			LeaderElection: &daemon.LeaderElection{Namespace: deployNS, Name: "t1route-controller", Identity: "test",
@@ -202,6 +216,17 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 			if cond := condition(n); cond == nil || cond.Status != corev1.ConditionFalse {
 				return false, "no condition on " + n.Name
 			}
+		}
+		return true, ""
+	})
+	dyn := dynamic.NewForConfigOrDie(c.Config)
+	Eventually(t, 30*time.Second, "the management guard's policies, kept by the controller's leader", func() (bool, string) {
+		l, err := dyn.Resource(cnp.Resource).List(ctx, metav1.ListOptions{LabelSelector: guard.Selector.String()})
+		if err != nil {
+			return false, err.Error()
+		}
+		if n, want := len(l.Items), len(policy.DefaultGuardSelectors())+1; n != want {
+			return false, fmt.Sprintf("%d guard policies, want %d", n, want)
 		}
 		return true, ""
 	})

@@ -30,6 +30,9 @@ type RunOptions struct {
 	NodeStatus kubernetes.Interface
 	// OnReady, if set, is called once the first pass has completed.
 	OnReady func()
+	// WhileLeading, if set, runs beside the route controller, on the
+	// leader only; its ctx ends when leadership (or Run) does.
+	WhileLeading func(ctx context.Context)
 }
 
 // ClusterUID returns the cluster's identity: the kube-system namespace's UID,
@@ -67,6 +70,12 @@ func Run(ctx context.Context, kube kubernetes.Interface, client RouteClient, o R
 	}
 	runCtrl := func(ctx context.Context) error {
 		factory.Start(ctx.Done())
+		if o.WhileLeading != nil {
+			lctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); o.WhileLeading(lctx) }()
+			defer func() { stop(); <-done }() // ended with the controller
+		}
 		if o.OnReady != nil {
 			go func() {
 				for !ctrl.Ready() {

@@ -18,6 +18,7 @@ import (
 	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/connect"
 	"github.com/t1route/t1route/podroute/daemon"
+	"github.com/t1route/t1route/podroute/guard"
 )
 
 type controllerFlags struct {
@@ -137,6 +138,9 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync, Window: f.window, MaxRoutes: f.maxRoutes,
 			AdoptCloudProviderRoutes: f.adopt},
 		NodeStatus: clients.NodeStatus, Metrics: metrics, Log: log, OnReady: func() { ready.Store(true) },
+	}
+	if opts.WhileLeading, err = guard.ForController(rc, cfg.Guard, log.Named("guard")); err != nil {
+		return err
 	}
 	if f.leaderElect {
 		opts.LeaderElection = daemon.Lease(getenv, f.leaseNamespace, f.leaseName, f.leaseDuration)

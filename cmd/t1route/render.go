@@ -3,20 +3,16 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/t1route/t1route/deploy/render"
 	"github.com/t1route/t1route/podroute/config"
-	"github.com/t1route/t1route/podroute/policy"
 )
 
 func newRenderCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
 	o := render.Options{Version: version}
-	var mgmtCIDRs, mgmtAllowed []string
 	cmd := &cobra.Command{
 		Use:   "render",
 		Short: "Print ready-to-apply manifests for the NSXT_* configuration (kubectl apply -f -)",
@@ -27,7 +23,9 @@ least-privilege RBAC, the controller Deployment (2 replicas, leader election),
 the node agent DaemonSet with Open vSwitch and the CNI install, a ConfigMap for
 the settings and a Secret for the NSX credentials. With credentials from a
 Secret (NSXT_SECRET_NAMESPACE/NAME) no credentials are rendered, and the
-controller may read that one Secret only.
+controller may read that one Secret only. With NSXT_MANAGEMENT_CIDR the
+controller keeps the management-network guard's ClusterNetworkPolicies (the
+manifests carry their CRD, so one apply installs everything).
 
   t1route render | kubectl apply -f -`,
 		Args: cobra.NoArgs,
@@ -43,9 +41,6 @@ controller may read that one Secret only.
 			if !slices.Contains(render.DatapathTypes, o.DatapathType) {
 				fmt.Fprintf(stderr, "--datapath-type %q: use system (kernel module) or netdev (userspace)\n", o.DatapathType)
 				return exitError{2}
-			}
-			if err := managementGuard(&o, mgmtCIDRs, mgmtAllowed, getenv); err != nil {
-				return err
 			}
 			out, err := render.Manifests(cfg, s, o)
 			if err != nil {
@@ -65,8 +60,6 @@ controller may read that one Secret only.
 	fl.StringVar(&o.OVSImage, "ovs-image", "", "node image for the agent pod (t1route, t1route-cni and Open vSwitch; default: --image's repository + \"-node\", same tag, as make image builds it)")
 	fl.Int32Var(&o.ControllerPort, "controller-port", render.DefaultControllerPort, "controller metrics and health port; the controller uses host networking, so this port must be free on the nodes")
 	fl.StringVar(&o.DatapathType, "datapath-type", render.DatapathTypes[0], "OVS datapath: system (kernel module) or netdev (userspace)")
-	fl.StringSliceVar(&mgmtCIDRs, "management-cidr", nil, "render the management-network guard for these CIDRs (default: $NSXT_MANAGEMENT_CIDR, comma-separated)")
-	fl.StringSliceVar(&mgmtAllowed, "management-allowed-pods", nil, "more pods allowed to reach the management network, as namespace:selector (default: $NSXT_MANAGEMENT_ALLOWED_PODS, comma-separated)")
 	fl.BoolVar(&o.AdoptCloudProviderRoutes, "adopt-cloud-provider-routes", false, "run the controller with --adopt-cloud-provider-routes (migrating from the vSphere cloud provider)")
 	return cmd
 }
@@ -76,45 +69,4 @@ func imageTag() string {
 		return "latest"
 	}
 	return version
-}
-
-// managementGuard reads the guard's settings: flags, else NSXT_MANAGEMENT_CIDR
-// and NSXT_MANAGEMENT_ALLOWED_PODS.
-func managementGuard(o *render.Options, cidrs, allowed []string, getenv func(string) (string, bool)) error {
-	split := func(v string) []string {
-		var out []string
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	if len(cidrs) == 0 {
-		v, _ := getenv("NSXT_MANAGEMENT_CIDR")
-		cidrs = split(v)
-	}
-	if len(allowed) == 0 {
-		v, _ := getenv("NSXT_MANAGEMENT_ALLOWED_PODS")
-		allowed = split(v)
-	}
-	for _, s := range cidrs {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return fmt.Errorf("--management-cidr / NSXT_MANAGEMENT_CIDR %q is not a CIDR (e.g. 203.0.113.0/28): %w", s, err)
-		}
-		o.ManagementCIDRs = append(o.ManagementCIDRs, p.Masked())
-	}
-	if len(cidrs) == 0 && len(allowed) > 0 {
-		return fmt.Errorf("--management-allowed-pods / NSXT_MANAGEMENT_ALLOWED_PODS needs --management-cidr / NSXT_MANAGEMENT_CIDR")
-	}
-	o.ManagementAllowed = policy.DefaultGuardSelectors()
-	for _, s := range allowed {
-		g, err := policy.ParseGuardSelector(s)
-		if err != nil {
-			return err
-		}
-		o.ManagementAllowed = append(o.ManagementAllowed, g)
-	}
-	return nil
 }

@@ -1,10 +1,11 @@
 package render
 
 import (
-	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/t1route/t1route/podroute/config"
@@ -12,13 +13,19 @@ import (
 	"github.com/t1route/t1route/podroute/policy"
 )
 
-// The manifests carry the ClusterNetworkPolicy CRD first, and the guard's
-// policies when a management CIDR is given: only then.
-func TestManagementGuardAndCRD(t *testing.T) {
-	cfg, _ := config.Load(config.FromMap(configtest.ValidEnv()))
-	extra, _ := policy.ParseGuardSelector("tools:app=backup")
-	out, err := Manifests(cfg, config.FromMap(configtest.ValidEnv()), Options{Image: "img:1",
-		ManagementCIDRs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/28")}, ManagementAllowed: append(policy.DefaultGuardSelectors(), extra)})
+// The manifests carry the ClusterNetworkPolicy CRD first and never objects
+// of its kind (one kubectl apply could not create them before the CRD is
+// established): the guard's settings go to the controller, which keeps the
+// guard (podroute/guard) and may write ClusterNetworkPolicies for it.
+func TestManagementGuardIsTheControllers(t *testing.T) {
+	env := configtest.ValidEnv()
+	env["NSXT_MANAGEMENT_CIDR"] = "203.0.113.0/28"
+	env["NSXT_MANAGEMENT_ALLOWED_PODS"] = "tools:app=backup"
+	cfg, problems := config.Load(config.FromMap(env))
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	out, err := Manifests(cfg, config.FromMap(env), Options{Image: "img:1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,30 +33,34 @@ func TestManagementGuardAndCRD(t *testing.T) {
 	if !strings.Contains(docs[1], "name: clusternetworkpolicies.policy.networking.k8s.io") {
 		t.Fatalf("the CRD is not the first object:\n%.300s", docs[1])
 	}
-	var guards []string
 	for _, d := range docs {
 		var obj struct {
-			Kind     string
-			Metadata struct{ Name string }
-			Spec     struct {
-				Tier     string
-				Priority int
-			}
+			Kind string
+			Data map[string]string
 		}
-		if err := yaml.Unmarshal([]byte(d), &obj); err == nil && obj.Kind == "ClusterNetworkPolicy" {
-			guards = append(guards, obj.Metadata.Name+" "+obj.Spec.Tier)
-			if !strings.Contains(d, "203.0.113.0/28") {
-				t.Errorf("%s does not name the management CIDR", obj.Metadata.Name)
+		if err := yaml.Unmarshal([]byte(d), &obj); err != nil {
+			t.Fatal(err)
+		}
+		switch obj.Kind {
+		case "ClusterNetworkPolicy":
+			t.Errorf("a ClusterNetworkPolicy in the manifests: the first kubectl apply would fail on it\n%s", d)
+		case "ConfigMap":
+			if obj.Data["NSXT_MANAGEMENT_CIDR"] != "203.0.113.0/28" || obj.Data["NSXT_MANAGEMENT_ALLOWED_PODS"] != "tools:app=backup" {
+				t.Errorf("the controller's settings lack the guard: %v", obj.Data)
 			}
 		}
 	}
-	want := "t1route-management-guard-allow-1 Admin,t1route-management-guard-allow-2 Admin,t1route-management-guard-allow-3 Admin,t1route-management-guard-deny Admin"
-	if strings.Join(guards, ",") != want {
-		t.Errorf("guard policies %v, want %s", guards, want)
+	if strings.Contains(string(out), policy.GuardPolicyPrefix) {
+		t.Error("guard policies rendered")
 	}
-	plain, _ := Manifests(cfg, config.FromMap(configtest.ValidEnv()), Options{Image: "img:1"})
-	if strings.Contains(string(plain), policy.GuardPolicyPrefix) {
-		t.Error("a guard without a management CIDR")
+	var writes bool
+	for _, r := range ControllerClusterRules() {
+		if slices.Equal(r.Resources, []string{"clusternetworkpolicies"}) && slices.Contains(r.Verbs, "patch") && slices.Contains(r.Verbs, "delete") {
+			writes = true
+		}
+	}
+	if !writes {
+		t.Error("the controller may not apply and delete the guard's ClusterNetworkPolicies")
 	}
 	for _, r := range AgentRules() {
 		if strings.Join(r.Resources, ",") == "clusternetworkpolicies" && strings.Join(r.Verbs, ",") == "list,watch" {
@@ -57,4 +68,43 @@ func TestManagementGuardAndCRD(t *testing.T) {
 		}
 	}
 	t.Error("the agent may not watch ClusterNetworkPolicies")
+}
+
+// Changed settings change the controller's pod template (so applying them
+// rolls the controller); the same settings render the same template, and
+// credentials do not enter the hash.
+func TestConfigHashRollsTheController(t *testing.T) {
+	hash := func(env map[string]string) string {
+		t.Helper()
+		cfg, problems := config.Load(config.FromMap(env))
+		if len(problems) > 0 {
+			t.Fatal(problems)
+		}
+		out, err := Manifests(cfg, config.FromMap(env), Options{Image: "img:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range strings.Split(string(out), "\n---\n") {
+			var dep appsv1.Deployment
+			if err := yaml.Unmarshal([]byte(d), &dep); err == nil && dep.Kind == "Deployment" {
+				return dep.Spec.Template.Annotations[ConfigHashAnnotation]
+			}
+		}
+		t.Fatal("no Deployment")
+		return ""
+	}
+	base := hash(configtest.ValidEnv())
+	if len(base) != 64 || hash(configtest.ValidEnv()) != base {
+		t.Fatalf("hash %q: want a stable sha256", base)
+	}
+	changed := configtest.ValidEnv()
+	changed["NSXT_MANAGEMENT_CIDR"] = "203.0.113.0/28"
+	if hash(changed) == base {
+		t.Error("a new setting left the controller's template unchanged")
+	}
+	rotated := configtest.ValidEnv()
+	rotated["NSXT_PASSWORD"] = "Another-S3cret"
+	if hash(rotated) != base {
+		t.Error("the password entered the hash")
+	}
 }

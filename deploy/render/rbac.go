@@ -8,6 +8,7 @@ import (
 
 	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/introspect"
+	"github.com/t1route/t1route/podroute/policy/cnp"
 )
 
 // ControllerClusterRules is everything the controller does cluster-wide.
@@ -18,6 +19,11 @@ func ControllerClusterRules() []rbacv1.PolicyRule {
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		// The cluster's identity is the kube-system namespace's UID.
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, ResourceNames: []string{"kube-system"}, Verbs: []string{"get"}},
+		// The management-network guard's ClusterNetworkPolicies
+		// (podroute/guard): applied server-side, and deleted when no longer
+		// configured. The code touches only those carrying the guard's
+		// labels; RBAC cannot say so, and the names depend on the settings.
+		{APIGroups: []string{cnp.GroupVersion.Group}, Resources: []string{cnp.Resource.Resource}, Verbs: []string{"list", "create", "patch", "delete"}},
 	}
 }
 

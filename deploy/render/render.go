@@ -5,9 +5,12 @@ package render
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"net/netip"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,7 +21,6 @@ import (
 
 	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/introspect"
-	"github.com/t1route/t1route/podroute/policy"
 	"github.com/t1route/t1route/podroute/policy/cnp"
 )
 
@@ -40,11 +42,6 @@ type Options struct {
 	// --adopt-cloud-provider-routes (migrating from the vSphere cloud provider).
 	AdoptCloudProviderRoutes bool
 	Version                  string // t1route's version, named in the header
-	// ManagementCIDRs, if any, render the management-network guard: only
-	// ManagementAllowed (the vSphere cloud provider and CSI driver, plus
-	// any extra selectors) may reach them (policy.ManagementGuard).
-	ManagementCIDRs   []netip.Prefix
-	ManagementAllowed []policy.GuardSelector
 }
 
 // Defaults and names of what Manifests creates.
@@ -160,16 +157,8 @@ func Manifests(cfg config.Config, s config.Settings, o Options) ([]byte, error) 
 		objs = append(objs, &corev1.Secret{TypeMeta: tm("v1", "Secret"), ObjectMeta: meta(CredentialsName, "controller"),
 			Type: corev1.SecretTypeOpaque, StringData: creds})
 	}
-	objs = append(objs, controllerDeployment(o, meta(ControllerName, "controller"), labels("controller"), creds != nil),
+	objs = append(objs, controllerDeployment(o, meta(ControllerName, "controller"), labels("controller"), creds != nil, settingsHash(settings)),
 		agentDaemonSet(o, meta(AgentName, "agent"), labels("agent")))
-
-	guard, err := policy.ManagementGuard(o.ManagementCIDRs, o.ManagementAllowed)
-	if err != nil {
-		return nil, err
-	}
-	for _, g := range guard {
-		objs = append(objs, g)
-	}
 
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# t1route %s for Tier-1 %s (authentication: %s). Apply: kubectl apply -f -\n", o.Version, cfg.RouterPath, cfg.Auth.Mode)
@@ -189,6 +178,21 @@ func Manifests(cfg config.Config, s config.Settings, o Options) ([]byte, error) 
 		buf.Write(b)
 	}
 	return buf.Bytes(), nil
+}
+
+// ConfigHashAnnotation on the controller's pod template carries a hash of
+// its settings (the ConfigMap; credentials are not hashed: a digest of a weak
+// password can be brute-forced), so that applying changed settings rolls
+// the controller instead of leaving it on the old environment.
+const ConfigHashAnnotation = "t1route.io/config-sha256"
+
+func settingsHash(settings map[string]string) string {
+	keys := slices.Sorted(maps.Keys(settings))
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%q\n", k, settings[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // cleanYAML drops what typed objects always carry but a manifest must not:

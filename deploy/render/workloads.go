@@ -12,7 +12,7 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-func controllerDeployment(o Options, meta metav1.ObjectMeta, labels map[string]string, withCreds bool) *appsv1.Deployment {
+func controllerDeployment(o Options, meta metav1.ObjectMeta, labels map[string]string, withCreds bool, configHash string) *appsv1.Deployment {
 	envFrom := []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName}}}}
 	if withCreds {
 		envFrom = append(envFrom, corev1.EnvFromSource{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsName}}})
@@ -32,7 +32,7 @@ func controllerDeployment(o Options, meta metav1.ObjectMeta, labels map[string]s
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: ptr(intstr.FromInt32(0)), MaxUnavailable: ptr(intstr.FromInt32(1))}},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{ConfigHashAnnotation: configHash}},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: ControllerName,
 					PriorityClassName:  "system-cluster-critical",

@@ -191,7 +191,10 @@ func (c *Cluster) startNSX(ctx context.Context) error {
 		if len(env) < 5 {
 			return fmt.Errorf("nsxsim printed %q; its log:\n%s", env, tailFile(logFile.Name(), 2000))
 		}
-		env = append(env, "export NSXT_POD_ROUTING_ENABLED=true", "export CLUSTER_CIDR="+ClusterCIDR, "export CLUSTER_NAME="+ClusterName)
+		// The NSX Manager stands in for the vCenter management network the
+		// guard keeps pods from.
+		env = append(env, "export NSXT_POD_ROUTING_ENABLED=true", "export CLUSTER_CIDR="+ClusterCIDR, "export CLUSTER_NAME="+ClusterName,
+			"export NSXT_MANAGEMENT_CIDR="+NSXManagerIP+"/32")
 		c.NSXEnv = filepath.Join(c.Dir, "nsx.env")
 		return os.WriteFile(c.NSXEnv, []byte(strings.Join(env, "\n")+"\n"), 0o600)
 	case <-time.After(30 * time.Second):

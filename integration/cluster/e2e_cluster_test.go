@@ -20,8 +20,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/t1route/t1route/deploy/render"
+	"github.com/t1route/t1route/podroute/guard"
+	"github.com/t1route/t1route/podroute/policy"
+	"github.com/t1route/t1route/podroute/policy/cnp"
 )
 
 // TestClusterRoutability installs t1route on a cluster of real nodes the
@@ -165,6 +170,55 @@ func TestClusterRoutability(t *testing.T) {
 			out, err := c.PodExec(ctx, from, "curl", "-s", "-m", "5", "http://"+ExternalIP+":8080/")
 			if err != nil || !strings.Contains(out, `"remoteIP":"`+from.Status.PodIP+`"`) {
 				t.Errorf("%s -> external echo: %v %q", from.Name, err, out)
+			}
+		}
+	})
+	s.step("the management guard: pods cannot reach the NSX Manager's network, the vSphere CSI driver's pod can, the external host still answers", func(t *testing.T) {
+		rc, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cnps := dynamic.NewForConfigOrDie(rc).Resource(cnp.Resource)
+		if err := waitFor(ctx, 60*time.Second, "the controller's guard policies", func() (bool, error) {
+			l, err := cnps.List(ctx, metav1.ListOptions{LabelSelector: guard.Selector.String()})
+			return err == nil && len(l.Items) == len(policy.DefaultGuardSelectors())+1, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		csi := echoPod(c, c.Nodes[1].Name, "vsphere-csi-node-e2e")
+		csi.Namespace, csi.Labels = metav1.NamespaceSystem, map[string]string{"app": "vsphere-csi-node"}
+		if _, err := k.CoreV1().Pods(csi.Namespace).Create(ctx, csi, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer k.CoreV1().Pods(csi.Namespace).Delete(ctx, csi.Name, metav1.DeleteOptions{}) //nolint:errcheck
+		if err := waitFor(ctx, 90*time.Second, "the CSI pod Ready", func() (bool, error) {
+			p, err := k.CoreV1().Pods(csi.Namespace).Get(ctx, csi.Name, metav1.GetOptions{})
+			if err == nil && ready(p) {
+				csi = p
+			}
+			return err == nil && ready(p), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		manager := "https://" + NSXManagerIP + "/"
+		reaches := func(p *corev1.Pod) bool {
+			// Any HTTP answer (NSX asks for credentials) is reaching it.
+			out, err := c.PodExec(ctx, p, "curl", "-sk", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", manager)
+			return err == nil && strings.TrimSpace(out) != "000"
+		}
+		// The agents enforce ClusterNetworkPolicies once their CRD is served
+		// (they look again every 30 s).
+		if err := waitFor(ctx, 90*time.Second, "the guard in force on both nodes", func() (bool, error) {
+			return !reaches(a1) && !reaches(b), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !reaches(csi) {
+			t.Errorf("the vSphere CSI driver's pod cannot reach %s", manager)
+		}
+		for _, from := range []*corev1.Pod{a1, b} {
+			if out, err := c.PodExec(ctx, from, "curl", "-s", "-m", "5", "http://"+ExternalIP+":8080/"); err != nil || !strings.Contains(out, from.Status.PodIP) {
+				t.Errorf("%s -> external host under the guard: %v %q", from.Name, err, out)
 			}
 		}
 	})

@@ -49,8 +49,10 @@ type Config struct {
 	// NodeStatusQPS is the controller's rate of node condition patches;
 	// 0: podroute.NodeStatusQPS.
 	NodeStatusQPS float64
-	TLS           TLSSettings
-	Auth          AuthSettings
+	// Guard is the management-network guard (no CIDRs: none).
+	Guard GuardSettings
+	TLS   TLSSettings
+	Auth  AuthSettings
 	// Sources says where each variable set came from: "env" or "flag".
 	Sources map[string]string
 	// Notes are remarks that are not errors (settings ignored, insecure choices).
@@ -163,6 +165,7 @@ func Load(s Settings) (Config, []Problem) {
 	if v, ok := p.str(varNodeStatusQPS); ok {
 		p.cfg.NodeStatusQPS = p.nodeStatusQPS(v)
 	}
+	p.guardSettings()
 	p.tlsSettings()
 	p.authSettings(required)
 	return p.cfg, p.problems

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/t1route/t1route/podroute/config/configtest"
+	"github.com/t1route/t1route/podroute/policy"
 )
 
 func TestLoadConfigRejectsMalformedInput(t *testing.T) {
@@ -56,6 +58,12 @@ func TestLoadConfigRejectsMalformedInput(t *testing.T) {
 		{"cluster CIDR link-local", map[string]string{"CLUSTER_CIDR": "169.254.0.0/16"}, nil, "CLUSTER_CIDR", "169.254.0.0/16"},
 		{"cluster CIDR multicast", map[string]string{"CLUSTER_CIDR": "224.1.0.0/16"}, nil, "CLUSTER_CIDR", "224.0.0.0/4"},
 		{"cluster CIDR IPv4-mapped", map[string]string{"CLUSTER_CIDR": "::ffff:100.96.0.0/107"}, nil, "CLUSTER_CIDR", "IPv4-mapped"},
+		{"management CIDR not a CIDR", map[string]string{"NSXT_MANAGEMENT_CIDR": "203.0.113.0"}, nil, "NSXT_MANAGEMENT_CIDR", "not a CIDR"},
+		{"management CIDR everything", map[string]string{"NSXT_MANAGEMENT_CIDR": "203.0.113.0/28,0.0.0.0/0"}, nil, "NSXT_MANAGEMENT_CIDR", "every address"},
+		{"management CIDR only commas", map[string]string{"NSXT_MANAGEMENT_CIDR": " , "}, nil, "NSXT_MANAGEMENT_CIDR", "no CIDR"},
+		{"management allowed pods without a CIDR", map[string]string{"NSXT_MANAGEMENT_ALLOWED_PODS": "tools:app=backup"}, nil, "NSXT_MANAGEMENT_ALLOWED_PODS", "without NSXT_MANAGEMENT_CIDR"},
+		{"management allowed pods without a namespace", map[string]string{"NSXT_MANAGEMENT_CIDR": "203.0.113.0/28", "NSXT_MANAGEMENT_ALLOWED_PODS": "app=backup"}, nil, "NSXT_MANAGEMENT_ALLOWED_PODS", "<namespace>:<label selector>"},
+		{"management allowed pods bad selector", map[string]string{"NSXT_MANAGEMENT_CIDR": "203.0.113.0/28", "NSXT_MANAGEMENT_ALLOWED_PODS": "tools:app in (a"}, nil, "NSXT_MANAGEMENT_ALLOWED_PODS", "tools:app in (a"},
 		{"allow short not a bool", map[string]string{"NSXT_ALLOW_SHORT_CLUSTER_CIDR": "maybe"}, nil, "NSXT_ALLOW_SHORT_CLUSTER_CIDR", "not true or false"},
 		{"cluster name invalid", map[string]string{"CLUSTER_NAME": "Prod_East!"}, nil, "CLUSTER_NAME", "not a valid cluster name"},
 		{"cluster name too long", map[string]string{"CLUSTER_NAME": strings.Repeat("a", 64)}, nil, "CLUSTER_NAME", "63"},
@@ -272,5 +280,29 @@ func TestSecretsFollowTheVariableTable(t *testing.T) {
 		if shown := strings.Contains(b.String(), "value-of-"+v.Env); shown == v.Secret {
 			t.Errorf("%s (secret %v) shown: %v\n%s", v.Env, v.Secret, shown, b.String())
 		}
+	}
+}
+
+func TestManagementGuardSettings(t *testing.T) {
+	env := configtest.ValidEnv()
+	env["NSXT_MANAGEMENT_CIDR"] = "203.0.113.5/28, 2001:db8::/64"
+	env["NSXT_MANAGEMENT_ALLOWED_PODS"] = "tools:app=backup,,monitoring:team in (infra)"
+	cfg, problems := Load(FromMap(env))
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if got := fmt.Sprint(cfg.Guard.CIDRs); got != "[203.0.113.0/28 2001:db8::/64]" {
+		t.Errorf("CIDRs %s: want the networks, host bits cleared", got)
+	}
+	var allowed []string
+	for _, g := range cfg.Guard.Allowed {
+		allowed = append(allowed, g.String())
+	}
+	want := len(policy.DefaultGuardSelectors()) + 2
+	if len(allowed) != want || !strings.HasPrefix(allowed[len(allowed)-2], "tools:") || !strings.HasPrefix(allowed[len(allowed)-1], "monitoring:") {
+		t.Errorf("allowed %v: want the vSphere defaults then the two given", allowed)
+	}
+	if plain, _ := Load(FromMap(configtest.ValidEnv())); plain.Guard.Enabled() || plain.Guard.Allowed != nil {
+		t.Errorf("a guard without NSXT_MANAGEMENT_CIDR: %+v", plain.Guard)
 	}
 }

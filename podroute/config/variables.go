@@ -47,6 +47,8 @@ var (
 	varPassword       = Variable{Env: "NSXT_PASSWORD", Flag: "password", Secret: true, Credential: true, Help: "NSX user's password", Example: "<password>"}
 	varRemoteAuth     = Variable{Env: "NSXT_REMOTE_AUTH", Flag: "remote-auth", Help: "true for vIDM/LDAP users (Authorization: Remote)", Example: "true"}
 	varSessionAuth    = Variable{Env: "NSXT_SESSION_AUTH", Flag: "session-auth", Help: "false sends credentials on every request instead of an NSX session", Example: "true"}
+	varMgmtCIDR       = Variable{Env: "NSXT_MANAGEMENT_CIDR", Flag: "management-cidr", Help: "the vCenter management network, comma-separated CIDRs: pods other than the vSphere cloud provider's and CSI driver's are denied egress to it (the controller keeps the guard's ClusterNetworkPolicies)", Example: "203.0.113.0/28"}
+	varMgmtAllowed    = Variable{Env: "NSXT_MANAGEMENT_ALLOWED_PODS", Flag: "management-allowed-pods", Help: "more pods allowed to reach NSXT_MANAGEMENT_CIDR, comma-separated namespace:selector", Example: "tools:app=backup"}
 	varNodeStatusQPS  = Variable{Env: "T1ROUTE_NODE_STATUS_QPS", Flag: "node-status-qps", Help: "node condition patches per second, through a client of their own (default 500: 10,000 nodes in 20 s); lower it for a small API server", Example: "500"}
 )
 
@@ -54,7 +56,7 @@ var (
 func Variables() []Variable {
 	return []Variable{varEnabled, varManager, varRouter, varClusterCIDR, varAllowShortCIDR, varClusterName, varCertData, varKeyData,
 		varCertFile, varKeyFile, varRootCA, varInsecure, varVMCHost, varVMCToken, varSecretNS, varSecretName,
-		varUsername, varPassword, varRemoteAuth, varSessionAuth, varNodeStatusQPS}
+		varUsername, varPassword, varRemoteAuth, varSessionAuth, varMgmtCIDR, varMgmtAllowed, varNodeStatusQPS}
 }
 
 // Settings look variables up: a flag that was set wins over the environment.

@@ -1,0 +1,179 @@
+// Package guard keeps the management-network guard in the cluster: the
+// Admin-tier ClusterNetworkPolicies policy.ManagementGuard builds from the
+// controller's configuration (NSXT_MANAGEMENT_CIDR). The controller's leader
+// applies them once the ClusterNetworkPolicy CRD is served, puts them back
+// when they are deleted or edited, and deletes the guard policies the
+// configuration no longer asks for.
+//
+// Why the controller and not the manifests: a CustomResourceDefinition and
+// objects of its kind in one `kubectl apply` fail on the first try ("ensure
+// CRDs are installed first"), so a guard rendered into the manifests would be
+// missing after the documented one-command install, silently if the error
+// scrolled by. Kept here, it also comes back if someone deletes it.
+//
+// It owns only what carries the guard's labels: no other
+// ClusterNetworkPolicy is read for a decision, changed or deleted.
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/policy"
+	"github.com/t1route/t1route/podroute/policy/cnp"
+)
+
+// FieldManager is the server-side apply field manager of the guard's policies.
+const FieldManager = "t1route-controller"
+
+// Selector selects the guard's policies (the labels policy.ManagementGuard sets).
+var Selector = labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "t1route", "app.kubernetes.io/component": "management-guard"})
+
+// ErrNotServed is Sync's error while the ClusterNetworkPolicy CRD is not
+// installed (or not yet established).
+var ErrNotServed = errors.New("the ClusterNetworkPolicy CRD (clusternetworkpolicies.policy.networking.k8s.io) is not served")
+
+// retryInterval is how soon Run tries again after a failed Sync.
+const retryInterval = 5 * time.Second
+
+// Keeper keeps the guard's policies as configured.
+type Keeper struct {
+	dyn  dynamic.ResourceInterface
+	want []*cnp.ClusterNetworkPolicy
+	log  *zap.Logger
+	// Interval is how often Run looks again (default 30 s): how soon a
+	// deleted or edited guard policy is put back.
+	Interval time.Duration
+}
+
+// New returns a Keeper of the guard for cidrs and allowed (no cidrs: no
+// guard, and Sync deletes the guard policies left from before).
+func New(dyn dynamic.Interface, cidrs []netip.Prefix, allowed []policy.GuardSelector, log *zap.Logger) (*Keeper, error) {
+	want, err := policy.ManagementGuard(cidrs, allowed)
+	if err != nil {
+		return nil, err
+	}
+	return &Keeper{dyn: dyn.Resource(cnp.Resource), want: want, log: log, Interval: 30 * time.Second}, nil
+}
+
+// Result is what one Sync did.
+type Result struct {
+	Applied []string // created or changed back to the configuration
+	Deleted []string // guard policies the configuration no longer has
+}
+
+// Sync makes the guard's policies in the cluster the configured ones:
+// idempotent, and it writes nothing when they already are. ErrNotServed
+// while the CRD is not served.
+func (k *Keeper) Sync(ctx context.Context) (Result, error) {
+	var res Result
+	list, err := k.dyn.List(ctx, metav1.ListOptions{LabelSelector: Selector.String()})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			if len(k.want) == 0 {
+				return res, nil // nothing to keep, and nothing can be left over
+			}
+			return res, ErrNotServed
+		}
+		return res, fmt.Errorf("listing the management guard's ClusterNetworkPolicies: %w", err)
+	}
+	have := map[string]string{} // name → resourceVersion
+	for _, item := range list.Items {
+		have[item.GetName()] = item.GetResourceVersion()
+	}
+	wanted := map[string]bool{}
+	for _, p := range k.want {
+		wanted[p.Name] = true
+		u, err := cnp.ToUnstructured(p)
+		if err != nil {
+			return res, err
+		}
+		// Server-side apply, forced: the configuration wins over an edit.
+		// Applying what is already there changes nothing (same
+		// resourceVersion), so a quiet cluster sees no writes.
+		got, err := k.dyn.Apply(ctx, p.Name, u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		if err != nil {
+			return res, fmt.Errorf("applying the management guard's ClusterNetworkPolicy %s: %w", p.Name, err)
+		}
+		if rv, ok := have[p.Name]; !ok || rv != got.GetResourceVersion() {
+			res.Applied = append(res.Applied, p.Name)
+		}
+	}
+	for _, item := range list.Items {
+		name := item.GetName()
+		if wanted[name] {
+			continue
+		}
+		uid := item.GetUID()
+		err := k.dyn.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return res, fmt.Errorf("deleting the management guard's ClusterNetworkPolicy %s (no longer configured): %w", name, err)
+		}
+		res.Deleted = append(res.Deleted, name)
+	}
+	return res, nil
+}
+
+// Run syncs every Interval until ctx ends, logging what changed and,
+// once per outage, why it cannot.
+func (k *Keeper) Run(ctx context.Context) {
+	lastErr := "not synced yet"
+	for {
+		res, err := k.Sync(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if err.Error() != lastErr {
+				if errors.Is(err, ErrNotServed) {
+					k.log.Warn("the management-network guard is not in force: install the ClusterNetworkPolicy CRD (t1route render has it)", zap.Error(err))
+				} else {
+					k.log.Error("the management-network guard cannot be kept; retrying", zap.Error(err))
+				}
+				lastErr = err.Error()
+			}
+		default:
+			if lastErr != "" || len(res.Applied) > 0 || len(res.Deleted) > 0 {
+				k.log.Info("management-network guard in force", zap.Int("policies", len(k.want)), zap.Strings("applied", res.Applied), zap.Strings("deleted", res.Deleted))
+			}
+			lastErr = ""
+		}
+		wait := k.Interval
+		if err != nil {
+			// The CRD applied with the controller is usually established
+			// seconds later: look again soon.
+			wait = min(wait, retryInterval)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// ForController returns the controller's guard keeper, to run while it
+// leads (podroute.RunOptions.WhileLeading). Without a guard configured it
+// still runs: it deletes the guard policies a previous configuration left.
+func ForController(rc *rest.Config, settings config.GuardSettings, log *zap.Logger) (func(context.Context), error) {
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	k, err := New(dyn, settings.CIDRs, settings.Allowed, log)
+	if err != nil {
+		return nil, err
+	}
+	return k.Run, nil
+}
