@@ -246,3 +246,30 @@ func TestConditionsOfNodeChangePasses(t *testing.T) {
 	pass(5)               // n00 repaired
 	waitFor(t, "n00's condition False again", func() bool { return condition("n00") == corev1.ConditionFalse })
 }
+
+// RunOptions.WhileLeading runs beside the controller and has ended by the
+// time Run returns (the guard keeper must not outlive the lease).
+func TestWhileLeadingEndsWithRun(t *testing.T) {
+	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var started, ended atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, fakeNodes(1), fnsx, RunOptions{Config: Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, Window: time.Millisecond},
+			WhileLeading: func(ctx context.Context) {
+				started.Store(true)
+				<-ctx.Done()
+				time.Sleep(20 * time.Millisecond) // a keeper finishing a call
+				ended.Store(true)
+			}})
+	}()
+	waitFor(t, "WhileLeading started", started.Load)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !ended.Load() {
+		t.Fatal("Run returned while WhileLeading was still running")
+	}
+}
