@@ -288,3 +288,32 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// The uninstall deploy/README.md gives removes t1route's objects and keeps
+// the upstream ClusterNetworkPolicy CRD (deleting it would delete every
+// ClusterNetworkPolicy, the operator's own too).
+func TestUninstallKeepsTheUpstreamCRD(t *testing.T) {
+	c := StartCluster(t)
+	_, file, _, _ := runtime.Caller(0)
+	manifests, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "deploy", "base", "t1route.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := kubectl(t, c, string(manifests), "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	// --wait=false: this API server runs no namespace controller to finish the namespace's deletion.
+	out, err := kubectl(t, c, string(manifests), "delete", "-f", "-", "-l", "app.kubernetes.io/name=t1route", "--wait=false")
+	if err != nil {
+		t.Fatalf("the README's delete: %v\n%s", err, out)
+	}
+	if out, err := kubectl(t, c, "", "get", "crd", "clusternetworkpolicies.policy.networking.k8s.io"); err != nil {
+		t.Fatalf("the ClusterNetworkPolicy CRD went: %v\n%s", err, out)
+	}
+	for _, what := range []string{"namespace/" + deployNS, "crd/t1routeagentinfos.t1route.io", "clusterrole/t1route-controller", "validatingadmissionpolicy/t1route-agent-own-node"} {
+		// Gone, or going (a deletion timestamp: finalizers still to run).
+		if out, err := kubectl(t, c, "", "get", what, "-o", "jsonpath={.metadata.deletionTimestamp}"); err == nil && strings.TrimSpace(out) == "" {
+			t.Errorf("%s left after the uninstall", what)
+		}
+	}
+}
