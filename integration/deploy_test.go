@@ -191,7 +191,7 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 		t.Fatalf("the controller's ServiceAccount cannot read its cluster identity: %v", err)
 	}
 	keepGuard, err := guard.ForController(asSA("t1route-controller"), config.GuardSettings{CIDRs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/28")},
-		Allowed: policy.DefaultGuardSelectors()}, zap.NewNop())
+		Allowed: policy.DefaultGuardSelectors()}, nil, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

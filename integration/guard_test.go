@@ -5,9 +5,14 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,7 +49,30 @@ func TestGuardKeeper(t *testing.T) {
 	if _, err := k.Sync(ctx); !errors.Is(err, guard.ErrNotServed) {
 		t.Fatalf("before the CRD: %v, want ErrNotServed", err)
 	}
+	// Run reports through its gauge: 0 while the CRD is missing, 1 once the guard is in force.
+	runner := keeper(extra)
+	runner.Interval = 50 * time.Millisecond
+	runner.Synced = prometheus.NewGauge(prometheus.GaugeOpts{Name: "synced"})
+	runner.Synced.Set(-1)
+	runCtx, stopRun := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() { defer close(ran); runner.Run(runCtx) }()
+	gauge := func(want float64) func() (bool, string) {
+		return func() (bool, string) {
+			got := testutil.ToFloat64(runner.Synced)
+			return got == want, fmt.Sprintf("t1route_management_guard_synced %v", got)
+		}
+	}
+	Eventually(t, 10*time.Second, "synced 0 without the CRD", gauge(0))
 	c.ApplyCRD(t, cnp.CRD())
+	Eventually(t, 10*time.Second, "synced 1 with the CRD", gauge(1))
+	stopRun()
+	<-ran
+	for _, p := range []string{"allow-1", "allow-2", "allow-3", "deny"} { // start again from none
+		if err := cnps.Delete(ctx, policy.GuardPolicyPrefix+"-"+p, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// An operator's own policy, with a name like the guard's but not its labels.
 	own, err := cnp.ToUnstructured(&cnp.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: policy.GuardPolicyPrefix + "-allow-9"},

@@ -15,6 +15,9 @@ type Metrics struct {
 	NSXCallDuration   *prometheus.HistogramVec
 	// ConditionPatches counts node condition patches by result (ok, error).
 	ConditionPatches *prometheus.CounterVec
+	// GuardSynced is 1 while the management-network guard's
+	// ClusterNetworkPolicies are as configured (podroute/guard).
+	GuardSynced prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg (if not nil).
@@ -35,9 +38,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "NSX API call duration, retries included.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"operation"}),
 		ConditionPatches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "t1route_node_condition_patches_total",
 			Help: "Patches of nodes' NetworkUnavailable condition by result (ok, error; failed ones are retried)."}, []string{"result"}),
+		GuardSynced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "t1route_management_guard_synced",
+			Help: "1 when the leader last found or made the management-network guard's ClusterNetworkPolicies as configured (none configured: none left); 0 when it cannot (e.g. their CRD is not installed)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.DesiredRoutes, m.ActualRoutes, m.ReconcileDuration, m.Errors, m.LastSuccess, m.Leader, m.RoutesOverLimit, m.NSXCalls, m.NSXCallDuration, m.ConditionPatches)
+		reg.MustRegister(m.DesiredRoutes, m.ActualRoutes, m.ReconcileDuration, m.Errors, m.LastSuccess, m.Leader, m.RoutesOverLimit, m.NSXCalls, m.NSXCallDuration, m.ConditionPatches, m.GuardSynced)
 	}
 	return m
 }

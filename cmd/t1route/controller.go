@@ -139,7 +139,7 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 			AdoptCloudProviderRoutes: f.adopt},
 		NodeStatus: clients.NodeStatus, Metrics: metrics, Log: log, OnReady: func() { ready.Store(true) },
 	}
-	if opts.WhileLeading, err = guard.ForController(rc, cfg.Guard, log.Named("guard")); err != nil {
+	if opts.WhileLeading, err = guard.ForController(rc, cfg.Guard, metrics.GuardSynced, log.Named("guard")); err != nil {
 		return err
 	}
 	if f.leaderElect {

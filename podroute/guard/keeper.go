@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -55,6 +56,9 @@ type Keeper struct {
 	// Interval is how often Run looks again (default 30 s): how soon a
 	// deleted or edited guard policy is put back.
 	Interval time.Duration
+	// Synced, if set, is set to 1 after each Sync that succeeds and to 0
+	// after each that fails.
+	Synced prometheus.Gauge
 }
 
 // New returns a Keeper of the guard for cidrs and allowed (no cidrs: no
@@ -131,6 +135,9 @@ func (k *Keeper) Run(ctx context.Context) {
 	lastErr := "not synced yet"
 	for {
 		res, err := k.Sync(ctx)
+		if k.Synced != nil && ctx.Err() == nil {
+			k.Synced.Set(map[bool]float64{true: 1, false: 0}[err == nil])
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -166,7 +173,7 @@ func (k *Keeper) Run(ctx context.Context) {
 // ForController returns the controller's guard keeper, to run while it
 // leads (podroute.RunOptions.WhileLeading). Without a guard configured it
 // still runs: it deletes the guard policies a previous configuration left.
-func ForController(rc *rest.Config, settings config.GuardSettings, log *zap.Logger) (func(context.Context), error) {
+func ForController(rc *rest.Config, settings config.GuardSettings, synced prometheus.Gauge, log *zap.Logger) (func(context.Context), error) {
 	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
 		return nil, err
@@ -175,5 +182,6 @@ func ForController(rc *rest.Config, settings config.GuardSettings, log *zap.Logg
 	if err != nil {
 		return nil, err
 	}
+	k.Synced = synced
 	return k.Run, nil
 }
