@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 
 	"github.com/t1route/t1route/podroute/guard"
 	"github.com/t1route/t1route/podroute/policy"
@@ -141,5 +143,16 @@ func TestGuardKeeper(t *testing.T) {
 	}
 	if len(left.Items) != 1 || left.Items[0].GetName() != name("allow-9") {
 		t.Fatalf("left: %d policies; want only the operator's own", len(left.Items))
+	}
+
+	// A controller whose ClusterRole predates the guard is told the fix.
+	rc := rest.CopyConfig(c.Config)
+	rc.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:t1route-system:t1route-controller"}
+	old, err := guard.New(dynamic.NewForConfigOrDie(rc), mgmt, policy.DefaultGuardSelectors(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Sync(ctx); err == nil || !strings.Contains(err.Error(), "apply t1route render's output again") {
+		t.Fatalf("without the RBAC: %v, want the fix named", err)
 	}
 }

@@ -90,7 +90,7 @@ func (k *Keeper) Sync(ctx context.Context) (Result, error) {
 			}
 			return res, ErrNotServed
 		}
-		return res, fmt.Errorf("listing the management guard's ClusterNetworkPolicies: %w", err)
+		return res, fmt.Errorf("listing the management guard's ClusterNetworkPolicies: %w%s", err, rbacHint(err))
 	}
 	have := map[string]string{} // name → resourceVersion
 	for _, item := range list.Items {
@@ -108,7 +108,7 @@ func (k *Keeper) Sync(ctx context.Context) (Result, error) {
 		// resourceVersion), so a quiet cluster sees no writes.
 		got, err := k.dyn.Apply(ctx, p.Name, u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 		if err != nil {
-			return res, fmt.Errorf("applying the management guard's ClusterNetworkPolicy %s: %w", p.Name, err)
+			return res, fmt.Errorf("applying the management guard's ClusterNetworkPolicy %s: %w%s", p.Name, err, rbacHint(err))
 		}
 		if rv, ok := have[p.Name]; !ok || rv != got.GetResourceVersion() {
 			res.Applied = append(res.Applied, p.Name)
@@ -122,11 +122,19 @@ func (k *Keeper) Sync(ctx context.Context) (Result, error) {
 		uid := item.GetUID()
 		err := k.dyn.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return res, fmt.Errorf("deleting the management guard's ClusterNetworkPolicy %s (no longer configured): %w", name, err)
+			return res, fmt.Errorf("deleting the management guard's ClusterNetworkPolicy %s (no longer configured): %w%s", name, err, rbacHint(err))
 		}
 		res.Deleted = append(res.Deleted, name)
 	}
 	return res, nil
+}
+
+// rbacHint names the fix when the controller's ClusterRole predates the guard.
+func rbacHint(err error) string {
+	if apierrors.IsForbidden(err) {
+		return " (the controller's ClusterRole lacks it: apply t1route render's output again, which grants list, create, patch and delete on clusternetworkpolicies)"
+	}
+	return ""
 }
 
 // Run syncs every Interval until ctx ends, logging what changed and,
