@@ -30,8 +30,9 @@ type Config struct {
 	RulesFile string
 	// Window coalesces bursts of changes into one recompute (default 50 ms).
 	Window time.Duration
-	// CRDPoll is how often to look again for the ClusterNetworkPolicy CRD
-	// while it is not served (default 30 s).
+	// CRDPoll is the longest wait between looks for the ClusterNetworkPolicy
+	// CRD while it is not served (default 30 s; the first look again is
+	// after 1 s, then twice as long each time).
 	CRDPoll time.Duration
 	// LogDenied logs, at most once per LogInterval (default 10 s) for each
 	// policy and direction, how many packets it denied.

@@ -262,3 +262,37 @@ func TestEnforcerNotReadyUntilTheRulesAreWritten(t *testing.T) {
 		t.Fatalf("ready but the rules file is not there: %v", err)
 	}
 }
+
+// With the default 30 s between looks, a CRD established just after the
+// agent started (an install: both in one apply) is still found within
+// seconds: the looks start 1 s apart.
+func TestEnforcerFindsAJustInstalledCRDSoon(t *testing.T) {
+	var crd atomic.Bool
+	kube := fake.NewClientset(namespace("x"), pod("x", "a", "n1", "100.96.1.2", nil))
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{cnp.Resource: "ClusterNetworkPolicyList"})
+	e := New(Config{NodeName: "n1", Window: time.Millisecond}, kube, dyn, zap.NewNop(), nil)
+	e.served = crd.Load
+	u, _ := cnp.ToUnstructured(&cnp.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "guard"}, Spec: cnp.Spec{Tier: cnp.AdminTier,
+		Subject: cnp.Subject{Namespaces: &metav1.LabelSelector{}}, Egress: []cnp.EgressRule{{Action: cnp.Deny, To: []cnp.EgressPeer{{Networks: []string{"203.0.113.0/28"}}}}}}})
+	if _, err := dyn.Resource(cnp.Resource).Create(context.Background(), u, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for !e.Ready() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	crd.Store(true)
+	start := time.Now()
+	for deadline := start.Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if rs := e.Rules(); rs != nil && hasRuleOf(rs, rules.KindClusterNetworkPolicy, "guard") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ClusterNetworkPolicy not enforced within 10 s of its CRD being served (the default poll is 30 s)")
+		}
+	}
+	t.Logf("enforced %v after the CRD was served", time.Since(start).Round(time.Millisecond))
+}

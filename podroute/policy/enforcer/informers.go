@@ -186,22 +186,26 @@ func (e *Enforcer) crdServed() bool {
 }
 
 // startClusterNetworkPolicies watches ClusterNetworkPolicies once their CRD
-// is served, looking again every CRDPoll meanwhile (NetworkPolicy is
-// enforced in the meantime).
+// is served, looking again meanwhile, at most CRDPoll apart (NetworkPolicy
+// is enforced in the meantime).
 func (e *Enforcer) startClusterNetworkPolicies(ctx context.Context) error {
 	served := e.crdServed
 	if !served() {
 		e.log.Warn("the ClusterNetworkPolicy CRD is not installed (t1route render installs it); enforcing NetworkPolicy only until it is",
 			zap.String("apiVersion", cnp.GroupVersion.String()))
 		go func() {
-			t := time.NewTicker(e.cfg.CRDPoll)
-			defer t.Stop()
+			// From 1 s, doubling up to CRDPoll: right after an install the
+			// CRD applied with the agent is established within seconds (the
+			// management guard waits for it), while a cluster without it
+			// settles at one discovery call per CRDPoll per node.
+			wait := min(time.Second, e.cfg.CRDPoll)
 			for {
 				select {
 				case <-ctx.Done():
 					return
-				case <-t.C:
+				case <-time.After(wait):
 				}
+				wait = min(2*wait, e.cfg.CRDPoll)
 				if served() {
 					if err := e.watchClusterNetworkPolicies(ctx); err != nil {
 						e.log.Error("watching ClusterNetworkPolicies", zap.Error(err))
