@@ -47,15 +47,6 @@ func render(t *testing.T, bin string, env []string) string {
 	return string(out)
 }
 
-// kubectl runs the real kubectl (built with kube-apiserver into .cache/bin).
-func kubectl(t *testing.T, c *Cluster, stdin string, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir(t), "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
 // The rendered manifests pass server-side dry-run apply for each way to
 // authenticate; the RBAC grants the controller exactly what it needs (and no
 // Secrets but its one); the controller converges under exactly that RBAC.
@@ -80,16 +71,16 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 	// As deploy/README.md says: on a fresh cluster the dry run fails (it
 	// creates no namespace), and passes once the namespace exists.
 	fresh := render(t, bin, append(append([]string{}, base...), modes["password"]...))
-	if out, err := kubectl(t, c, fresh, "apply", "--server-side", "--dry-run=server", "-f", "-"); err == nil || !strings.Contains(out, `namespaces "`+deployNS+`" not found`) {
+	if out, err := c.Kubectl(t, fresh, "apply", "--server-side", "--dry-run=server", "-f", "-"); err == nil || !strings.Contains(out, `namespaces "`+deployNS+`" not found`) {
 		t.Fatalf("a dry run on a fresh cluster: want the README's namespace error, got %v\n%s", err, out)
 	}
-	if out, err := kubectl(t, c, "", "create", "namespace", deployNS); err != nil {
+	if out, err := c.Kubectl(t, "", "create", "namespace", deployNS); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	var secretMode string
 	for name, env := range modes {
 		manifests := render(t, bin, append(append([]string{}, base...), env...))
-		out, err := kubectl(t, c, manifests, "apply", "--server-side", "--dry-run=server", "-f", "-")
+		out, err := c.Kubectl(t, manifests, "apply", "--server-side", "--dry-run=server", "-f", "-")
 		if err != nil {
 			t.Fatalf("%s: kubectl apply --server-side --dry-run=server: %v\n%s", name, err, out)
 		}
@@ -103,7 +94,7 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 	// Install for real (Secret authentication: the strictest RBAC), exactly as the README says:
 	// one apply, with the management guard configured (its policies are the controller's to create,
 	// so nothing in the stream waits for the CRD it carries).
-	if out, err := kubectl(t, c, secretMode, "apply", "-f", "-"); err != nil {
+	if out, err := c.Kubectl(t, secretMode, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply -f -: %v\n%s", err, out)
 	}
 
@@ -155,7 +146,7 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 			} else {
 				args = append(args, "--all-namespaces")
 			}
-			out, err := kubectl(t, c, "", args...)
+			out, err := c.Kubectl(t, "", args...)
 			if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
 				t.Fatal(err)
 			}
@@ -254,7 +245,7 @@ func TestKustomizeBaseAndOverlay(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(overlay, "nsx-credentials.env"), []byte("NSXT_USERNAME=t1route\nNSXT_PASSWORD=overlay-Secret-1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base, err := kubectl(t, c, "", "kustomize", filepath.Join(tmp, "deploy", "base"))
+	base, err := c.Kubectl(t, "", "kustomize", filepath.Join(tmp, "deploy", "base"))
 	if err != nil {
 		t.Fatalf("kubectl kustomize deploy/base: %v\n%s", err, base)
 	}
@@ -262,7 +253,7 @@ func TestKustomizeBaseAndOverlay(t *testing.T) {
 	if got, want := strings.Count(base, "\nkind: ")+boolInt(strings.HasPrefix(base, "kind: ")), strings.Count(string(committed), "\nkind: "); got != want {
 		t.Fatalf("the base builds %d objects, t1route.yaml has %d", got, want)
 	}
-	built, err := kubectl(t, c, "", "kustomize", overlay)
+	built, err := c.Kubectl(t, "", "kustomize", overlay)
 	if err != nil {
 		t.Fatalf("kubectl kustomize deploy/overlays/example: %v\n%s", err, built)
 	}
@@ -274,10 +265,10 @@ func TestKustomizeBaseAndOverlay(t *testing.T) {
 	if strings.Contains(built, "change-me") || strings.Contains(built, "CHANGE-ME") {
 		t.Fatalf("placeholders survive the overlay:\n%s", built)
 	}
-	if out, err := kubectl(t, c, "", "create", "namespace", deployNS); err != nil {
+	if out, err := c.Kubectl(t, "", "create", "namespace", deployNS); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if out, err := kubectl(t, c, built, "apply", "--server-side", "--dry-run=server", "-f", "-"); err != nil {
+	if out, err := c.Kubectl(t, built, "apply", "--server-side", "--dry-run=server", "-f", "-"); err != nil {
 		t.Fatalf("dry run of the overlay: %v\n%s", err, out)
 	}
 }
@@ -299,20 +290,20 @@ func TestUninstallKeepsTheUpstreamCRD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := kubectl(t, c, string(manifests), "apply", "-f", "-"); err != nil {
+	if out, err := c.Kubectl(t, string(manifests), "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
 	// --wait=false: this API server runs no namespace controller to finish the namespace's deletion.
-	out, err := kubectl(t, c, string(manifests), "delete", "-f", "-", "-l", "app.kubernetes.io/name=t1route", "--wait=false")
+	out, err := c.Kubectl(t, string(manifests), "delete", "-f", "-", "-l", "app.kubernetes.io/name=t1route", "--wait=false")
 	if err != nil {
 		t.Fatalf("the README's delete: %v\n%s", err, out)
 	}
-	if out, err := kubectl(t, c, "", "get", "crd", "clusternetworkpolicies.policy.networking.k8s.io"); err != nil {
+	if out, err := c.Kubectl(t, "", "get", "crd", "clusternetworkpolicies.policy.networking.k8s.io"); err != nil {
 		t.Fatalf("the ClusterNetworkPolicy CRD went: %v\n%s", err, out)
 	}
 	for _, what := range []string{"namespace/" + deployNS, "crd/t1routeagentinfos.t1route.io", "clusterrole/t1route-controller", "validatingadmissionpolicy/t1route-agent-own-node"} {
 		// Gone, or going (a deletion timestamp: finalizers still to run).
-		if out, err := kubectl(t, c, "", "get", what, "-o", "jsonpath={.metadata.deletionTimestamp}"); err == nil && strings.TrimSpace(out) == "" {
+		if out, err := c.Kubectl(t, "", "get", what, "-o", "jsonpath={.metadata.deletionTimestamp}"); err == nil && strings.TrimSpace(out) == "" {
 			t.Errorf("%s left after the uninstall", what)
 		}
 	}

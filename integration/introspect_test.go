@@ -82,7 +82,7 @@ func TestAgentInfoPublication(t *testing.T) {
 	if refs := u.GetOwnerReferences(); len(refs) != 1 || refs[0].UID != node.UID || refs[0].Kind != "Node" {
 		t.Fatalf("owner references %+v, want the Node", refs)
 	}
-	out, err := kubectl(t, c, "", "get", "t1routeagentinfos")
+	out, err := c.Kubectl(t, "", "get", "t1routeagentinfos")
 	if err != nil {
 		t.Fatalf("kubectl get: %v\n%s", err, out)
 	}

@@ -5,10 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
-	"sigs.k8s.io/yaml"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/config/configtest"
 	"github.com/t1route/t1route/podroute/policy"
 )
@@ -21,37 +19,23 @@ func TestManagementGuardIsTheControllers(t *testing.T) {
 	env := configtest.ValidEnv()
 	env["NSXT_MANAGEMENT_CIDR"] = "203.0.113.0/28"
 	env["NSXT_MANAGEMENT_ALLOWED_PODS"] = "tools:app=backup"
-	cfg, problems := config.Load(config.FromMap(env))
-	if len(problems) > 0 {
-		t.Fatal(problems)
+	objs := manifests(t, env)
+	if name, _, _ := unstructured.NestedString(objs[0], "metadata", "name"); objs[0]["kind"] != "CustomResourceDefinition" || name != "clusternetworkpolicies.policy.networking.k8s.io" {
+		t.Fatalf("the CRD is not the first object: %v %s", objs[0]["kind"], name)
 	}
-	out, err := Manifests(cfg, config.FromMap(env), Options{Image: "img:1"})
-	if err != nil {
-		t.Fatal(err)
+	if n := kinds(objs)["ClusterNetworkPolicy"]; n > 0 {
+		t.Errorf("%d ClusterNetworkPolicies in the manifests: the first kubectl apply would fail on them", n)
 	}
-	docs := strings.Split(string(out), "\n---\n")
-	if !strings.Contains(docs[1], "name: clusternetworkpolicies.policy.networking.k8s.io") {
-		t.Fatalf("the CRD is not the first object:\n%.300s", docs[1])
-	}
-	for _, d := range docs {
-		var obj struct {
-			Kind string
-			Data map[string]string
+	for _, o := range objs {
+		if name, _, _ := unstructured.NestedString(o, "metadata", "name"); strings.HasPrefix(name, policy.GuardPolicyPrefix) {
+			t.Errorf("guard policy %s rendered", name)
 		}
-		if err := yaml.Unmarshal([]byte(d), &obj); err != nil {
-			t.Fatal(err)
-		}
-		switch obj.Kind {
-		case "ClusterNetworkPolicy":
-			t.Errorf("a ClusterNetworkPolicy in the manifests: the first kubectl apply would fail on it\n%s", d)
-		case "ConfigMap":
-			if obj.Data["NSXT_MANAGEMENT_CIDR"] != "203.0.113.0/28" || obj.Data["NSXT_MANAGEMENT_ALLOWED_PODS"] != "tools:app=backup" {
-				t.Errorf("the controller's settings lack the guard: %v", obj.Data)
+		if o["kind"] == "ConfigMap" {
+			data, _, _ := unstructured.NestedStringMap(o, "data")
+			if data["NSXT_MANAGEMENT_CIDR"] != "203.0.113.0/28" || data["NSXT_MANAGEMENT_ALLOWED_PODS"] != "tools:app=backup" {
+				t.Errorf("the controller's settings lack the guard: %v", data)
 			}
 		}
-	}
-	if strings.Contains(string(out), policy.GuardPolicyPrefix) {
-		t.Error("guard policies rendered")
 	}
 	var writes bool
 	for _, r := range ControllerClusterRules() {
@@ -76,18 +60,10 @@ func TestManagementGuardIsTheControllers(t *testing.T) {
 func TestConfigHashRollsTheController(t *testing.T) {
 	hash := func(env map[string]string) string {
 		t.Helper()
-		cfg, problems := config.Load(config.FromMap(env))
-		if len(problems) > 0 {
-			t.Fatal(problems)
-		}
-		out, err := Manifests(cfg, config.FromMap(env), Options{Image: "img:1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range strings.Split(string(out), "\n---\n") {
-			var dep appsv1.Deployment
-			if err := yaml.Unmarshal([]byte(d), &dep); err == nil && dep.Kind == "Deployment" {
-				return dep.Spec.Template.Annotations[ConfigHashAnnotation]
+		for _, o := range manifests(t, env) {
+			if o["kind"] == "Deployment" {
+				h, _, _ := unstructured.NestedString(o, "spec", "template", "metadata", "annotations", ConfigHashAnnotation)
+				return h
 			}
 		}
 		t.Fatal("no Deployment")

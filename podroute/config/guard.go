@@ -17,9 +17,6 @@ type GuardSettings struct {
 	Allowed []policy.GuardSelector
 }
 
-// Enabled reports whether a guard is configured.
-func (g GuardSettings) Enabled() bool { return len(g.CIDRs) > 0 }
-
 func (p *parser) guardSettings() {
 	cidrs, hasCIDRs := p.str(varMgmtCIDR)
 	allowed, hasAllowed := p.str(varMgmtAllowed)

@@ -38,8 +38,8 @@ import (
 // FieldManager is the server-side apply field manager of the guard's policies.
 const FieldManager = "t1route-controller"
 
-// Selector selects the guard's policies (the labels policy.ManagementGuard sets).
-var Selector = labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "t1route", "app.kubernetes.io/component": "management-guard"})
+// Selector selects the guard's policies (policy.GuardLabels).
+var Selector = labels.SelectorFromSet(policy.GuardLabels)
 
 // ErrNotServed is Sync's error while the ClusterNetworkPolicy CRD is not
 // installed (or not yet established).

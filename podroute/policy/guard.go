@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 
@@ -45,6 +46,10 @@ func ParseGuardSelector(s string) (GuardSelector, error) {
 	return GuardSelector{Namespace: ns, Pods: *ls}, nil
 }
 
+// GuardLabels mark the guard's policies: what podroute/guard selects, and
+// the only ClusterNetworkPolicies it changes or deletes.
+var GuardLabels = map[string]string{"app.kubernetes.io/managed-by": "t1route", "app.kubernetes.io/component": "management-guard"}
+
 // Names and priorities of the guard's policies: the highest precedence of
 // the Admin tier, so no other policy can open the management network.
 const (
@@ -71,7 +76,7 @@ func ManagementGuard(cidrs []netip.Prefix, allowed []GuardSelector) ([]*cnp.Clus
 		nets = append(nets, c.Masked().String())
 	}
 	meta := func(name string) metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "t1route", "app.kubernetes.io/component": "management-guard"}}
+		return metav1.ObjectMeta{Name: name, Labels: maps.Clone(GuardLabels)}
 	}
 	var out []*cnp.ClusterNetworkPolicy
 	for i, a := range allowed {
