@@ -22,7 +22,7 @@ import (
 	"github.com/t1route/t1route/nsx/nsxsim"
 )
 
-const t1Path = "/infra/tier-1s/t1-routable"
+var t1Path = nsx.MustRouterPath("/infra/tier-1s/t1-routable")
 
 func TestMain(m *testing.M) {
 	nsx.RouteSDKLogs(zap.NewNop())

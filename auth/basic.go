@@ -55,6 +55,21 @@ func (b Basic) Wrap(next http.RoundTripper) http.RoundTripper {
 	})
 }
 
+// Secrets implements nsx.SecretHolder: the password, removed from any text
+// NSX answers.
+func (b Basic) Secrets() []string { return credentialSecrets(b.Credentials) }
+
+// credentialSecrets is the current password of creds, if any.
+func credentialSecrets(creds Credentials) []string {
+	if creds == nil {
+		return nil
+	}
+	if _, pass, _, err := creds.Get(); err == nil && pass != "" {
+		return []string{pass}
+	}
+	return nil
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -34,6 +34,10 @@ func (s *Session) Wrap(next http.RoundTripper) http.RoundTripper {
 	return &refresher{next: next, cred: &sessionCred{cfg: s, log: log}}
 }
 
+// Secrets implements nsx.SecretHolder: the password (the session cookie
+// and XSRF token are seen by the client on the wire).
+func (s *Session) Secrets() []string { return credentialSecrets(s.Credentials) }
+
 // sessionCred is the session state; the refresher's lock guards it.
 type sessionCred struct {
 	cfg         *Session

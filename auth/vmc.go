@@ -41,6 +41,10 @@ type CSPToken struct {
 // String never shows the token.
 func (c *CSPToken) String() string { return "VMC API token <redacted> via " + c.AuthHost }
 
+// Secrets implements nsx.SecretHolder: the API token (the access tokens
+// are seen by the client on the wire).
+func (c *CSPToken) Secrets() []string { return []string{c.APIToken} }
+
 // Wrap implements nsx.Authenticator.
 func (c *CSPToken) Wrap(next http.RoundTripper) http.RoundTripper {
 	if c.Now == nil {
@@ -113,7 +117,7 @@ func (c *cspCred) acquire(ctx context.Context, _ http.RoundTripper) (*http.Respo
 	jsonErr := json.Unmarshal(body, &a)
 	if resp.StatusCode != http.StatusOK {
 		// CSP's message is text from the network, bound for logs and events.
-		msg := nsx.Sanitize(a.Message, 300)
+		msg := nsx.Sanitize(nsx.Redact(a.Message, c.cfg.APIToken), 300)
 		if jsonErr != nil || msg == "" {
 			msg = http.StatusText(resp.StatusCode)
 		}

@@ -29,7 +29,7 @@ import (
 
 const costRoutes = 10000
 
-const costTier1 = "/infra/tier-1s/t1-routable"
+var costTier1 = MustRouterPath("/infra/tier-1s/t1-routable")
 
 // BenchmarkApplyCost applies 10,000 routes as the controller writes them
 // (10 hierarchical calls of 1,000).
@@ -91,9 +91,9 @@ func BenchmarkReadCost(b *testing.B) {
 		read      func() (int, error)
 	}
 	reads := []read{
-		{"list", "SDK bindings", func() (int, error) { r, err := listWithSDKClient(ctx, c, costTier1); return len(r), err }},
+		{"list", "SDK bindings", func() (int, error) { r, err := listWithSDKClient(ctx, c, costTier1.String()); return len(r), err }},
 		{"list", "own decoding", func() (int, error) { r, err := c.ListRoutes(ctx, costTier1); return len(r), err }},
-		{"forwarding table", "SDK bindings", func() (int, error) { e, err := forwardingWithSDKClient(ctx, c, costTier1); return len(e), err }},
+		{"forwarding table", "SDK bindings", func() (int, error) { e, err := forwardingWithSDKClient(ctx, c, costTier1.String()); return len(e), err }},
 		{"forwarding table", "own decoding", func() (int, error) { e, err := c.ForwardingTable(ctx, costTier1); return len(e), err }},
 	}
 	for _, rd := range reads {

@@ -58,6 +58,9 @@ type Client struct {
 	observe   func(string, int, int, time.Duration)
 	// maxRetryAfter caps APIError.RetryAfter as it caps the transport's waits.
 	maxRetryAfter time.Duration
+	// secrets, if the authenticator is a SecretHolder, are its secrets,
+	// removed from NSX's error texts wherever they appear.
+	secrets func() []string
 }
 
 // New builds a client; it does not contact NSX.
@@ -81,7 +84,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	limits := cfg.Limits.withDefaults()
 	hc := newHTTPClient(base, tlsConf, cfg.Auth, limits, cfg.Logger)
+	secrets := func() []string { return nil }
+	if sh, ok := cfg.Auth.(SecretHolder); ok {
+		secrets = sh.Secrets
+	}
 	return &Client{
+		secrets: secrets,
 		// Not the deprecated NewRestConnector, which records every response's
 		// status in a shared field (a data race under concurrent calls); and
 		// an application context set here, because the SDK's lazy one is
@@ -138,7 +146,7 @@ func (c *Client) run(ctx context.Context, op, method, path string, fn func(conte
 		// The SDK decodes what NSX (or a proxy) sends; a panic on a strange
 		// answer is that answer's fault, and must not take the controller down.
 		if r := recover(); r != nil {
-			err = fmt.Errorf("nsx: %s: %s %s: the SDK failed on the answer (HTTP %d): %v", op, method, path, rec.status, r)
+			err = fmt.Errorf("nsx: %s: %s %s: the SDK failed on the answer (HTTP %d): %s", op, method, path, rec.status, Sanitize(fmt.Sprint(r), 300))
 		}
 	}()
 	err = fn(withRecord(ctx, rec))
@@ -151,7 +159,7 @@ func (c *Client) run(ctx context.Context, op, method, path string, fn func(conte
 	var cause error
 	switch {
 	case rec.status >= 400:
-		e := decodeAPIError(rec.status, rec.contentType, rec.errBody)
+		e := decodeAPIError(rec.status, rec.contentType, rec.errBody, append(rec.sent, c.secrets()...)...)
 		e.Op, e.Method, e.Path = op, method, path
 		if d, ok := retryAfter(rec.header.Get("Retry-After"), time.Now(), c.maxRetryAfter); ok {
 			e.RetryAfter = d

@@ -19,7 +19,7 @@ import (
 	"github.com/t1route/t1route/nsx/nsxsim"
 )
 
-const t1Path = "/infra/tier-1s/t1-routable"
+var t1Path = nsx.MustRouterPath("/infra/tier-1s/t1-routable")
 
 func TestMain(m *testing.M) {
 	nsx.RouteSDKLogs(zap.NewNop())
@@ -86,14 +86,15 @@ func TestTier1(t *testing.T) {
 	if err != nil || t1.ID != "t1-routable" || !t1.AdvertisesStaticRoutes() {
 		t.Fatalf("Tier1 = %+v, %v", t1, err)
 	}
-	t1, err = c.Tier1(context.Background(), "/infra/tier-1s/t1-noadv")
+	t1, err = c.Tier1(context.Background(), nsx.Tier1Path("t1-noadv"))
 	if err != nil || t1.AdvertisesStaticRoutes() {
 		t.Fatalf("Tier1 without static route advertisement = %+v, %v", t1, err)
 	}
-	for _, bad := range []string{"t1-routable", "/infra/tier-0s/x", "/infra/tier-1s/", "/infra/tier-1s/a/b"} {
-		if _, err := c.Tier1(context.Background(), bad); err == nil {
-			t.Errorf("Tier1(%q) accepted", bad)
-		}
+	if _, err := c.Tier1(context.Background(), nsx.RouterPath{}); err == nil {
+		t.Error("Tier1 of no router path accepted")
+	}
+	if _, err := c.Tier1(context.Background(), nsx.MustRouterPath("/orgs/default/projects/p/vpcs/v")); err == nil {
+		t.Error("Tier1 of a VPC path accepted")
 	}
 }
 
@@ -289,7 +290,7 @@ func TestErrorsAreTyped(t *testing.T) {
 
 	t.Run("not found", func(t *testing.T) {
 		sim := nsxsim.StartTest(t, nsxsim.Options{})
-		_, err := newClient(t, sim, nsx.Config{}).Tier1(ctx, "/infra/tier-1s/absent")
+		_, err := newClient(t, sim, nsx.Config{}).Tier1(ctx, nsx.Tier1Path("absent"))
 		var e *nsx.APIError
 		if !errors.As(err, &e) || e.StatusCode != 404 || e.ErrorCode != nsx.ErrorCodeNotFound || !nsx.IsNotFound(err) || e.Temporary() {
 			t.Fatalf("= %T %v", err, err)
@@ -407,7 +408,7 @@ func TestRealized(t *testing.T) {
 	if err := c.Apply(ctx, t1Path, makeRoutes(1, "r"), nil); err != nil {
 		t.Fatal(err)
 	}
-	path := t1Path + "/static-routes/r-00000"
+	path := t1Path.RoutePath("r-00000")
 	st, err := c.Realized(ctx, path)
 	if err != nil || st.State != nsx.StateUnrealized {
 		t.Fatalf("just after apply: %+v, %v", st, err)
@@ -420,7 +421,7 @@ func TestRealized(t *testing.T) {
 	if st, err := c.Realized(ctx, path); err != nil || st.State != nsx.StateRealized {
 		t.Fatalf("after the realization delay: %+v, %v", st, err)
 	}
-	if _, err := c.Realized(ctx, t1Path+"/static-routes/absent"); !nsx.IsNotFound(err) {
+	if _, err := c.Realized(ctx, t1Path.RoutePath("absent")); !nsx.IsNotFound(err) {
 		t.Fatalf("absent route: %v", err)
 	}
 }

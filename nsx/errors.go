@@ -38,6 +38,9 @@ type RelatedError struct {
 	Message   string `json:"error_message"`
 }
 
+// Error is the error on one line. Its NSX texts were redacted when the
+// error was built (with the secrets the client sent); they are redacted
+// again here, by shape, for an APIError built anywhere else.
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "nsx: %s: %s %s: HTTP %d", e.Op, e.Method, e.Path, e.StatusCode)
@@ -50,7 +53,7 @@ func (e *APIError) Error() string {
 	if n := len(e.RelatedErrors); n > 0 {
 		fmt.Fprintf(&b, " [%d related errors; first: %s]", n, e.RelatedErrors[0].Message)
 	}
-	return b.String()
+	return Redact(b.String())
 }
 
 // Temporary reports whether retrying the same request later may succeed.
@@ -93,7 +96,8 @@ type TransportError struct {
 }
 
 func (e *TransportError) Error() string {
-	return fmt.Sprintf("nsx: %s: %s %s: %v", e.Op, e.Method, e.Path, e.Err)
+	// The cause may quote a server (a token service's refusal, a proxy).
+	return Redact(fmt.Sprintf("nsx: %s: %s %s: %v", e.Op, e.Method, e.Path, e.Err))
 }
 
 func (e *TransportError) Unwrap() error { return e.Err }
@@ -111,18 +115,22 @@ type errorBody struct {
 // decodeAPIError builds an APIError from an HTTP error answer. A body that is
 // not NSX's JSON (an HTML page from a proxy, truncated JSON) is described,
 // never trusted; its text is cut short and stripped of control characters.
-func decodeAPIError(status int, contentType string, body []byte) *APIError {
+// Every text is redacted (redact.go) before it is cut: the known secrets
+// (those the request carried, those the authenticator holds) and anything
+// shaped like a credential.
+func decodeAPIError(status int, contentType string, body []byte, known ...string) *APIError {
 	e := &APIError{StatusCode: status}
+	text := func(s string, n int) string { return printable(Redact(s, known...), n) }
 	var eb errorBody
 	if err := json.Unmarshal(body, &eb); err == nil && (eb.ErrorCode != 0 || eb.ErrorMessage != "") {
 		// Printable and bounded: this text ends up in logs and events.
-		e.ErrorCode, e.ModuleName = eb.ErrorCode, printable(eb.ModuleName, 100)
-		e.Message, e.Details = printable(eb.ErrorMessage, 2000), printable(eb.Details, 2000)
+		e.ErrorCode, e.ModuleName = eb.ErrorCode, text(eb.ModuleName, 100)
+		e.Message, e.Details = text(eb.ErrorMessage, 2000), text(eb.Details, 2000)
 		for i, r := range eb.RelatedErrors {
 			if i == 100 {
 				break
 			}
-			e.RelatedErrors = append(e.RelatedErrors, RelatedError{ErrorCode: r.ErrorCode, Message: printable(r.Message, 500)})
+			e.RelatedErrors = append(e.RelatedErrors, RelatedError{ErrorCode: r.ErrorCode, Message: text(r.Message, 500)})
 		}
 		return e
 	}
@@ -138,7 +146,9 @@ func decodeAPIError(status int, contentType string, body []byte) *APIError {
 	if len(body) >= maxErrBody {
 		size = fmt.Sprintf("over %d bytes", maxErrBody) // only the head was kept
 	}
-	e.Message = fmt.Sprintf("%s; the body is not an NSX error (%s, %s): %s", http.StatusText(status), contentType, size, snippet(body, 160))
+	// Redacted whole, then cut: a credential cut in two would not be recognised.
+	e.Message = fmt.Sprintf("%s; the body is not an NSX error (%s, %s): %s", http.StatusText(status), contentType, size,
+		snippet([]byte(Redact(string(body), known...)), 160))
 	return e
 }
 
@@ -180,14 +190,17 @@ func RefuseRedirect(req *http.Request, _ []*http.Request) error {
 
 // Sanitize makes text that came over the network safe to log or show: one
 // line, printable (control characters and line breaks become spaces, runs of
-// white space one space) and at most n bytes (then an ellipsis). NSX error
-// bodies, VMC error messages and header values all pass through it.
+// white space one space), credentials redacted (Redact) and at most n bytes
+// (then an ellipsis). NSX error bodies, VMC error messages and header
+// values all pass through it.
 func Sanitize(s string, n int) string {
 	return strings.Join(strings.Fields(printable(s, n)), " ")
 }
 
-// printable keeps s printable (no control characters) and at most n bytes.
+// printable keeps s printable (no control characters), redacted (by
+// shape: Redact) and at most n bytes.
 func printable(s string, n int) string {
+	s = Redact(s)
 	if len(s) > n {
 		s = s[:n] + "…"
 	}

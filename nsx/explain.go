@@ -117,6 +117,10 @@ func explainAPIError(e *APIError) string {
 	if e.Message != "" {
 		what += ": " + Sanitize(e.Message, 300)
 	}
+	if e.StatusCode == http.StatusForbidden && e.ErrorCode == ErrorCodeNotAuthorized {
+		return fmt.Sprintf("NSX accepted the credentials but the user's role does not allow %s %s (%s); fix: give the user a role that reaches NSXT_ROUTER_PATH: for a path inside a project, a role on that project (e.g. Project Admin); for /infra, one in the default space (e.g. Network Admin)",
+			e.Method, Sanitize(e.Path, 300), what)
+	}
 	switch e.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return fmt.Sprintf("the NSX Manager refused the credentials (%s); fix: check NSXT_USERNAME and NSXT_PASSWORD (or the credentials Secret), the client certificate's principal identity, or the VMC token, and that the user's role allows Tier-1 static routes (e.g. Network Admin)", what)

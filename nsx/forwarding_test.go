@@ -42,7 +42,7 @@ func TestForwardingTableReadsAllPages(t *testing.T) {
 		}
 		delete(want, e.Network+" via "+e.NextHop)
 	}
-	if _, err := c.ForwardingTable(context.Background(), "/infra/tier-1s/absent"); !nsx.IsNotFound(err) {
+	if _, err := c.ForwardingTable(context.Background(), nsx.Tier1Path("absent")); !nsx.IsNotFound(err) {
 		t.Fatalf("absent Tier-1: %v, want not found", err)
 	}
 }
@@ -194,7 +194,7 @@ func TestRealizeRoutesFallsBack(t *testing.T) {
 	if _, err := c.RealizeRoutes(cancelled, t1Path, routes); err == nil {
 		t.Fatal("a cancelled context did not fail")
 	}
-	if _, err := c.RealizeRoutes(ctx, "t1-routable", routes); err == nil {
-		t.Fatal("a bad Tier-1 path was accepted")
+	if _, err := c.RealizeRoutes(ctx, nsx.RouterPath{}, routes); err == nil {
+		t.Fatal("no router path was accepted")
 	}
 }

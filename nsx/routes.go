@@ -14,6 +14,8 @@ import (
 	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/infra"
 	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/infra/realized_state"
 	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/model"
+	projectinfra "github.com/vmware/vsphere-automation-sdk-go/services/nsxt/orgs/projects/infra"
+	projectrealized "github.com/vmware/vsphere-automation-sdk-go/services/nsxt/orgs/projects/infra/realized_state"
 )
 
 // Tag is an NSX tag.
@@ -109,32 +111,37 @@ func isIDChar(b byte) bool {
 	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '.' || b == '_' || b == '~'
 }
 
-// Tier1 gets a Tier-1 by policy path.
-func (c *Client) Tier1(ctx context.Context, path string) (Tier1, error) {
-	id, err := Tier1ID(path)
-	if err != nil {
+// Tier1 gets a Tier-1 (in the default space or in a project) by policy path.
+func (c *Client) Tier1(ctx context.Context, p RouterPath) (Tier1, error) {
+	if err := p.checked(); err != nil {
 		return Tier1{}, err
 	}
+	if p.Kind() == VPC {
+		return Tier1{}, fmt.Errorf("nsx: %s is a VPC, not a Tier-1 gateway", p)
+	}
 	var t model.Tier1
-	err = c.call(ctx, "get tier-1", "GET", "/policy/api/v1"+path, func(conn vapiclient.Connector) error {
+	err := c.call(ctx, "get tier-1", "GET", p.apiPath(), func(conn vapiclient.Connector) error {
 		var err error
-		t, err = infra.NewTier1sClient(conn).Get(id)
+		if p.Kind() == ProjectTier1 {
+			t, err = projectinfra.NewTier1sClient(conn).Get(p.Org(), p.Project(), p.ID())
+		} else {
+			t, err = infra.NewTier1sClient(conn).Get(p.ID())
+		}
 		return err
 	})
 	if err != nil {
 		return Tier1{}, err
 	}
-	return Tier1{ID: id, Path: deref(t.Path), DisplayName: deref(t.DisplayName), RouteAdvertisementTypes: t.RouteAdvertisementTypes}, nil
+	return Tier1{ID: p.ID(), Path: deref(t.Path), DisplayName: deref(t.DisplayName), RouteAdvertisementTypes: t.RouteAdvertisementTypes}, nil
 }
 
-// ListRoutes returns every static route of a Tier-1, following the cursor
-// across pages.
-func (c *Client) ListRoutes(ctx context.Context, tier1Path string) ([]Route, error) {
-	// The path is checked before it goes into a URL.
-	if _, err := Tier1ID(tier1Path); err != nil {
+// ListRoutes returns every static route of a Tier-1 or VPC, following the
+// cursor across pages.
+func (c *Client) ListRoutes(ctx context.Context, router RouterPath) ([]Route, error) {
+	if err := router.checked(); err != nil {
 		return nil, err
 	}
-	path := "/policy/api/v1" + tier1Path + "/static-routes"
+	path := router.apiPath() + "/static-routes"
 	var out []Route
 	cursor := ""
 	for page := 1; ; page++ {
@@ -153,14 +160,14 @@ func (c *Client) ListRoutes(ctx context.Context, tier1Path string) ([]Route, err
 			// Every NSX list answer has result_count; without it this is not
 			// a list (an error body sent with 200, say), and an empty list
 			// taken from it would hide every route.
-			return nil, fmt.Errorf("nsx: list static routes of %s: NSX answered 200 with a body that is not a list (no result_count); not trusting it", tier1Path)
+			return nil, fmt.Errorf("nsx: list static routes of %s: NSX answered 200 with a body that is not a list (no result_count); not trusting it", router)
 		}
 		if out == nil {
 			out = make([]Route, 0, max(0, min(*res.ResultCount, 1<<20))) // result_count is only a hint: never trust it for a size
 		}
 		for _, r := range res.Results {
 			if r.ID == "" {
-				return nil, fmt.Errorf("nsx: list static routes of %s: NSX listed a route without an id (page %d); not trusting the answer", tier1Path, page)
+				return nil, fmt.Errorf("nsx: list static routes of %s: NSX listed a route without an id (page %d); not trusting the answer", router, page)
 			}
 			out = append(out, r.route())
 		}
@@ -168,7 +175,7 @@ func (c *Client) ListRoutes(ctx context.Context, tier1Path string) ([]Route, err
 			return out, nil
 		}
 		if res.Cursor == cursor {
-			return nil, fmt.Errorf("nsx: list static routes of %s: NSX returned the same cursor twice (page %d); stopping rather than looping", tier1Path, page)
+			return nil, fmt.Errorf("nsx: list static routes of %s: NSX returned the same cursor twice (page %d); stopping rather than looping", router, page)
 		}
 		cursor = res.Cursor
 	}
@@ -191,12 +198,11 @@ func (e *BatchError) Error() string {
 func (e *BatchError) Unwrap() error { return e.Err }
 
 // Apply creates or replaces upserts and deletes the routes with IDs deletes
-// on a Tier-1, through the hierarchical API in as few calls as possible
+// on a Tier-1 or VPC, through the hierarchical API in as few calls as possible
 // (BatchSize routes each, deletes first). Idempotent: deleting an absent
 // route is not an error. On failure it returns a *BatchError.
-func (c *Client) Apply(ctx context.Context, tier1Path string, upserts []Route, deletes []string) error {
-	id, err := Tier1ID(tier1Path)
-	if err != nil {
+func (c *Client) Apply(ctx context.Context, router RouterPath, upserts []Route, deletes []string) error {
+	if err := router.checked(); err != nil {
 		return err
 	}
 	applied := 0
@@ -204,7 +210,7 @@ func (c *Client) Apply(ctx context.Context, tier1Path string, upserts []Route, d
 		nd := min(len(deletes), c.batchSize)
 		nu := min(len(upserts), c.batchSize-nd)
 		batchDel, batchUp := deletes[:nd], upserts[:nu]
-		if err := c.applyBatch(ctx, id, batchUp, batchDel); err != nil {
+		if err := c.applyBatch(ctx, router, batchUp, batchDel); err != nil {
 			return &BatchError{Applied: applied, Upserts: batchUp, Deletes: batchDel, Err: err}
 		}
 		applied += nd + nu
@@ -213,14 +219,15 @@ func (c *Client) Apply(ctx context.Context, tier1Path string, upserts []Route, d
 	return nil
 }
 
-// applyBatch sends one hierarchical PATCH, its body encoded by
-// encodeRoutesPatch (wire.go) rather than the SDK.
-func (c *Client) applyBatch(ctx context.Context, tier1ID string, upserts []Route, deletes []string) error {
-	body, err := encodeRoutesPatch(tier1ID, upserts, deletes)
+// applyBatch sends one hierarchical PATCH (router.hierarchicalPath: the
+// default space's /infra, a project's infra, or the org root for a VPC), its
+// body encoded by encodeRouterPatch (wire.go) rather than the SDK.
+func (c *Client) applyBatch(ctx context.Context, router RouterPath, upserts []Route, deletes []string) error {
+	body, err := encodeRouterPatch(router, upserts, deletes)
 	if err != nil {
 		return err
 	}
-	const path = "/policy/api/v1/infra"
+	path := router.hierarchicalPath()
 	return c.run(ctx, "apply static routes", "PATCH", path, func(ctx context.Context) error {
 		return c.send(ctx, "PATCH", path, nil, body, nil)
 	})
@@ -240,14 +247,25 @@ type Realization struct {
 	Error string // NSX's runtime or publish error, when State is ERROR
 }
 
-// Realized reads the realized state of a policy path (a route's Path). An
-// object with several realized entities is realized only when all are; any
-// error wins.
+// Realized reads the realized state of a policy path (a route's Path), from
+// the realized-state endpoint of the path's space: a project's own for a
+// path inside a project (/orgs/<org>/projects/<p>/...), /infra's otherwise.
+// An object with several realized entities is realized only when all are;
+// any error wins.
 func (c *Client) Realized(ctx context.Context, path string) (Realization, error) {
+	org, project, inProject := projectOf(path)
+	endpoint := policyAPI + "/infra/realized-state/realized-entities"
+	if inProject {
+		endpoint = policyAPI + "/orgs/" + org + "/projects/" + project + "/infra/realized-state/realized-entities"
+	}
 	var res model.GenericPolicyRealizedResourceListResult
-	err := c.call(ctx, "get realized state", "GET", "/policy/api/v1/infra/realized-state/realized-entities", func(conn vapiclient.Connector) error {
+	err := c.call(ctx, "get realized state", "GET", endpoint, func(conn vapiclient.Connector) error {
 		var err error
-		res, err = realized_state.NewRealizedEntitiesClient(conn).List(path, nil)
+		if inProject {
+			res, err = projectrealized.NewRealizedEntitiesClient(conn).List(org, project, path, nil)
+		} else {
+			res, err = realized_state.NewRealizedEntitiesClient(conn).List(path, nil)
+		}
 		return err
 	})
 	if err != nil {
@@ -279,4 +297,15 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// projectOf reads the org and project of a policy path inside a project
+// (/orgs/<org>/projects/<p>/...); ok is false for any other path, and for
+// ids that break the id rule (they would not reach NSX as written).
+func projectOf(path string) (org, project string, ok bool) {
+	seg := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 5)
+	if len(seg) < 5 || seg[0] != "orgs" || seg[2] != "projects" || checkID(seg[1]) != nil || checkID(seg[3]) != nil {
+		return "", "", false
+	}
+	return seg[1], seg[3], true
 }

@@ -101,7 +101,7 @@ func newHTTPClient(base *url.URL, tlsConf *tls.Config, authn Authenticator, lim 
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	var rt http.RoundTripper = noRedirects{next: tr}
+	var rt http.RoundTripper = noRedirects{next: noteCredentials{next: tr}}
 	if authn != nil {
 		rt = authn.Wrap(rt)
 	}
@@ -368,6 +368,9 @@ type callRecord struct {
 	header      http.Header
 	errBody     []byte // body of the last error answer, at most maxErrBody
 	err         error  // transport error of the last attempt
+	// sent are the credentials the call's requests carried (noteCredentials),
+	// removed from any error answer that echoes them.
+	sent []string
 }
 
 type recordKey struct{}

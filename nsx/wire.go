@@ -25,19 +25,22 @@ import (
 // wrong JSON type fails the page, as it failed the SDK (fields the client
 // does not use are not checked).
 
-// infraPatch is the Infra root of a hierarchical PATCH with one Tier-1.
-// Fields are in the SDK's (alphabetical) key order.
-type infraPatch struct {
-	Children     [1]tier1Ref `json:"children"`
+// rootPatch is the root of a hierarchical PATCH (Infra, or OrgRoot for a
+// VPC) with one child. Fields are in the SDK's (alphabetical) key order.
+type rootPatch struct {
+	Children     [1]childRef `json:"children"`
 	ResourceType string      `json:"resource_type"`
 }
 
-// tier1Ref is a ChildResourceReference to an existing Tier-1.
-type tier1Ref struct {
-	Children     []childStaticRoutes `json:"children"`
-	ID           string              `json:"id"`
-	ResourceType string              `json:"resource_type"`
-	TargetType   string              `json:"target_type"`
+// childRef is a ChildResourceReference to an existing object (a Tier-1, or
+// the org, project and VPC on the way to a VPC): its children are changed,
+// it is not. Children is []childStaticRoutes under the Tier-1 or VPC, and
+// [1]childRef above it.
+type childRef struct {
+	Children     any    `json:"children"`
+	ID           string `json:"id"`
+	ResourceType string `json:"resource_type"`
+	TargetType   string `json:"target_type"`
 }
 
 // childStaticRoutes is the ChildStaticRoutes wrapper of one route.
@@ -70,10 +73,31 @@ type tagBody struct {
 	Tag   string `json:"tag"`
 }
 
-// encodeRoutesPatch is the body of PATCH /policy/api/v1/infra that deletes
-// the routes with IDs deletes (first) and creates or replaces upserts on the
-// Tier-1 tier1ID.
-func encodeRoutesPatch(tier1ID string, upserts []Route, deletes []string) ([]byte, error) {
+// encodeRouterPatch is the body of the hierarchical PATCH (at
+// router.hierarchicalPath) that deletes the routes with IDs deletes (first)
+// and creates or replaces upserts on router: an Infra root holding a
+// reference to the Tier-1 (the default space's /infra and a project's infra
+// take the same body), or for a VPC an OrgRoot holding references to the
+// org, the project and the VPC, the form VMware's own tools send to
+// /org-root for VPC children.
+func encodeRouterPatch(router RouterPath, upserts []Route, deletes []string) ([]byte, error) {
+	routes := routeChildren(upserts, deletes)
+	root := rootPatch{ResourceType: "Infra", Children: [1]childRef{{Children: routes, ID: router.ID(), ResourceType: "ChildResourceReference", TargetType: "Tier1"}}}
+	if router.IsVPC() {
+		vpc := childRef{Children: routes, ID: router.ID(), ResourceType: "ChildResourceReference", TargetType: "Vpc"}
+		project := childRef{Children: [1]childRef{vpc}, ID: router.Project(), ResourceType: "ChildResourceReference", TargetType: "Project"}
+		root = rootPatch{ResourceType: "OrgRoot", Children: [1]childRef{{Children: [1]childRef{project}, ID: router.Org(), ResourceType: "ChildResourceReference", TargetType: "Org"}}}
+	}
+	b, err := json.Marshal(root)
+	if err != nil {
+		// Strings and integers only: encoding/json fails on none of them.
+		return nil, fmt.Errorf("encoding the hierarchical body: %w", err)
+	}
+	return b, nil
+}
+
+// routeChildren are the ChildStaticRoutes wrappers of a batch: deletes, then upserts.
+func routeChildren(upserts []Route, deletes []string) []childStaticRoutes {
 	children := make([]childStaticRoutes, 0, len(deletes)+len(upserts))
 	for _, id := range deletes {
 		children = append(children, childStaticRoutes{StaticRoutes: staticRoutesBody{ID: id, ResourceType: "StaticRoutes"},
@@ -107,13 +131,7 @@ func encodeRoutesPatch(tier1ID string, upserts []Route, deletes []string) ([]byt
 		}
 		children = append(children, childStaticRoutes{StaticRoutes: body, ResourceType: "ChildStaticRoutes"})
 	}
-	b, err := json.Marshal(infraPatch{ResourceType: "Infra", Children: [1]tier1Ref{{Children: children, ID: tier1ID,
-		ResourceType: "ChildResourceReference", TargetType: "Tier1"}}})
-	if err != nil {
-		// Strings and integers only: encoding/json fails on none of them.
-		return nil, fmt.Errorf("encoding the hierarchical body: %w", err)
-	}
-	return b, nil
+	return children
 }
 
 // staticRoutesPage is one page of GET .../tier-1s/<id>/static-routes

@@ -25,6 +25,7 @@ import (
 	vapiclient "github.com/vmware/vsphere-automation-sdk-go/runtime/protocol/client"
 	nsxpolicy "github.com/vmware/vsphere-automation-sdk-go/services/nsxt"
 	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/model"
+	"github.com/vmware/vsphere-automation-sdk-go/services/nsxt/orgs/projects"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/hierarchical/*.json from the encoder")
@@ -61,7 +62,7 @@ func TestEncodeRoutesPatchMatchesSDK(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := encodeRoutesPatch(tc.tier1, tc.upserts, tc.deletes)
+			got, err := encodeRouterPatch(Tier1Path(tc.tier1), tc.upserts, tc.deletes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,29 +73,92 @@ func TestEncodeRoutesPatchMatchesSDK(t *testing.T) {
 			if decoded := decodeWithSDK(t, got); !reflect.DeepEqual(decoded, flatten(t, want)) {
 				t.Errorf("decoded through the SDK's bindings:\n got %+v\nwant %+v", decoded, flatten(t, want))
 			}
-			golden := filepath.Join("testdata", "hierarchical", tc.name+".json")
-			var indented bytes.Buffer
-			if err := json.Indent(&indented, got, "", "  "); err != nil {
-				t.Fatal(err)
-			}
-			indented.WriteByte('\n')
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, indented.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			recorded, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to write it)", err)
-			}
-			if !bytes.Equal(recorded, indented.Bytes()) {
-				t.Errorf("body differs from %s:\n%s", golden, indented.Bytes())
-			}
+			checkGolden(t, tc.name, got)
 		})
 	}
+}
+
+// checkGolden compares a body with testdata/hierarchical/NAME.json (-update rewrites it).
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	golden := filepath.Join("testdata", "hierarchical", name+".json")
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, got, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	indented.WriteByte('\n')
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, indented.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recorded, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write it)", err)
+	}
+	if !bytes.Equal(recorded, indented.Bytes()) {
+		t.Errorf("body differs from %s:\n%s", golden, indented.Bytes())
+	}
+}
+
+// TestEncodeRouterPatchTenancyMatchesSDK: for a Tier-1 inside a project the
+// body is byte for byte what the SDK's orgs/projects InfraClient.Patch sends
+// (to PATCH /orgs/<org>/projects/<p>/infra), and for a VPC what the SDK's
+// OrgRootClient.Patch sends (to PATCH /org-root) for an OrgRoot holding
+// references to the org, the project and the VPC, the same routes below.
+func TestEncodeRouterPatchTenancyMatchesSDK(t *testing.T) {
+	ups := []Route{{ID: "t1route-uid-100.96.0.0_26", DisplayName: "prod/node-a/100.96.0.0/26", Network: "100.96.0.0/26",
+		NextHops: []NextHop{{IP: "198.51.100.10"}}, Tags: []Tag{{Scope: "t1route/cluster-uid", Tag: "uid"}}}}
+	dels := []string{"old"}
+
+	project := MustRouterPath("/orgs/default/projects/tenant-a/infra/tier-1s/t1-pods")
+	got, err := encodeRouterPatch(project, ups, dels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infraRoot := sdkModel(t, "t1-pods", ups, dels)
+	var path string
+	sent := sdkWireWith(t, &path, func(conn vapiclient.Connector) error {
+		return projects.NewInfraClient(conn).Patch("default", "tenant-a", infraRoot, nil)
+	})
+	if !bytes.Equal(got, sent) || path != project.hierarchicalPath() {
+		t.Errorf("project Tier-1: body or path differs from the SDK's:\n got %s %s\nwant %s %s", project.hierarchicalPath(), got, path, sent)
+	}
+	if decoded := decodeWithSDK(t, got); !reflect.DeepEqual(decoded, flatten(t, infraRoot)) {
+		t.Errorf("project Tier-1: decoded through the SDK's bindings:\n got %+v\nwant %+v", decoded, flatten(t, infraRoot))
+	}
+	checkGolden(t, "project-tier1", got)
+
+	vpc := MustRouterPath("/orgs/default/projects/tenant-a/vpcs/vpc-pods")
+	got, err = encodeRouterPatch(vpc, ups, dels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routeChildren []*data.StructValue
+	{
+		r, errs := testConverter.ConvertToGolang(infraRoot.Children[0], model.ChildResourceReferenceBindingType())
+		if errs != nil {
+			t.Fatal(errs[0])
+		}
+		routeChildren = r.(model.ChildResourceReference).Children
+	}
+	wrap := func(id, target string, children []*data.StructValue) []*data.StructValue {
+		v, errs := testConverter.ConvertToVapi(model.ChildResourceReference{ResourceType: "ChildResourceReference", Id: ptr(id), TargetType: ptr(target), Children: children},
+			model.ChildResourceReferenceBindingType())
+		if len(errs) > 0 {
+			t.Fatal(errs[0])
+		}
+		return []*data.StructValue{v.(*data.StructValue)}
+	}
+	orgRoot := model.OrgRoot{ResourceType: ptr("OrgRoot"), Children: wrap("default", "Org", wrap("tenant-a", "Project", wrap("vpc-pods", "Vpc", routeChildren)))}
+	sent = sdkWireWith(t, &path, func(conn vapiclient.Connector) error { return nsxpolicy.NewOrgRootClient(conn).Patch(orgRoot, nil) })
+	if !bytes.Equal(got, sent) || path != vpc.hierarchicalPath() {
+		t.Errorf("VPC: body or path differs from the SDK's:\n got %s %s\nwant %s %s", vpc.hierarchicalPath(), got, path, sent)
+	}
+	checkGolden(t, "vpc", got)
 }
 
 var testConverter = bindings.NewTypeConverter()
@@ -151,15 +215,23 @@ func toModel(r Route) model.StaticRoutes {
 // sdkWire is the body the SDK's InfraClient.Patch sends for root.
 func sdkWire(t *testing.T, root model.Infra) []byte {
 	t.Helper()
+	var path string
+	return sdkWireWith(t, &path, func(conn vapiclient.Connector) error { return nsxpolicy.NewInfraClient(conn).Patch(root, nil) })
+}
+
+// sdkWireWith is the body an SDK call sends; *path is the URL path it sent it to.
+func sdkWireWith(t *testing.T, path *string, call func(vapiclient.Connector) error) []byte {
+	t.Helper()
 	var body []byte
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ = io.ReadAll(r.Body)
+		*path = r.URL.Path
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte("{}")) //nolint:errcheck // test server
 	}))
 	defer srv.Close()
 	conn := vapiclient.NewConnector(srv.URL, vapiclient.UsingRest(nil), vapiclient.WithHttpClient(srv.Client()))
-	if err := nsxpolicy.NewInfraClient(conn).Patch(root, nil); err != nil {
+	if err := call(conn); err != nil {
 		t.Fatal(err)
 	}
 	return body
@@ -391,8 +463,8 @@ func TestCursorsReachNSXIntact(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := map[string]func() error{
-		"ListRoutes":      func() error { _, err := c.ListRoutes(context.Background(), "/infra/tier-1s/t1"); return err },
-		"ForwardingTable": func() error { _, err := c.ForwardingTable(context.Background(), "/infra/tier-1s/t1"); return err },
+		"ListRoutes":      func() error { _, err := c.ListRoutes(context.Background(), Tier1Path("t1")); return err },
+		"ForwardingTable": func() error { _, err := c.ForwardingTable(context.Background(), Tier1Path("t1")); return err },
 	}
 	for name, call := range calls {
 		got = nil

@@ -29,6 +29,7 @@ func main() {
 type flags struct {
 	listen, username, password string
 	tier1s, faults, vmcTokens  []string
+	routers, projectUsers      []string
 	rateLimit, clientConc      int
 	globalConc                 int
 	latency, latencyPerChild   time.Duration
@@ -61,6 +62,8 @@ faults. Once listening it prints export lines for NSXT_* variables.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:0", "address to listen on")
 	fl.StringArrayVar(&f.tier1s, "tier1", nil, "Tier-1 ID to create at start (repeatable; default "+nsxsim.DefaultTier1+")")
+	fl.StringArrayVar(&f.routers, "router", nil, "more routers to create at start, by policy path (repeatable): a Tier-1 in a project, /orgs/<org>/projects/<p>/infra/tier-1s/<id>, or a VPC, /orgs/<org>/projects/<p>/vpcs/<vpc>; their projects are created with them. NSXT_ROUTER_PATH is printed for the first --tier1 if any, else the first --router")
+	fl.StringArrayVar(&f.projectUsers, "project-user", nil, "a local user whose role is scoped to one project, NAME:PASSWORD:/orgs/<org>/projects/<p> (repeatable): it may call only inside that project (and PATCH /org-root for its VPCs); anything else is refused with 403, error_code 401")
 	fl.StringVar(&f.username, "username", "admin", "local user name")
 	fl.StringVar(&f.password, "password", "", "local user's password (default: random, printed)")
 	fl.StringArrayVar(&f.vmcTokens, "vmc-refresh-token", nil, "VMC API token the CSP endpoint accepts, acting as the local user (repeatable)")
@@ -87,7 +90,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 		Listen: f.listen, Tier1s: f.tier1s, RateLimit: f.rateLimit, ClientConcurrency: f.clientConc,
 		GlobalConcurrency: f.globalConc, Latency: f.latency, LatencyPerChild: f.latencyPerChild,
 		RealizeDelay: f.realizeDelay, SessionIdleTimeout: f.sessionIdle, TokenLifetime: f.tokenLifetime,
-		SearchLag: f.searchLag, PrincipalIdentities: f.principals,
+		SearchLag: f.searchLag, PrincipalIdentities: f.principals, Routers: f.routers,
 	}
 	if err := checkPrincipalFlags(f); err != nil {
 		fmt.Fprintln(stderr, "nsxsim:", err)
@@ -97,6 +100,19 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 		f.password = randomPassword()
 	}
 	opts.Users = map[string]string{f.username: f.password}
+	for _, pu := range f.projectUsers {
+		name, rest, ok1 := strings.Cut(pu, ":")
+		password, project, ok2 := strings.Cut(rest, ":")
+		if !ok1 || !ok2 || name == "" || password == "" || !strings.HasPrefix(project, "/orgs/") {
+			err := fmt.Errorf("--project-user %q: want NAME:PASSWORD:/orgs/<org>/projects/<project>", strings.SplitN(pu, ":", 2)[0]+":…")
+			fmt.Fprintln(stderr, "nsxsim:", err)
+			return err
+		}
+		if opts.ProjectUsers == nil {
+			opts.ProjectUsers = map[string]string{}
+		}
+		opts.Users[name], opts.ProjectUsers[name] = password, project
+	}
 	if len(f.vmcTokens) > 0 {
 		opts.RefreshTokens = map[string]string{}
 		for _, t := range f.vmcTokens {
@@ -137,12 +153,15 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 		defer stopRealize()
 		logger.Printf("realizing static routes as kernel routes in network namespace %s", f.realizeNetns)
 	}
-	tier1 := nsxsim.DefaultTier1
-	if len(f.tier1s) > 0 {
-		tier1 = f.tier1s[0]
+	router := "/infra/tier-1s/" + nsxsim.DefaultTier1
+	switch {
+	case len(f.tier1s) > 0:
+		router = "/infra/tier-1s/" + f.tier1s[0]
+	case len(f.routers) > 0:
+		router = f.routers[0]
 	}
 	fmt.Fprintf(stdout, "export NSXT_MANAGER_HOST=%s\n", sim.Addr())
-	fmt.Fprintf(stdout, "export NSXT_ROUTER_PATH=/infra/tier-1s/%s\n", tier1)
+	fmt.Fprintf(stdout, "export NSXT_ROUTER_PATH=%s\n", router)
 	fmt.Fprintf(stdout, "export NSXT_USERNAME=%s\n", shellQuote(f.username))
 	fmt.Fprintf(stdout, "export NSXT_PASSWORD=%s\n", shellQuote(f.password))
 	fmt.Fprintf(stdout, "export NSXT_ROOT_CA_DATA_B64=%s\n", base64.StdEncoding.EncodeToString(sim.CACertPEM()))
@@ -156,7 +175,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	if fl, ok := stdout.(interface{ Sync() error }); ok {
 		fl.Sync() //nolint:errcheck
 	}
-	logger.Printf("serving the NSX API on https://%s (tier-1s: %s)", sim.Addr(), strings.Join(orDefault(f.tier1s), ", "))
+	logger.Printf("serving the NSX API on https://%s (tier-1s: %s)", sim.Addr(), strings.Join(append(orDefault(f.tier1s), f.routers...), ", "))
 	<-ctx.Done()
 	logger.Printf("shutting down")
 	return nil

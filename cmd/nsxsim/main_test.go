@@ -81,3 +81,30 @@ func TestBadPrincipalFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestRouterFlags: --router creates a project Tier-1 or a VPC (and the
+// project), NSXT_ROUTER_PATH is printed for the first --router when no
+// --tier1 is given, and malformed routers and project users are refused.
+func TestRouterFlags(t *testing.T) {
+	const vpc = "/orgs/default/projects/tenant-a/vpcs/vpc-pods"
+	stdout, stderr, err := runOnce(t, "--router", vpc, "--router", "/orgs/default/projects/tenant-a/infra/tier-1s/t1", "--project-user", "alice:pw:/orgs/default/projects/tenant-a")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, "export NSXT_ROUTER_PATH="+vpc+"\n") {
+		t.Fatalf("NSXT_ROUTER_PATH is not the first --router:\n%s", stdout)
+	}
+	if stdout, _, err := runOnce(t, "--tier1", "t1-x", "--router", vpc); err != nil || !strings.Contains(stdout, "NSXT_ROUTER_PATH=/infra/tier-1s/t1-x\n") {
+		t.Fatalf("with --tier1, NSXT_ROUTER_PATH is not the Tier-1 (%v):\n%s", err, stdout)
+	}
+	for _, args := range [][]string{
+		{"--router", "/orgs/default/projects/p/vpcs/"},
+		{"--router", "/orgs/default/projects/p/segments/s"},
+		{"--project-user", "alice"},
+		{"--project-user", "alice:pw:/infra"},
+	} {
+		if _, stderr, err := runOnce(t, args...); err == nil || !strings.Contains(stderr, "nsxsim:") {
+			t.Errorf("%v accepted (%v): %s", args, err, stderr)
+		}
+	}
+}

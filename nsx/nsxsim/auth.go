@@ -20,6 +20,7 @@ const (
 	CodeInvalid        = 255 // field-level validation errors
 	CodeRevision       = 604 // _revision mismatch
 	CodeInternal       = 99  // injected internal error
+	CodeNotAuthorized  = 401 // the caller's role does not allow the request (with HTTP 403)
 )
 
 type apiErr struct {

@@ -35,6 +35,10 @@ type FaultRule struct {
 	// misconfigured proxy or an attacker between t1route and NSX, which
 	// never redirects API calls itself.
 	Location string `json:"location,omitempty"`
+	// Echo answers with an error (Status, default 400) that quotes the
+	// request: its line, headers (credentials included) and form body, as
+	// some managers and proxies do; see echo.go.
+	Echo bool `json:"echo,omitempty"`
 	// Delay holds the request this long first (a latency spike, or a timeout
 	// when longer than the client waits). With no Status and no Reset the
 	// request then proceeds normally.
@@ -52,6 +56,8 @@ func (f FaultRule) Kind() string {
 		return "reset"
 	case f.Location != "":
 		return "redirect"
+	case f.Echo:
+		return "echo"
 	case f.Body != "":
 		return "garbage"
 	case f.Status != 0:
@@ -63,7 +69,7 @@ func (f FaultRule) Kind() string {
 // ParseFaultRule parses the flag form of a rule: comma-separated key=value
 // pairs, e.g. "method=PATCH,path=^/policy/api/v1/infra$,status=503,p=0.2,count=10"
 // or "path=/static-routes,reset,p=0.05". Keys: method, path, status, code,
-// retry-after, reset, body, content-type, location, delay, p (probability), count.
+// retry-after, reset, body, content-type, location, echo, delay, p (probability), count.
 func ParseFaultRule(s string) (FaultRule, error) {
 	var f FaultRule
 	for _, kv := range strings.Split(s, ",") {
@@ -96,6 +102,8 @@ func ParseFaultRule(s string) (FaultRule, error) {
 			f.ContentType = v
 		case "location":
 			f.Location = v
+		case "echo":
+			f.Echo = v == "" || v == "true"
 		case "delay":
 			f.Delay, err = time.ParseDuration(v)
 		case "p", "probability":
@@ -106,14 +114,14 @@ func ParseFaultRule(s string) (FaultRule, error) {
 		case "count":
 			f.Count, err = strconv.Atoi(v)
 		default:
-			return FaultRule{}, fmt.Errorf("fault rule %q: unknown key %q (want method, path, status, code, retry-after, reset, body, content-type, location, delay, p, count)", s, k)
+			return FaultRule{}, fmt.Errorf("fault rule %q: unknown key %q (want method, path, status, code, retry-after, reset, body, content-type, location, echo, delay, p, count)", s, k)
 		}
 		if err != nil {
 			return FaultRule{}, fmt.Errorf("fault rule %q: bad %s value %q: %v", s, k, v, err)
 		}
 	}
-	if f.Status == 0 && !f.Reset && f.Delay == 0 && f.Body == "" && f.Location == "" {
-		return FaultRule{}, fmt.Errorf("fault rule %q does nothing: give status=, reset, body=, location= or delay=", s)
+	if f.Status == 0 && !f.Reset && f.Delay == 0 && f.Body == "" && f.Location == "" && !f.Echo {
+		return FaultRule{}, fmt.Errorf("fault rule %q does nothing: give status=, reset, body=, location=, echo or delay=", s)
 	}
 	if f.Location != "" && f.Status != 0 && (f.Status < 300 || f.Status > 399) {
 		return FaultRule{}, fmt.Errorf("fault rule %q: location= needs a 3xx status (or none, for 302)", s)
@@ -216,6 +224,9 @@ func (t *faultTable) inject(w *statusRecorder, r *http.Request, stats *counters)
 		}
 		w.Header().Set("Location", f.Location)
 		w.WriteHeader(status)
+		return true
+	case f.Echo:
+		echoRequest(w, r, f.Status)
 		return true
 	case f.Body != "":
 		ct := f.ContentType

@@ -79,13 +79,13 @@ func (s *Simulator) forwardingTable(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	t1 := r.PathValue("t1")
+	t1 := routerOf(r)
 	s.mu.Lock()
 	kernel := s.kernel
 	s.mu.Unlock()
 	entries, componentID, found := s.modelEntries(t1, kernel == nil)
 	if !found {
-		notFound(w, tier1sPath+t1)
+		notFound(w, t1)
 		return
 	}
 	table := routingTable{EdgeNode: s.edgeNode, Status: "SUCCESS"}
@@ -125,13 +125,13 @@ func entryKey(e routingEntry) string { return e.Network + "|" + e.NextHop }
 func (s *Simulator) modelEntries(tier1 string, want bool) ([]routingEntry, string, bool) {
 	s.store.mu.RLock()
 	defer s.store.mu.RUnlock()
-	t, ok := s.store.tier1(tier1)
+	t, ok := s.store.router(tier1)
 	if !ok || !want {
 		return nil, t.componentID(), ok
 	}
 	var out []routingEntry
 	for _, route := range t.routes {
-		if s.realizationOf(t.ID, route).State != "REALIZED" {
+		if s.realizationOf(t.Path, route).State != "REALIZED" {
 			continue
 		}
 		network := canonicalPrefix(route.Network)

@@ -26,15 +26,16 @@ type hTier1Input struct {
 // hOp is one validated change of a hierarchical call.
 type hOp struct {
 	where  string
-	t1     string
+	t1     string      // the router's policy path (a Tier-1's or a VPC's)
 	tier1  *tier1Input // upsert of the Tier-1 itself
 	route  StaticRoute // upsert when !delete and tier1 == nil
 	rev    *int64
 	delete bool
 }
 
-// patchInfra applies a hierarchical PATCH atomically: every child is checked
-// first, and one bad child rejects the whole call, naming it, with nothing changed.
+// patchInfra applies a hierarchical PATCH of /infra, or of a project's
+// infra (/orgs/<org>/projects/<p>/infra: the same body, its Tier-1s in the
+// project).
 func (s *Simulator) patchInfra(w http.ResponseWriter, r *http.Request) {
 	var root hNode
 	if !decodeBody(w, r, &root) {
@@ -44,11 +45,28 @@ func (s *Simulator) patchInfra(w http.ResponseWriter, r *http.Request) {
 		invalid(w, fmt.Sprintf("resource_type %q: the body of PATCH /infra must be an Infra object.", root.ResourceType))
 		return
 	}
+	project := projectOfRequest(r)
+	if project != "" {
+		s.store.mu.RLock()
+		_, ok := s.store.projects[project]
+		s.store.mu.RUnlock()
+		if !ok {
+			notFound(w, project)
+			return
+		}
+	}
 	var ops []hOp
 	var bad []apiErrorBody
 	for i, c := range root.Children {
-		ops, bad = collectTier1Child(fmt.Sprintf("children[%d]", i), c, ops, bad)
+		ops, bad = collectTier1Child(fmt.Sprintf("children[%d]", i), project, c, ops, bad)
 	}
+	s.applyHierarchical(w, r, ops, bad)
+}
+
+// applyHierarchical applies the changes of a hierarchical call atomically:
+// every child is checked first, and one bad child rejects the whole call,
+// naming it, with nothing changed.
+func (s *Simulator) applyHierarchical(w http.ResponseWriter, r *http.Request, ops []hOp, bad []apiErrorBody) {
 	if len(bad) > 0 {
 		invalid(w, fmt.Sprintf("Field level validation errors: %d of the children are not valid; nothing was changed. First: %s", len(bad), bad[0].ErrorMessage), bad...)
 		return
@@ -65,7 +83,7 @@ func (s *Simulator) patchInfra(w http.ResponseWriter, r *http.Request) {
 	known := map[string]bool{}
 	var refused []apiErrorBody // children a protected principal identity owns
 	for _, op := range ops {
-		t, ok := s.store.tier1(op.t1)
+		t, ok := s.store.router(op.t1)
 		if op.tier1 != nil {
 			known[op.t1] = true
 			if ok {
@@ -76,7 +94,7 @@ func (s *Simulator) patchInfra(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if !ok && !known[op.t1] {
-			writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("%s: the Tier-1 path=[%s%s] is invalid; nothing was changed.", op.where, tier1sPath, op.t1))
+			writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("%s: the path=[%s] is invalid; nothing was changed.", op.where, op.t1))
 			return
 		}
 		if !ok {
@@ -105,17 +123,17 @@ func (s *Simulator) patchInfra(w http.ResponseWriter, r *http.Request) {
 	for _, op := range ops {
 		switch {
 		case op.tier1 != nil:
-			if _, err := s.store.putTier1(op.t1, *op.tier1, c); err != nil {
+			if _, err := s.store.putRouter(op.t1, *op.tier1, c); err != nil {
 				// Validated above; this cannot happen without a simulator bug.
 				panic(fmt.Sprintf("nsxsim: tier-1 %s failed after validation: %v", op.t1, err))
 			}
 		case op.delete:
-			t, _ := s.store.tier1(op.t1)
+			t, _ := s.store.router(op.t1)
 			if s.store.deleteRoute(t, op.route.ID) { // deleting an absent route is a no-op, as in NSX
 				writes++
 			}
 		default:
-			t, _ := s.store.tier1(op.t1)
+			t, _ := s.store.router(op.t1)
 			s.store.putRoute(t, op.route, c)
 			writes++
 		}
@@ -125,9 +143,9 @@ func (s *Simulator) patchInfra(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// collectTier1Child reads a child of Infra: a reference to a Tier-1 or a
-// ChildTier1 carrying one.
-func collectTier1Child(where string, c hNode, ops []hOp, bad []apiErrorBody) ([]hOp, []apiErrorBody) {
+// collectTier1Child reads a child of Infra (of the default space, or of
+// project): a reference to a Tier-1 or a ChildTier1 carrying one.
+func collectTier1Child(where, project string, c hNode, ops []hOp, bad []apiErrorBody) ([]hOp, []apiErrorBody) {
 	fail := func(msg string) {
 		bad = append(bad, apiErrorBody{ErrorCode: CodeInvalid, ErrorMessage: where + ": " + msg})
 	}
@@ -169,13 +187,13 @@ func collectTier1Child(where string, c hNode, ops []hOp, bad []apiErrorBody) ([]
 			return ops, bad
 		}
 		in := c.Tier1.tier1Input
-		ops = append(ops, hOp{where: where, t1: t1, tier1: &in})
+		ops = append(ops, hOp{where: where, t1: project + tier1sPath + t1, tier1: &in})
 	default:
 		fail(fmt.Sprintf("resource_type %q is not supported under Infra (want ChildResourceReference or ChildTier1)", c.ResourceType))
 		return ops, bad
 	}
 	for j, rc := range children {
-		ops, bad = collectRouteChild(fmt.Sprintf("%s.children[%d]", where, j), t1, rc, ops, bad)
+		ops, bad = collectRouteChild(fmt.Sprintf("%s.children[%d]", where, j), project+tier1sPath+t1, rc, ops, bad)
 	}
 	return ops, bad
 }

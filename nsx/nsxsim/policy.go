@@ -15,14 +15,24 @@ const (
 
 // routes is the handler table: one line per API path.
 func (s *Simulator) routes() {
-	s.handle(policyPrefix+"/infra", methods{"PATCH": s.patchInfra})
-	s.handle(policyPrefix+"/infra/tier-1s", methods{"GET": s.listTier1s})
-	s.handle(policyPrefix+"/infra/tier-1s/{t1}", methods{"GET": s.getTier1, "PATCH": s.patchTier1})
-	s.handle(policyPrefix+"/infra/tier-1s/{t1}/static-routes", methods{"GET": s.listRoutes})
-	s.handle(policyPrefix+"/infra/tier-1s/{t1}/forwarding-table", methods{"GET": s.forwardingTable})
-	s.handle(policyPrefix+"/infra/tier-1s/{t1}/static-routes/{id}", methods{
-		"GET": s.getRoute, "PATCH": s.patchRoute, "PUT": s.putRoute, "DELETE": s.deleteRoute})
-	s.handle(policyPrefix+"/infra/realized-state/realized-entities", methods{"GET": s.realizedEntities})
+	const project = "/orgs/{org}/projects/{project}"
+	for _, space := range []string{"", project} { // the default space, and a project's
+		s.handle(policyPrefix+space+"/infra", methods{"PATCH": s.patchInfra})
+		s.handle(policyPrefix+space+"/infra/tier-1s", methods{"GET": s.listTier1s})
+		s.handle(policyPrefix+space+"/infra/tier-1s/{t1}", methods{"GET": s.getTier1, "PATCH": s.patchTier1})
+		s.handle(policyPrefix+space+"/infra/realized-state/realized-entities", methods{"GET": s.realizedEntities})
+	}
+	s.handle(policyPrefix+"/org-root", methods{"PATCH": s.patchOrgRoot})
+	s.handle(policyPrefix+project, methods{"GET": s.getProject})
+	s.handle(policyPrefix+project+"/vpcs", methods{"GET": s.listVPCs})
+	s.handle(policyPrefix+project+"/vpcs/{vpc}", methods{"GET": s.getVPC})
+	// Static routes and the forwarding table, alike on every router.
+	for _, router := range []string{"/infra/tier-1s/{t1}", project + "/infra/tier-1s/{t1}", project + "/vpcs/{vpc}"} {
+		s.handle(policyPrefix+router+"/static-routes", methods{"GET": s.listRoutes})
+		s.handle(policyPrefix+router+"/forwarding-table", methods{"GET": s.forwardingTable})
+		s.handle(policyPrefix+router+"/static-routes/{id}", methods{
+			"GET": s.getRoute, "PATCH": s.patchRoute, "PUT": s.putRoute, "DELETE": s.deleteRoute})
+	}
 	s.handle(policyPrefix+"/search/query", methods{"GET": s.searchQuery})
 	s.handle("/api/v1/node", methods{"GET": s.nodeProperties})
 	s.handle("/api/v1/cluster/status", methods{"GET": s.clusterStatusHandler})
@@ -50,7 +60,17 @@ func (s *Simulator) listTier1s(w http.ResponseWriter, r *http.Request) {
 	defer s.store.mu.RUnlock()
 	out := listResult[Tier1]{Results: []Tier1{}, SortBy: "display_name", SortAscending: true}
 	c := callerFrom(r)
-	for _, t := range s.store.tier1s {
+	parent := projectOfRequest(r) + "/infra"
+	if project := projectOfRequest(r); project != "" {
+		if _, ok := s.store.projects[project]; !ok {
+			notFound(w, project)
+			return
+		}
+	}
+	for _, t := range s.store.routers {
+		if t.vpc || t.ParentPath != parent {
+			continue
+		}
 		v := t.Tier1
 		v.Protection = protectionFor(c, &v.meta)
 		out.Results = append(out.Results, v)
@@ -62,9 +82,9 @@ func (s *Simulator) listTier1s(w http.ResponseWriter, r *http.Request) {
 func (s *Simulator) getTier1(w http.ResponseWriter, r *http.Request) {
 	s.store.mu.RLock()
 	defer s.store.mu.RUnlock()
-	t, ok := s.store.tier1(r.PathValue("t1"))
+	t, ok := s.store.router(routerOf(r))
 	if !ok {
-		notFound(w, tier1sPath+r.PathValue("t1"))
+		notFound(w, routerOf(r))
 		return
 	}
 	v := t.Tier1
@@ -80,13 +100,19 @@ func (s *Simulator) patchTier1(w http.ResponseWriter, r *http.Request) {
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
 	c := callerFrom(r)
-	if t, ok := s.store.tier1(r.PathValue("t1")); ok {
+	if t, ok := s.store.router(routerOf(r)); ok {
 		if e := mayChange(c, &t.meta, "Tier1"); e != nil {
 			writeError(w, e.status, e.code, e.msg)
 			return
 		}
 	}
-	if _, err := s.store.putTier1(r.PathValue("t1"), in, c); err != nil {
+	if project := projectOfRequest(r); project != "" {
+		if _, ok := s.store.projects[project]; !ok {
+			notFound(w, project)
+			return
+		}
+	}
+	if _, err := s.store.putRouter(routerOf(r), in, c); err != nil {
 		invalid(w, err.Error())
 		return
 	}
@@ -99,10 +125,10 @@ func (s *Simulator) listRoutes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.store.mu.Lock() // page() may rebuild the sorted index
-	t, found := s.store.tier1(r.PathValue("t1"))
+	t, found := s.store.router(routerOf(r))
 	if !found {
 		s.store.mu.Unlock()
-		notFound(w, tier1sPath+r.PathValue("t1"))
+		notFound(w, routerOf(r))
 		return
 	}
 	results, next := t.page(cursor, size)
@@ -122,15 +148,15 @@ func (s *Simulator) listRoutes(w http.ResponseWriter, r *http.Request) {
 func (s *Simulator) getRoute(w http.ResponseWriter, r *http.Request) {
 	s.store.mu.RLock()
 	defer s.store.mu.RUnlock()
-	t1, id := r.PathValue("t1"), r.PathValue("id")
-	t, ok := s.store.tier1(t1)
+	t1, id := routerOf(r), r.PathValue("id")
+	t, ok := s.store.router(t1)
 	if !ok {
-		notFound(w, tier1sPath+t1)
+		notFound(w, t1)
 		return
 	}
 	route, ok := t.routes[id]
 	if !ok {
-		notFound(w, tier1sPath+t1+"/static-routes/"+id)
+		notFound(w, t1+"/static-routes/"+id)
 		return
 	}
 	v := *route
@@ -153,7 +179,7 @@ func (s *Simulator) writeRoute(w http.ResponseWriter, r *http.Request, checkRevi
 	if !decodeBody(w, r, &in) {
 		return
 	}
-	t1, id := r.PathValue("t1"), r.PathValue("id")
+	t1, id := routerOf(r), r.PathValue("id")
 	route, err := buildRoute(id, in)
 	if err != nil {
 		invalid(w, "Field level validation errors: "+err.Error())
@@ -161,9 +187,9 @@ func (s *Simulator) writeRoute(w http.ResponseWriter, r *http.Request, checkRevi
 	}
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
-	t, ok := s.store.tier1(t1)
+	t, ok := s.store.router(t1)
 	if !ok {
-		notFound(w, tier1sPath+t1)
+		notFound(w, t1)
 		return
 	}
 	c := callerFrom(r)
@@ -212,9 +238,9 @@ func revisionConflict(t *tier1State, id string, rev *int64, required bool) *apiE
 func (s *Simulator) deleteRoute(w http.ResponseWriter, r *http.Request) {
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
-	t, ok := s.store.tier1(r.PathValue("t1"))
+	t, ok := s.store.router(routerOf(r))
 	if !ok {
-		notFound(w, tier1sPath+r.PathValue("t1"))
+		notFound(w, routerOf(r))
 		return
 	}
 	if cur, exists := t.routes[r.PathValue("id")]; exists {
@@ -230,21 +256,24 @@ func (s *Simulator) deleteRoute(w http.ResponseWriter, r *http.Request) {
 }
 
 // realizedEntities answers for a Tier-1 or a route intent path. A route is
-// IN_PROGRESS for RealizeDelay after each change, then REALIZED.
+// IN_PROGRESS for RealizeDelay after each change, then REALIZED. It answers
+// for the paths of its own space only (the default space's, or its project's).
 func (s *Simulator) realizedEntities(w http.ResponseWriter, r *http.Request) {
 	intent := r.URL.Query().Get("intent_path")
 	if intent == "" {
 		invalid(w, "Field level validation errors: {intent_path: required parameter is missing}")
 		return
 	}
-	t1, rest, _ := strings.Cut(strings.TrimPrefix(intent, tier1sPath), "/")
-	if !strings.HasPrefix(intent, tier1sPath) {
+	t1, rest, found := splitIntent(intent)
+	if ref, err := parseRouter(t1); !found || err != nil || ref.project != projectOfRequest(r) {
+		// Each space answers for its own objects: a project's realized
+		// state for the project's paths, /infra's for the default space.
 		notFound(w, intent)
 		return
 	}
 	s.store.mu.RLock()
 	defer s.store.mu.RUnlock()
-	t, ok := s.store.tier1(t1)
+	t, ok := s.store.router(t1)
 	if !ok {
 		notFound(w, intent)
 		return
@@ -254,6 +283,9 @@ func (s *Simulator) realizedEntities(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rest == "":
 		ent.ID, ent.DisplayName, ent.EntityType = t.UniqueID, t.ID, "RealizedLogicalRouter"
+		if t.vpc {
+			ent.EntityType = "RealizedVpc"
+		}
 		ent.LastModifiedTime, ent.Revision = t.LastModifiedTime, t.Revision
 	case strings.HasPrefix(rest, "static-routes/"):
 		route, ok := t.routes[strings.TrimPrefix(rest, "static-routes/")]
@@ -263,7 +295,7 @@ func (s *Simulator) realizedEntities(w http.ResponseWriter, r *http.Request) {
 		}
 		ent.ID, ent.DisplayName, ent.EntityType = route.UniqueID, route.DisplayName, "RealizedLogicalRouterStaticRoute"
 		ent.LastModifiedTime, ent.Revision = route.LastModifiedTime, route.Revision
-		st := s.realizationOf(t.ID, route)
+		st := s.realizationOf(t.Path, route)
 		ent.State, ent.PublishStatus = st.State, st.PublishStatus
 		if st.RuntimeError != "" {
 			ent.RuntimeStatus, ent.RuntimeError = "ERROR", st.RuntimeError
@@ -285,11 +317,11 @@ type realization struct {
 // realizationOf is a route's realized state: UNREALIZED (publish status
 // IN_PROGRESS) for RealizeDelay after each change, ERROR when the realizer
 // could not make it real, otherwise REALIZED. Caller holds the registry lock.
-func (s *Simulator) realizationOf(tier1 string, route *StaticRoute) realization {
+func (s *Simulator) realizationOf(router string, route *StaticRoute) realization {
 	if s.opts.Now().UnixMilli()-route.LastModifiedTime < s.opts.RealizeDelay.Milliseconds() {
 		return realization{State: "UNREALIZED", PublishStatus: "IN_PROGRESS"}
 	}
-	if msg, failed := s.realizeErrors.Load(tier1 + "/" + route.ID); failed {
+	if msg, failed := s.realizeErrors.Load(router + "/" + route.ID); failed {
 		return realization{State: "ERROR", PublishStatus: "REALIZED", RuntimeError: msg.(string)}
 	}
 	return realization{State: "REALIZED", PublishStatus: "REALIZED"}

@@ -48,11 +48,19 @@ type caller struct {
 	admin bool
 	// allowOverwrite is the X-Allow-Overwrite header as sent ("" when absent).
 	allowOverwrite string
+	// scope is the project (/orgs/<org>/projects/<p>) a project-scoped
+	// user's role is limited to (Options.ProjectUsers); "" for none.
+	scope string
 }
 
 // callerOf builds the caller from the authenticator's client identity.
 func (s *Simulator) callerOf(id string, r *http.Request) caller {
 	c := caller{name: id, admin: true, allowOverwrite: strings.ToLower(strings.TrimSpace(r.Header.Get(allowOverwriteHeader)))}
+	if scope, ok := s.opts.ProjectUsers[id]; ok {
+		// A project role: not an enterprise admin (NSX honours
+		// X-Allow-Overwrite only from one), and limited to its project.
+		c.admin, c.scope = false, scope
+	}
 	if cn, ok := strings.CutPrefix(id, principalPrefix); ok {
 		c = caller{name: cn, principal: true, protectedPI: s.isProtectedPI(cn), allowOverwrite: c.allowOverwrite}
 	}

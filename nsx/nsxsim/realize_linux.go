@@ -50,7 +50,7 @@ func (s *Simulator) RealizeInNetns(name string, logf func(format string, args ..
 	s.store.mu.Lock()
 	s.store.onChange = r.enqueue
 	var initial []change
-	for t1, t := range s.store.tier1s {
+	for t1, t := range s.store.routers {
 		for _, route := range t.routes {
 			initial = append(initial, change{t1, *route, false})
 		}

@@ -62,7 +62,7 @@ func TestRealizeInNetns(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if msg, ok := s.realizeErrors.Load("t1/bad"); ok {
+		if msg, ok := s.realizeErrors.Load("/infra/tier-1s/t1/bad"); ok {
 			if !strings.Contains(msg.(string), "kernel refused") {
 				t.Fatalf("realization error %q", msg)
 			}

@@ -122,7 +122,7 @@ func (s *Simulator) searchQuery(w http.ResponseWriter, r *http.Request) {
 		s.store.mu.Unlock()
 	} else {
 		s.store.mu.RLock()
-		for _, t := range s.store.tier1s {
+		for _, t := range s.store.routers {
 			for _, route := range t.routes {
 				if routeMatches(route, terms) {
 					all = append(all, *route)

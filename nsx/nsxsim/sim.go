@@ -30,6 +30,17 @@ type Options struct {
 	Listen string
 	// Tier1s exist at start, each advertising TIER1_STATIC_ROUTES and TIER1_CONNECTED.
 	Tier1s []string
+	// Routers are more routers created at start, by policy path: Tier-1s
+	// in projects (/orgs/<org>/projects/<p>/infra/tier-1s/<id>, advertising
+	// as Tier1s do) and VPCs (/orgs/<org>/projects/<p>/vpcs/<vpc>, connected
+	// to /infra/tier-0s/t0). Their projects are created with them.
+	Routers []string
+	// ProjectUsers limits users (of Users or RemoteUsers) to one project
+	// each, by user name: project path (/orgs/<org>/projects/<p>). Such a
+	// user may call only inside its project's tree and PATCH /org-root for
+	// its project's VPCs; anything else is refused with HTTP 403, error_code
+	// 401, as NSX refuses a role that does not reach the object.
+	ProjectUsers map[string]string
 	// Users are local users (basic and session auth); default admin with a
 	// random password (also when other ways to authenticate are configured).
 	Users map[string]string
@@ -90,7 +101,7 @@ type Simulator struct {
 	limits *limiter
 	faults *faultTable
 
-	// realizeErrors holds, by "<tier1>/<route id>", why the netns realizer
+	// realizeErrors holds, by "<router path>/<route id>", why the netns realizer
 	// could not make a route real; the realized state shows it as ERROR.
 	realizeErrors sync.Map
 
@@ -157,8 +168,18 @@ func New(opts Options) (*Simulator, error) {
 	s.auth = newAuthenticator(&s.opts)
 	s.stats.clearMaps()
 	for _, id := range opts.Tier1s {
-		if _, err := s.store.putTier1(id, tier1Input{RouteAdvertisementTypes: []string{"TIER1_STATIC_ROUTES", "TIER1_CONNECTED"}}, systemCaller); err != nil {
+		if err := validID(id); err != nil {
 			return nil, fmt.Errorf("tier-1 %q: %w", id, err)
+		}
+	}
+	for _, path := range append(tier1Paths(opts.Tier1s), opts.Routers...) {
+		if _, err := s.store.addRouter(path, systemCaller); err != nil {
+			return nil, fmt.Errorf("nsxsim: router %q: %w", path, err)
+		}
+	}
+	for user, project := range opts.ProjectUsers {
+		if _, err := parseRouter(project + "/vpcs/x"); err != nil {
+			return nil, fmt.Errorf("nsxsim: project user %q: %q is not a project path /orgs/<org>/projects/<p>", user, project)
 		}
 	}
 	s.mux = http.NewServeMux()
@@ -331,7 +352,12 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Latency > 0 && !sleepCtx(r.Context(), s.opts.Latency) {
 		return
 	}
-	s.mux.ServeHTTP(rec, r.WithContext(withCaller(r.Context(), s.callerOf(id, r))))
+	c := s.callerOf(id, r)
+	if !authorized(c, r) {
+		notAuthorized(rec, c, r)
+		return
+	}
+	s.mux.ServeHTTP(rec, r.WithContext(withCaller(r.Context(), c)))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

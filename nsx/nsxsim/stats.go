@@ -17,7 +17,7 @@ type counters struct {
 	Logins            int            // sessions created
 	TokenExchanges    int            // CSP access tokens issued
 	RoutesWritten     int            // route creations, replacements and deletions
-	HierarchicalCalls int            // PATCH /policy/api/v1/infra calls applied
+	HierarchicalCalls int            // hierarchical calls applied (PATCH of /infra, a project's infra, /org-root)
 }
 
 func (s *counters) clearMaps() {

@@ -13,25 +13,34 @@ import (
 // through it under one lock, so a hierarchical call is atomic and readers
 // never see half of it.
 type store struct {
-	mu     sync.RWMutex
-	now    func() time.Time
-	tier1s map[string]*tier1State
+	mu  sync.RWMutex
+	now func() time.Time
+	// routers are the Tier-1s (default space and projects) and VPCs, by
+	// policy path (tenancy.go).
+	routers  map[string]*tier1State
+	projects map[string]*Project // by policy path, /orgs/<org>/projects/<p>
 	// onChange, if set, is called (under the lock, in order) for every route
-	// created, replaced or deleted; the netns realizer hangs off it.
-	onChange func(t1 string, r StaticRoute, deleted bool)
+	// created, replaced or deleted, with its router's path; the netns
+	// realizer hangs off it.
+	onChange func(router string, r StaticRoute, deleted bool)
 	// index is the search index when it lags writes; nil when search reads
 	// the registry itself (no lag).
 	index *searchIndex
 }
 
+// tier1State is a router: a Tier-1, or a VPC (vpc set; Tier1's fields then
+// hold the VPC's id, names and system fields, and it advertises nothing).
 type tier1State struct {
 	Tier1
 	routes map[string]*StaticRoute
 	sorted []string // route IDs in order; nil when stale
+
+	vpc            bool
+	defaultGateway string // a VPC's default_gateway_path
 }
 
 func newStore(now func() time.Time, searchLag time.Duration) *store {
-	s := &store{now: now, tier1s: map[string]*tier1State{}}
+	s := &store{now: now, routers: map[string]*tier1State{}, projects: map[string]*Project{}}
 	if searchLag > 0 {
 		s.index = newSearchIndex(searchLag)
 	}
@@ -126,17 +135,17 @@ func buildRoute(id string, in routeInput) (StaticRoute, error) {
 	return r, nil
 }
 
-func (s *store) tier1(id string) (*tier1State, bool) {
-	t, ok := s.tier1s[id]
+// router is the Tier-1 or VPC at a policy path.
+func (s *store) router(path string) (*tier1State, bool) {
+	t, ok := s.routers[path]
 	return t, ok
 }
 
 // putTier1 creates or patches a Tier-1 on behalf of by. Caller holds the
-// write lock and has checked that by may change an existing one.
-func (s *store) putTier1(id string, in tier1Input, by caller) (*tier1State, error) {
-	if err := validID(id); err != nil {
-		return nil, err
-	}
+// write lock and has checked that by may change an existing one (and, for
+// a Tier-1 in a project, that the project exists: putRouter).
+func (s *store) putTier1(ref routerRef, in tier1Input, by caller) (*tier1State, error) {
+	id := ref.id
 	if in.ID != nil && *in.ID != id {
 		return nil, fmt.Errorf("id %q in the body does not match id %q of the path", *in.ID, id)
 	}
@@ -149,15 +158,15 @@ func (s *store) putTier1(id string, in tier1Input, by caller) (*tier1State, erro
 		}
 	}
 	now := s.now().UnixMilli()
-	t, ok := s.tier1s[id]
+	t, ok := s.routers[ref.path]
 	if !ok {
 		t = &tier1State{routes: map[string]*StaticRoute{}}
 		t.ID, t.DisplayName = id, id
 		t.RouteAdvertisementTypes = []string{}
-		t.meta = meta{ResourceType: "Tier1", Path: tier1sPath + id, ParentPath: "/infra", RelativePath: id,
+		t.meta = meta{ResourceType: "Tier1", Path: ref.path, ParentPath: ref.parent, RelativePath: id,
 			UniqueID: newUUID(), CreateTime: now, CreateUser: by.name, Revision: -1}
 		markCreated(by, &t.meta)
-		s.tier1s[id] = t
+		s.routers[ref.path] = t
 	}
 	if in.DisplayName != nil {
 		t.DisplayName = *in.DisplayName
@@ -203,7 +212,7 @@ func (s *store) putRoute(t *tier1State, r StaticRoute, by caller) StaticRoute {
 	stored := r
 	t.routes[r.ID] = &stored
 	if s.onChange != nil {
-		s.onChange(t.ID, stored, false)
+		s.onChange(t.Path, stored, false)
 	}
 	if s.index != nil {
 		s.index.record(s.now(), stored, false)
@@ -220,7 +229,7 @@ func (s *store) deleteRoute(t *tier1State, id string) bool {
 	delete(t.routes, id)
 	t.sorted = nil
 	if s.onChange != nil {
-		s.onChange(t.ID, *r, true)
+		s.onChange(t.Path, *r, true)
 	}
 	if s.index != nil {
 		s.index.record(s.now(), *r, true)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -27,12 +28,13 @@ func StartTest(t testing.TB, opts Options) *Simulator {
 	return s
 }
 
-// Routes returns the static routes of a Tier-1, sorted by ID, with
+// Routes returns the static routes of a router (a default-space Tier-1's id,
+// or any router's policy path), sorted by ID, with
 // _protection as a reader that is neither their creator nor an admin sees it.
 func (s *Simulator) Routes(tier1 string) []StaticRoute {
 	s.store.mu.RLock()
 	defer s.store.mu.RUnlock()
-	t, ok := s.store.tier1(tier1)
+	t, ok := s.store.router(routerKey(tier1))
 	if !ok {
 		return nil
 	}
@@ -53,7 +55,7 @@ func (s *Simulator) Routes(tier1 string) []StaticRoute {
 func (s *Simulator) RouteCount(tier1 string) int {
 	s.store.mu.RLock()
 	defer s.store.mu.RUnlock()
-	t, ok := s.store.tier1(tier1)
+	t, ok := s.store.router(routerKey(tier1))
 	if !ok {
 		return 0
 	}
@@ -64,7 +66,7 @@ func (s *Simulator) RouteCount(tier1 string) int {
 func (s *Simulator) Route(tier1, id string) (StaticRoute, bool) {
 	s.store.mu.RLock()
 	defer s.store.mu.RUnlock()
-	if t, ok := s.store.tier1(tier1); ok {
+	if t, ok := s.store.router(routerKey(tier1)); ok {
 		if r, ok := t.routes[id]; ok {
 			v := *r
 			v.Protection = protectionFor(caller{}, &v.meta)
@@ -86,7 +88,7 @@ func (s *Simulator) PutRoute(tier1 string, id, network string, nextHops []string
 	}
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
-	t, ok := s.store.tier1(tier1)
+	t, ok := s.store.router(routerKey(tier1))
 	if !ok {
 		return fmt.Errorf("nsxsim: no tier-1 %q", tier1)
 	}
@@ -98,7 +100,7 @@ func (s *Simulator) PutRoute(tier1 string, id, network string, nextHops []string
 func (s *Simulator) TouchRoute(tier1, id string) bool {
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
-	t, ok := s.store.tier1(tier1)
+	t, ok := s.store.router(routerKey(tier1))
 	if !ok {
 		return false
 	}
@@ -114,19 +116,72 @@ func (s *Simulator) TouchRoute(tier1, id string) bool {
 func (s *Simulator) DeleteRoute(tier1, id string) bool {
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
-	t, ok := s.store.tier1(tier1)
+	t, ok := s.store.router(routerKey(tier1))
 	return ok && s.store.deleteRoute(t, id)
 }
 
-// AddTier1 creates (or patches) a Tier-1 with the given advertisement types.
+// AddTier1 creates (or patches) a Tier-1 with the given advertisement
+// types: id is a default-space Tier-1's id, or a Tier-1's policy path in a
+// project (which is created if missing).
 func (s *Simulator) AddTier1(id string, advertisement ...string) error {
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
 	if advertisement == nil {
 		advertisement = []string{}
 	}
-	_, err := s.store.putTier1(id, tier1Input{RouteAdvertisementTypes: advertisement}, outOfBandCaller)
+	ref, err := parseRouter(routerKey(id))
+	if err != nil {
+		return err
+	}
+	if ref.vpc {
+		return fmt.Errorf("nsxsim: %s is a VPC, not a Tier-1", id)
+	}
+	if ref.project != "" {
+		s.store.ensureProject(ref.project, outOfBandCaller)
+	}
+	_, err = s.store.putRouter(ref.path, tier1Input{RouteAdvertisementTypes: advertisement}, outOfBandCaller)
 	return err
+}
+
+// AddRouter creates a router by policy path, with its project: a Tier-1
+// (default space or project) advertising static and connected routes, or a
+// VPC connected to /infra/tier-0s/t0. An existing one is left as it is.
+func (s *Simulator) AddRouter(path string) error {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	if _, ok := s.store.router(path); ok {
+		return nil
+	}
+	_, err := s.store.addRouter(path, outOfBandCaller)
+	return err
+}
+
+// SetVPCDefaultGateway sets a VPC's default_gateway_path ("" disconnects it).
+func (s *Simulator) SetVPCDefaultGateway(vpc, gateway string) error {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	t, ok := s.store.router(vpc)
+	if !ok || !t.vpc {
+		return fmt.Errorf("nsxsim: no VPC %q", vpc)
+	}
+	t.defaultGateway = gateway
+	return nil
+}
+
+// RemoveProject deletes a project and every router in it, as an admin
+// would (tests of a project that does not exist).
+func (s *Simulator) RemoveProject(project string) {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	delete(s.store.projects, project)
+	for path, t := range s.store.routers {
+		if strings.HasPrefix(path, project+"/") {
+			for id := range t.routes {
+				s.store.deleteRoute(t, id)
+			}
+			delete(s.store.routers, path)
+		}
+	}
 }
 
 // SetPassword sets (or creates) a local user's password, as an NSX admin
@@ -151,13 +206,14 @@ func (s *Simulator) IssuedSecrets() []string {
 // SetRealizationError makes a route's realization fail with msg, as an edge
 // refusing it would: its realized state is ERROR and it leaves the forwarding
 // table. An empty msg clears it. (The netns realizer sets and clears these
-// itself.)
+// itself.) tier1 is a default-space Tier-1's id or any router's path.
 func (s *Simulator) SetRealizationError(tier1, id, msg string) {
+	key := routerKey(tier1) + "/" + id
 	if msg == "" {
-		s.realizeErrors.Delete(tier1 + "/" + id)
+		s.realizeErrors.Delete(key)
 		return
 	}
-	s.realizeErrors.Store(tier1+"/"+id, msg)
+	s.realizeErrors.Store(key, msg)
 }
 
 // AddFault adds a fault rule.
@@ -173,9 +229,10 @@ func (s *Simulator) ExpireSessions() { s.auth.expireSessions() }
 func (s *Simulator) ExpireTokens() { s.auth.expireTokens() }
 
 // OnRouteChange registers a function called, in order, for every route
-// created, replaced or deleted (the netns realizer uses it). It runs under the
-// registry lock: it must not call back into the simulator.
-func (s *Simulator) OnRouteChange(fn func(tier1 string, r StaticRoute, deleted bool)) {
+// created, replaced or deleted, with its router's policy path (the netns
+// realizer uses it). It runs under the registry lock: it must not call back
+// into the simulator.
+func (s *Simulator) OnRouteChange(fn func(router string, r StaticRoute, deleted bool)) {
 	s.store.mu.Lock()
 	s.store.onChange = fn
 	s.store.mu.Unlock()
@@ -222,6 +279,27 @@ func (s *Simulator) testAPI() {
 	}})
 	s.handle("/nsxsim/api/tier-1s/{t1}/route-count", methods{"GET": func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, RouteCount{Count: s.RouteCount(r.PathValue("t1"))})
+	}})
+	// The same for any router, named by its policy path: ?router=<path>.
+	s.handle("/nsxsim/api/routes", methods{"GET": func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Routes(r.URL.Query().Get("router")))
+	}})
+	s.handle("/nsxsim/api/route-count", methods{"GET": func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, RouteCount{Count: s.RouteCount(r.URL.Query().Get("router"))})
+	}})
+	s.handle("/nsxsim/api/routes/{id}", methods{"GET": func(w http.ResponseWriter, r *http.Request) {
+		route, ok := s.Route(r.URL.Query().Get("router"), r.PathValue("id"))
+		if !ok {
+			notFound(w, r.URL.Path)
+			return
+		}
+		writeJSON(w, http.StatusOK, route)
+	}, "DELETE": func(w http.ResponseWriter, r *http.Request) {
+		if !s.DeleteRoute(r.URL.Query().Get("router"), r.PathValue("id")) {
+			notFound(w, r.URL.Path)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
 	}})
 	s.handle("/nsxsim/api/tier-1s/{t1}/routes/{id}", methods{"GET": func(w http.ResponseWriter, r *http.Request) {
 		route, ok := s.Route(r.PathValue("t1"), r.PathValue("id"))
