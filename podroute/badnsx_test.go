@@ -44,13 +44,13 @@ func TestGarbageFromNSXNeverDeletes(t *testing.T) {
 			for _, r := range d {
 				pre = append(pre, r)
 			}
-			if err := client.Apply(context.Background(), "/infra/tier-1s/t1-routable", pre, nil); err != nil {
+			if err := client.Apply(context.Background(), nsx.Tier1Path("t1-routable"), pre, nil); err != nil {
 				t.Fatal(err)
 			}
 			sim.PutRoute("t1-routable", "foreign", "0.0.0.0/0", []string{"203.0.113.1"})
 			sim.AddFault(nsxsim.FaultRule{Method: "GET", Path: "/static-routes$", Status: answer.Status, ContentType: answer.ContentType, Body: answer.Body})
 
-			c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1-routable", ClusterCIDRs: v4, Window: time.Millisecond}, kube, client, nil)
+			c := newTestController(t, Config{Identity: us, Router: nsx.Tier1Path("t1-routable"), ClusterCIDRs: v4, Window: time.Millisecond}, kube, client, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			err = c.reconcile(ctx)

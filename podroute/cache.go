@@ -1,15 +1,15 @@
 package podroute
 
 import (
-	"sort"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/t1route/t1route/nsx"
 )
 
-// nodeCache computes the desired routes as Desired does, recomputing only
-// the nodes that changed since the previous pass: at 50,000 nodes,
+// nodeCache computes the desired routes as DesiredHeld does, recomputing
+// only the nodes that changed since the previous pass: at 50,000 nodes,
 // recomputing every node and rebuilding the map of every route on each node
 // change cost ~0.6 s of CPU and ~90 MB of allocation a change.
 //
@@ -17,10 +17,14 @@ import (
 // object, or has the same UID, pod CIDRs and addresses: the informer hands
 // a new object for every update (heartbeats and condition patches too), and
 // resourceVersion is not trusted, the fields themselves are compared. The
-// desired map is kept between passes and changed for the changed nodes
-// only; when a change touches a pod CIDR two nodes claim, the map is rebuilt
-// from every entry, settling the claims as Desired does (the first node by
-// name keeps the route). A full update recomputes every node: the periodic
+// desired map and the claims (claims.go) are kept between passes and
+// changed for the changed nodes only: their claims are released, and their
+// new claims settled together with the claims that overlapped a released
+// one, through the claim trie (a walk of at most 32 or 128 steps per
+// claim, whatever the number of nodes). What the previous pass routed to a
+// node is what the node holds, exactly as DesiredHeld with the previous
+// pass's routes as holders would settle it. A full update recomputes every
+// node and settles every claim anew with the Tier-1's holders: the periodic
 // resync's safety net against a stale entry.
 //
 // Not safe for concurrent use: it belongs to the goroutine running passes.
@@ -29,17 +33,19 @@ type nodeCache struct {
 	entries map[string]*nodeEntry
 	gen     uint64
 	desired map[string]nsx.Route
-	// contested holds, for each route ID two or more nodes claim, every
-	// claimant's name.
-	contested map[string][]string
+	trie    *claimTrie
+	// refused holds every claim that lost to an overlapping one.
+	refused map[*claim]struct{}
+	// mark is the generation of the current settle.
+	mark uint64
 	// problemNodes are the nodes whose entry has problems.
 	problemNodes map[string]bool
 }
 
-// nodeEntry is one node's routes and problems as computed from obj.
+// nodeEntry is one node's claims and problems as computed from obj.
 type nodeEntry struct {
 	obj      *corev1.Node
-	routes   []nsx.Route
+	claims   []*claim
 	problems []NodeProblem
 	gen      uint64 // the last update that saw the node
 	// created and createdMsg remember the message of the node's condition
@@ -50,7 +56,7 @@ type nodeEntry struct {
 
 func newNodeCache(rules routeRules) *nodeCache {
 	return &nodeCache{rules: rules, entries: map[string]*nodeEntry{}, desired: map[string]nsx.Route{},
-		contested: map[string][]string{}, problemNodes: map[string]bool{}}
+		trie: newClaimTrie(), refused: map[*claim]struct{}{}, problemNodes: map[string]bool{}}
 }
 
 // cacheResult is one update's desired state. desired is owned by the cache
@@ -62,8 +68,7 @@ type cacheResult struct {
 	// update, removed those gone (neither is filled by a full update).
 	recomputed, removed []string
 	// all is true when any route may differ from the previous update's
-	// (a full update, or claims settled anew); otherwise only the routes
-	// of touched (route IDs) may.
+	// (a full update); otherwise only the routes of touched (route IDs) may.
 	all     bool
 	touched []string
 }
@@ -75,8 +80,11 @@ type nodeChange struct {
 }
 
 // update brings the cache up to nodes (the informer's objects, which are
-// never modified) and returns the desired routes. full recomputes every node.
-func (nc *nodeCache) update(nodes []*corev1.Node, full bool) cacheResult {
+// never modified) and returns the desired routes. full recomputes every
+// node and settles every claim with holders (route ID -> node: Holders of
+// the Tier-1's routes); otherwise holders is not used, the previous
+// update's routes are what the nodes hold.
+func (nc *nodeCache) update(nodes []*corev1.Node, full bool, holders map[string]string) cacheResult {
 	nc.gen++
 	var res cacheResult
 	if full {
@@ -87,8 +95,8 @@ func (nc *nodeCache) update(nodes []*corev1.Node, full bool) cacheResult {
 	for _, obj := range nodes {
 		e := nc.entries[obj.Name]
 		if e == nil || (e.obj != obj && routingChanged(e.obj, obj)) || e.obj.UID != obj.UID {
-			routes, problems := nc.rules.nodeRoutes(FromNode(obj))
-			cur := &nodeEntry{routes: routes, problems: problems}
+			claims, problems := nc.rules.nodeClaims(FromNode(obj))
+			cur := &nodeEntry{claims: claims, problems: problems}
 			nc.entries[obj.Name] = cur
 			changes = append(changes, nodeChange{obj.Name, e, cur})
 			if !full {
@@ -115,70 +123,123 @@ func (nc *nodeCache) update(nodes []*corev1.Node, full bool) cacheResult {
 			delete(nc.problemNodes, ch.name)
 		}
 	}
-	if full || !nc.apply(changes, &res) {
-		nc.rebuild()
-		res.all, res.touched = true, nil
+	if full {
+		nc.rebuild(holders)
+		res.all = true
+	} else {
+		nc.settle(changes, &res)
 	}
 	res.desired = nc.desired
 	res.problems = nc.collectProblems()
 	return res
 }
 
-// apply changes the desired map for changes when no pod CIDR they touch is
-// claimed by another node; it returns false when the claims must be
-// settled anew (rebuild).
-func (nc *nodeCache) apply(changes []nodeChange, res *cacheResult) bool {
+// settle releases the claims of changes' old entries and settles their
+// new claims, with every claim that overlapped a released one, in
+// claimBefore order against the claims that stay accepted: what
+// DesiredHeld gives with the previous routes as holders.
+func (nc *nodeCache) settle(changes []nodeChange, res *cacheResult) {
+	nc.mark++
+	// A changed node's claim to a route it holds keeps it (a readdressed
+	// node, or one re-created under its name).
+	for _, ch := range changes {
+		if ch.cur == nil {
+			continue
+		}
+		for _, c := range ch.cur.claims {
+			d, ok := nc.desired[c.route.ID]
+			c.held = ok && NodeOf(d) == c.node
+		}
+	}
+	var released, candidates []*claim
 	for _, ch := range changes {
 		if ch.old == nil {
 			continue
 		}
-		for _, r := range ch.old.routes {
-			if _, c := nc.contested[r.ID]; c {
-				return false
+		for _, c := range ch.old.claims {
+			if c.accepted {
+				delete(nc.desired, c.route.ID)
+				res.touched = append(res.touched, c.route.ID)
+				released = append(released, c)
+			} else {
+				delete(nc.refused, c)
 			}
-			if d, ok := nc.desired[r.ID]; !ok || NodeOf(d) != NodeOf(r) {
-				return false // not the node's: the map is not what it should be
-			}
-			delete(nc.desired, r.ID)
-			res.touched = append(res.touched, r.ID)
+			nc.trie.remove(c)
 		}
 	}
 	for _, ch := range changes {
 		if ch.cur == nil {
 			continue
 		}
-		for _, r := range ch.cur.routes {
-			if _, c := nc.contested[r.ID]; c {
-				return false
-			}
-			if _, claimed := nc.desired[r.ID]; claimed {
-				return false // a second claimant
-			}
-			nc.desired[r.ID] = r
-			res.touched = append(res.touched, r.ID)
+		for _, c := range ch.cur.claims {
+			nc.trie.add(c)
+			c.mark = nc.mark
+			candidates = append(candidates, c)
 		}
 	}
-	return true
+	for _, r := range released {
+		nc.trie.overlapping(r.prefix, func(c *claim) {
+			if !c.accepted && c.mark != nc.mark {
+				c.mark, c.held = nc.mark, false // refused before: it held nothing
+				candidates = append(candidates, c)
+			}
+		})
+	}
+	slices.SortFunc(candidates, func(a, b *claim) int {
+		switch {
+		case claimBefore(a, b):
+			return -1
+		case claimBefore(b, a):
+			return 1
+		}
+		return 0
+	})
+	var accepted []*claim
+	for _, c := range candidates {
+		c.blocker = nil
+		if nc.trie.blocker(c.prefix) != nil {
+			nc.refused[c] = struct{}{}
+			continue
+		}
+		nc.trie.accept(c)
+		delete(nc.refused, c)
+		nc.desired[c.route.ID] = c.route
+		res.touched = append(res.touched, c.route.ID)
+		accepted = append(accepted, c)
+	}
+	// Name the holder each refused claim overlaps, where it may have changed.
+	for _, c := range candidates {
+		if !c.accepted {
+			c.blocker = nc.trie.blocker(c.prefix)
+		}
+	}
+	for _, a := range accepted {
+		nc.trie.overlapping(a.prefix, func(c *claim) {
+			if !c.accepted {
+				c.blocker = nc.trie.blocker(c.prefix)
+			}
+		})
+	}
 }
 
-// rebuild makes the desired map from every entry, settling claims.
-func (nc *nodeCache) rebuild() {
-	nc.desired = make(map[string]nsx.Route, len(nc.desired))
-	nc.contested = map[string][]string{}
+// rebuild settles every entry's claims anew, the holders' first.
+func (nc *nodeCache) rebuild(holders map[string]string) {
+	var all []*claim
 	for _, e := range nc.entries {
-		for _, r := range e.routes {
-			kept, dup := nc.desired[r.ID]
-			if !dup {
-				nc.desired[r.ID] = r
-				continue
-			}
-			if nc.contested[r.ID] == nil {
-				nc.contested[r.ID] = []string{NodeOf(kept)}
-			}
-			nc.contested[r.ID] = append(nc.contested[r.ID], NodeOf(r))
-			if NodeOf(r) < NodeOf(kept) { // as in Desired: the first by name keeps it
-				nc.desired[r.ID] = r
-			}
+		for _, c := range e.claims {
+			c.held = holders[c.route.ID] == c.node
+			all = append(all, c)
+		}
+	}
+	nc.trie = newClaimTrie()
+	settleAll(nc.trie, all)
+	nc.desired = make(map[string]nsx.Route, len(all))
+	nc.refused = map[*claim]struct{}{}
+	for _, c := range all {
+		if c.accepted {
+			nc.desired[c.route.ID] = c.route
+		} else {
+			nc.refused[c] = struct{}{}
 		}
 	}
 }
@@ -190,20 +251,10 @@ func (nc *nodeCache) collectProblems() []NodeProblem {
 	for name := range nc.problemNodes {
 		out = append(out, nc.entries[name].problems...)
 	}
-	for rid, names := range nc.contested {
-		kept := nc.desired[rid]
-		for _, n := range names {
-			if winner := NodeOf(kept); n != winner {
-				out = append(out, duplicateProblem(n, kept.Network, winner))
-			}
-		}
+	for c := range nc.refused {
+		out = append(out, c.problem())
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Node != out[j].Node {
-			return out[i].Node < out[j].Node
-		}
-		return out[i].CIDR < out[j].CIDR
-	})
+	sortProblems(out)
 	return out
 }
 
@@ -211,8 +262,8 @@ func (nc *nodeCache) collectProblems() []NodeProblem {
 // others went to another node or over the route limit).
 func (e *nodeEntry) routesCreated(desired map[string]nsx.Route) int {
 	n := 0
-	for _, r := range e.routes {
-		if d, ok := desired[r.ID]; ok && NodeOf(d) == NodeOf(r) {
+	for _, c := range e.claims {
+		if d, ok := desired[c.route.ID]; ok && NodeOf(d) == c.node {
 			n++
 		}
 	}

@@ -23,13 +23,14 @@ type RouteCheck struct {
 // address, CIDR outside the cluster CIDR) are verdicts too: such a node's
 // pods are not routable. Pure.
 func CheckRoutes(id Identity, clusterCIDRs []netip.Prefix, nodes []Node, actual []nsx.Route) []RouteCheck {
-	want, problems := Desired(id, clusterCIDRs, nodes)
 	have := make(map[string]nsx.Route, len(actual))
 	for _, r := range actual {
 		if id.Owns(r) {
 			have[r.ID] = r
 		}
 	}
+	// As the controller decides: the node holding a route keeps it.
+	want, problems := DesiredHeld(id, clusterCIDRs, nodes, Holders(id, have))
 	var out []RouteCheck
 	for rid, w := range want {
 		c := RouteCheck{Node: NodeOf(w), Network: w.Network, NextHop: w.NextHops[0].IP}
@@ -73,13 +74,13 @@ func NextHopIPs(r nsx.Route) []string {
 
 // CheckClient is what a route check reads from NSX.
 type CheckClient interface {
-	// Installed reads the Tier-1's forwarding table, every page.
-	Installed(ctx context.Context, tier1Path string) (*nsx.InstalledRoutes, error)
-	// ListRoutes lists the Tier-1's static routes, every page.
-	ListRoutes(ctx context.Context, tier1Path string) ([]nsx.Route, error)
+	// Installed reads the Tier-1's or VPC's forwarding table, every page.
+	Installed(ctx context.Context, router nsx.RouterPath) (*nsx.InstalledRoutes, error)
+	// ListRoutes lists the Tier-1's or VPC's static routes, every page.
+	ListRoutes(ctx context.Context, router nsx.RouterPath) ([]nsx.Route, error)
 	// RealizeRoutesWith gives routes' realized state, asking NSX one route at
 	// a time only for those installed does not hold (nil: every route).
-	RealizeRoutesWith(ctx context.Context, tier1Path string, routes []nsx.Route, installed *nsx.InstalledRoutes) ([]nsx.RouteRealization, error)
+	RealizeRoutesWith(ctx context.Context, router nsx.RouterPath, routes []nsx.Route, installed *nsx.InstalledRoutes) ([]nsx.RouteRealization, error)
 }
 
 // RouteVerdict is one route's check with its realization (meaningful when
@@ -97,20 +98,20 @@ type RouteVerdict struct {
 // explains each route (missing, wrong next hop), and routes configured right
 // but not installed are asked their realized state one by one (in progress,
 // or NSX's error). Node problems are verdicts in both cases.
-func Check(ctx context.Context, c CheckClient, tier1Path string, id Identity, clusterCIDRs []netip.Prefix, nodes []Node) ([]RouteVerdict, error) {
-	installed, err := c.Installed(ctx, tier1Path)
+func Check(ctx context.Context, c CheckClient, router nsx.RouterPath, id Identity, clusterCIDRs []netip.Prefix, nodes []Node) ([]RouteVerdict, error) {
+	installed, err := c.Installed(ctx, router)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("read the forwarding table of %s: %w", tier1Path, err)
+			return nil, fmt.Errorf("read the forwarding table of %s: %w", router, err)
 		}
 		installed = nil // unreadable: the route list and per-route realization decide
 	}
 	if out, ok := checkInstalled(id, clusterCIDRs, nodes, installed); ok {
 		return out, nil
 	}
-	actual, err := c.ListRoutes(ctx, tier1Path)
+	actual, err := c.ListRoutes(ctx, router)
 	if err != nil {
-		return nil, fmt.Errorf("list routes on %s: %w", tier1Path, err)
+		return nil, fmt.Errorf("list routes on %s: %w", router, err)
 	}
 	checks := CheckRoutes(id, clusterCIDRs, nodes, actual)
 	var configured []nsx.Route
@@ -119,9 +120,9 @@ func Check(ctx context.Context, c CheckClient, tier1Path string, id Identity, cl
 			configured = append(configured, ch.Route)
 		}
 	}
-	realized, err := c.RealizeRoutesWith(ctx, tier1Path, configured, installed)
+	realized, err := c.RealizeRoutesWith(ctx, router, configured, installed)
 	if err != nil {
-		return nil, fmt.Errorf("read realization on %s: %w", tier1Path, err)
+		return nil, fmt.Errorf("read realization on %s: %w", router, err)
 	}
 	out := make([]RouteVerdict, 0, len(checks))
 	for _, ch := range checks {

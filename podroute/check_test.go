@@ -79,7 +79,7 @@ type checkNSX struct {
 	asked       []string // route IDs asked one by one
 }
 
-func (f *checkNSX) Installed(ctx context.Context, _ string) (*nsx.InstalledRoutes, error) {
+func (f *checkNSX) Installed(ctx context.Context, _ nsx.RouterPath) (*nsx.InstalledRoutes, error) {
 	f.fibReads++
 	if f.fibErr != nil {
 		return nil, f.fibErr
@@ -87,12 +87,12 @@ func (f *checkNSX) Installed(ctx context.Context, _ string) (*nsx.InstalledRoute
 	return nsx.NewInstalledRoutes(f.fib), ctx.Err()
 }
 
-func (f *checkNSX) ListRoutes(ctx context.Context, _ string) ([]nsx.Route, error) {
+func (f *checkNSX) ListRoutes(ctx context.Context, _ nsx.RouterPath) ([]nsx.Route, error) {
 	f.lists++
 	return f.routes, ctx.Err()
 }
 
-func (f *checkNSX) RealizeRoutesWith(_ context.Context, _ string, routes []nsx.Route, installed *nsx.InstalledRoutes) ([]nsx.RouteRealization, error) {
+func (f *checkNSX) RealizeRoutesWith(_ context.Context, _ nsx.RouterPath, routes []nsx.Route, installed *nsx.InstalledRoutes) ([]nsx.RouteRealization, error) {
 	f.askedFibNil = installed == nil
 	out := make([]nsx.RouteRealization, len(routes))
 	for i, r := range routes {
@@ -156,7 +156,7 @@ func TestCheckReadsTheForwardingTableFirst(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Check(context.Background(), tc.nsx, "/infra/tier-1s/t1", id, cidrs, tc.nodes)
+			got, err := Check(context.Background(), tc.nsx, nsx.Tier1Path("t1"), id, cidrs, tc.nodes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +191,7 @@ func TestCheckStopsWhenTheContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	f := &checkNSX{fibErr: context.Canceled}
-	if _, err := Check(ctx, f, "/infra/tier-1s/t1", Identity{UID: "u"}, nil, nil); !errors.Is(err, context.Canceled) || f.lists != 0 {
+	if _, err := Check(ctx, f, nsx.Tier1Path("t1"), Identity{UID: "u"}, nil, nil); !errors.Is(err, context.Canceled) || f.lists != 0 {
 		t.Fatalf("err %v after %d lists; want context.Canceled and no list", err, f.lists)
 	}
 }

@@ -68,6 +68,9 @@ const (
 type wantCondition struct {
 	unavailable bool
 	reason, msg string
+	// exact: the message matters too, as it names the node holding a pod
+	// CIDR this node claims (a new holder must be told).
+	exact bool
 }
 
 // status is the condition status w asks for.
@@ -85,7 +88,7 @@ func (w wantCondition) status() corev1.ConditionStatus {
 // such rewrites would cost 10,000 patches for no change in behaviour. The
 // detail of a problem is also in the node's events and the log.
 func (w wantCondition) satisfiedBy(cur *corev1.NodeCondition) bool {
-	return cur != nil && cur.Status == w.status() && cur.Reason == w.reason
+	return cur != nil && cur.Status == w.status() && cur.Reason == w.reason && (!w.exact || cur.Message == w.msg)
 }
 
 // updateConditions brings each node's wanted NetworkUnavailable condition
@@ -106,8 +109,10 @@ func (w wantCondition) satisfiedBy(cur *corev1.NodeCondition) bool {
 // queued twice is patched once.
 func (c *Controller) updateConditions(res cacheResult, desired map[string]nsx.Route, problems []NodeProblem, full bool) {
 	byNode := map[string][]string{}
+	exact := map[string]bool{}
 	for _, p := range problems {
 		byNode[p.Node] = append(byNode[p.Node], p.Message)
+		exact[p.Node] = exact[p.Node] || namesHolder(p.Reason)
 	}
 	type queued struct {
 		name string
@@ -129,12 +134,12 @@ func (c *Controller) updateConditions(res cacheResult, desired map[string]nsx.Ro
 		var ok bool
 		if msgs := byNode[name]; len(msgs) > 0 {
 			sort.Strings(msgs)
-			w, ok = wantCondition{true, ReasonNoRouteCreated, strings.Join(msgs, "; ")}, true
+			w, ok = wantCondition{true, ReasonNoRouteCreated, strings.Join(msgs, "; "), exact[name]}, true
 		} else if n := e.routesCreated(desired); n > 0 {
 			if e.created != n || e.createdMsg == "" {
-				e.created, e.createdMsg = n, fmt.Sprintf("t1route created %d route(s) on %s", n, c.cfg.Tier1Path)
+				e.created, e.createdMsg = n, fmt.Sprintf("t1route created %d route(s) on %s", n, c.cfg.Router)
 			}
-			w, ok = wantCondition{false, ReasonRouteCreated, e.createdMsg}, true
+			w, ok = wantCondition{false, ReasonRouteCreated, e.createdMsg, false}, true
 		}
 		old, had := c.wantCond[name]
 		switch {
@@ -213,7 +218,7 @@ func (c *Controller) needsPatch(name string, w wantCondition) bool {
 	c.mu.Unlock()
 	// Set by this controller recently: the informer has not caught up.
 	// Re-checked after a resync period, which repairs out-of-band changes.
-	return !ok || p.want.status() != w.status() || p.want.reason != w.reason || time.Since(p.at) >= c.cfg.ResyncPeriod
+	return !ok || p.want.status() != w.status() || p.want.reason != w.reason || (w.exact && p.want.msg != w.msg) || time.Since(p.at) >= c.cfg.ResyncPeriod
 }
 
 // runConditionWorker patches queued nodes until the queue shuts down.

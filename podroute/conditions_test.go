@@ -18,8 +18,9 @@ import (
 )
 
 func TestConditionSatisfiedBy(t *testing.T) {
-	created := wantCondition{false, ReasonRouteCreated, "t1route created 1 route(s) on /infra/tier-1s/t1"}
-	refused := wantCondition{true, ReasonNoRouteCreated, "NSX refused the route for 100.96.1.0/24: reserved"}
+	created := wantCondition{false, ReasonRouteCreated, "t1route created 1 route(s) on /infra/tier-1s/t1", false}
+	refused := wantCondition{true, ReasonNoRouteCreated, "NSX refused the route for 100.96.1.0/24: reserved", false}
+	holder := wantCondition{true, ReasonNoRouteCreated, "pod CIDR 100.96.1.0/24 is also node b's pod CIDR", true}
 	cond := func(s corev1.ConditionStatus, reason, msg string) *corev1.NodeCondition {
 		return &corev1.NodeCondition{Type: corev1.NodeNetworkUnavailable, Status: s, Reason: reason, Message: msg}
 	}
@@ -38,6 +39,8 @@ func TestConditionSatisfiedBy(t *testing.T) {
 		{"status differs", refused, cond(corev1.ConditionFalse, ReasonRouteCreated, refused.msg), false},
 		{"reason differs", created, cond(corev1.ConditionFalse, "CalicoIsUp", created.msg), false},
 		{"status unknown", created, cond(corev1.ConditionUnknown, ReasonRouteCreated, created.msg), false},
+		{"the holder named differs", holder, cond(corev1.ConditionTrue, ReasonNoRouteCreated, "pod CIDR 100.96.1.0/24 is also node a's pod CIDR"), false},
+		{"the holder named is the same", holder, cond(corev1.ConditionTrue, ReasonNoRouteCreated, holder.msg), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.want.satisfiedBy(tc.cur); got != tc.satisfied {
@@ -83,7 +86,7 @@ func TestConditionPatchedOnlyOnChange(t *testing.T) {
 			}
 			patches := countPatches(kube)
 			fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
-			c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4}, kube, fnsx, nil)
+			c := newTestController(t, Config{Identity: us, Router: nsx.Tier1Path("t1"), ClusterCIDRs: v4}, kube, fnsx, nil)
 			ctx := context.Background()
 			for range 2 { // a second pass patches nothing more
 				if err := c.reconcile(ctx); err != nil {
@@ -130,7 +133,7 @@ func TestConditionPatchFailuresAreRetried(t *testing.T) {
 	})
 	// NSX refuses n01's route at first: it wants True.
 	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{"100.96.1.0/24": true}}
-	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, Window: time.Millisecond}, kube, fnsx, nil)
+	c := newTestController(t, Config{Identity: us, Router: nsx.Tier1Path("t1"), ClusterCIDRs: v4, Window: time.Millisecond}, kube, fnsx, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan struct{})
@@ -172,7 +175,7 @@ func TestConditionsUseTheNodeStatusClient(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, kube, fnsx, RunOptions{Config: Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, Window: time.Millisecond},
+		done <- Run(ctx, kube, fnsx, RunOptions{Config: Config{Identity: us, Router: nsx.Tier1Path("t1"), ClusterCIDRs: v4, Window: time.Millisecond},
 			NodeStatus: status})
 	}()
 	waitFor(t, "5 patches through the node status client", func() bool { return statusPatches.Load() == 5 })
@@ -204,7 +207,7 @@ func TestConditionsOfNodeChangePasses(t *testing.T) {
 	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
 	// A resync period this short lets a full pass repair at once what this
 	// controller patched a moment ago (it waits that long for the informer).
-	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, ResyncPeriod: time.Millisecond}, kube, fnsx, nil)
+	c := newTestController(t, Config{Identity: us, Router: nsx.Tier1Path("t1"), ClusterCIDRs: v4, ResyncPeriod: time.Millisecond}, kube, fnsx, nil)
 	ctx := context.Background()
 	pass := func(want int64) {
 		t.Helper()
@@ -256,7 +259,7 @@ func TestWhileLeadingEndsWithRun(t *testing.T) {
 	var started, ended atomic.Bool
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, fakeNodes(1), fnsx, RunOptions{Config: Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, Window: time.Millisecond},
+		done <- Run(ctx, fakeNodes(1), fnsx, RunOptions{Config: Config{Identity: us, Router: nsx.Tier1Path("t1"), ClusterCIDRs: v4, Window: time.Millisecond},
 			WhileLeading: func(ctx context.Context) {
 				started.Store(true)
 				<-ctx.Done()

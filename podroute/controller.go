@@ -27,15 +27,15 @@ import (
 // RouteClient is what the controller needs of NSX; *nsx.Client is one.
 type RouteClient interface {
 	// ListRoutes returns every static route of the Tier-1 (all pages).
-	ListRoutes(ctx context.Context, tier1Path string) ([]nsx.Route, error)
+	ListRoutes(ctx context.Context, router nsx.RouterPath) ([]nsx.Route, error)
 	// Apply upserts and deletes routes in batches; idempotent; *nsx.BatchError on failure.
-	Apply(ctx context.Context, tier1Path string, upserts []nsx.Route, deletes []string) error
+	Apply(ctx context.Context, router nsx.RouterPath, upserts []nsx.Route, deletes []string) error
 }
 
 // Config configures the controller.
 type Config struct {
 	Identity     Identity
-	Tier1Path    string
+	Router       nsx.RouterPath // the Tier-1 or VPC holding the routes
 	ClusterCIDRs []netip.Prefix
 	// ResyncPeriod re-lists NSX to repair drift even without node changes; default 5 min.
 	ResyncPeriod time.Duration
@@ -159,7 +159,7 @@ func (c *Controller) enqueue() { c.queue.AddAfter(workKey, c.cfg.Window) }
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 	defer c.condQueue.ShutDown()
-	c.log.Info("starting route controller", zap.String("tier1", c.cfg.Tier1Path), zap.String("cluster", c.cfg.Identity.Name),
+	c.log.Info("starting route controller", zap.Stringer("router", c.cfg.Router), zap.String("cluster", c.cfg.Identity.Name),
 		zap.String("cluster_uid", c.cfg.Identity.UID), zap.Duration("resync", c.cfg.ResyncPeriod))
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
 		return ctx.Err()
@@ -218,7 +218,7 @@ func (c *Controller) backgroundList(ctx context.Context) {
 		return
 	}
 	go func() {
-		c.actual.EndList(c.nsx.ListRoutes(ctx, c.cfg.Tier1Path))
+		c.actual.EndList(c.nsx.ListRoutes(ctx, c.cfg.Router))
 		c.queue.Add(workKey)
 	}()
 }
@@ -241,15 +241,19 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		return err
 	}
 	before, listed, err := c.actual.Refresh(ctx, func(ctx context.Context) ([]nsx.Route, error) {
-		return c.nsx.ListRoutes(ctx, c.cfg.Tier1Path)
+		return c.nsx.ListRoutes(ctx, c.cfg.Router)
 	})
 	if err != nil {
-		return fmt.Errorf("listing routes of %s: %w", c.cfg.Tier1Path, err)
+		return fmt.Errorf("listing routes of %s: %w", c.cfg.Router, err)
 	}
 	if listed {
 		c.logOutOfBand(before, c.actual.Routes())
 	}
-	res := c.cache.update(nodeObjs, listed)
+	var holders map[string]string
+	if listed { // a full pass: who holds which route is what the Tier-1 says
+		holders = Holders(c.cfg.Identity, c.actual.Routes())
+	}
+	res := c.cache.update(nodeObjs, listed, holders)
 	desired, problems := res.desired, res.problems
 	c.mu.Lock()
 	for id := range c.failed { // refusals of routes no longer wanted
@@ -368,7 +372,7 @@ func (c *Controller) logOutOfBand(known, fresh map[string]nsx.Route) {
 func (c *Controller) apply(ctx context.Context, ch Changes) error {
 	ups, dels := ch.Upserts, ch.Deletes
 	for attempt := 0; ; attempt++ {
-		err := c.nsx.Apply(ctx, c.cfg.Tier1Path, ups, dels)
+		err := c.nsx.Apply(ctx, c.cfg.Router, ups, dels)
 		if err == nil {
 			c.clearFailures(ups)
 			return nil
@@ -414,7 +418,7 @@ func (c *Controller) isolate(ctx context.Context, ups []nsx.Route, dels []string
 		if len(ups)+len(dels) == 0 {
 			return nil
 		}
-		err := c.nsx.Apply(ctx, c.cfg.Tier1Path, ups, dels)
+		err := c.nsx.Apply(ctx, c.cfg.Router, ups, dels)
 		if err == nil {
 			return nil
 		}
@@ -479,11 +483,15 @@ func (c *Controller) reportProblems(problems []NodeProblem) {
 	sent, suppressed := 0, map[string]int{}
 	for _, p := range problems {
 		key := p.Node + "/" + p.CIDR
-		current[key] = p.Reason
+		seen := p.Reason
+		if namesHolder(p.Reason) { // a new holder is news: say who has the pod CIDR now
+			seen += "\n" + p.Message
+		}
+		current[key] = seen
 		c.mu.Lock()
 		prev := c.reported[key]
 		c.mu.Unlock()
-		if prev == p.Reason {
+		if prev == seen {
 			continue
 		}
 		if sent == maxEventsPerPass {
@@ -525,7 +533,7 @@ func (c *Controller) adopt(ctx context.Context, desired map[string]nsx.Route, ac
 		// The cloud provider authenticates as a protected principal
 		// identity: its routes can be replaced only with the override (which
 		// NSX honours only from an enterprise admin).
-		if err := c.nsx.Apply(nsx.WithAllowOverwrite(ctx), c.cfg.Tier1Path, ups, dels); err != nil {
+		if err := c.nsx.Apply(nsx.WithAllowOverwrite(ctx), c.cfg.Router, ups, dels); err != nil {
 			return start, fmt.Errorf("adopting cloud provider routes: %w", ExplainProtected(err, adoptProtectionFix))
 		}
 		c.actual.Applied(Changes{Upserts: ups, Deletes: dels}, nil)

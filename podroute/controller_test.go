@@ -28,7 +28,7 @@ type fakeNSX struct {
 	lists   int
 }
 
-func (f *fakeNSX) ListRoutes(context.Context, string) ([]nsx.Route, error) {
+func (f *fakeNSX) ListRoutes(context.Context, nsx.RouterPath) ([]nsx.Route, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists++
@@ -39,7 +39,7 @@ func (f *fakeNSX) ListRoutes(context.Context, string) ([]nsx.Route, error) {
 	return out, nil
 }
 
-func (f *fakeNSX) Apply(_ context.Context, _ string, ups []nsx.Route, dels []string) error {
+func (f *fakeNSX) Apply(_ context.Context, _ nsx.RouterPath, ups []nsx.Route, dels []string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applies++
@@ -62,7 +62,7 @@ func TestPermanentRefusalDoesNotBlockOtherNodes(t *testing.T) {
 	kube := fakeNodes(40)
 	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{"100.96.17.0/24": true}}
 	events := record.NewFakeRecorder(100)
-	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, Window: time.Millisecond}, kube, fnsx, events)
+	c := newTestController(t, Config{Identity: us, Router: nsx.Tier1Path("t1"), ClusterCIDRs: v4, Window: time.Millisecond}, kube, fnsx, events)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go c.Run(ctx)
@@ -150,7 +150,7 @@ func TestOutOfBandChangesAreNamed(t *testing.T) {
 func TestAppliedChangesAreLogged(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
-	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4}, fakeNodes(3), fnsx, nil)
+	c := newTestController(t, Config{Identity: us, Router: nsx.Tier1Path("t1"), ClusterCIDRs: v4}, fakeNodes(3), fnsx, nil)
 	c.log = zap.New(core)
 	if err := c.reconcile(context.Background()); err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestAppliedChangesAreLogged(t *testing.T) {
 func TestBackgroundResyncList(t *testing.T) {
 	kube := fakeNodes(3)
 	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
-	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4}, kube, fnsx, nil)
+	c := newTestController(t, Config{Identity: us, Router: nsx.Tier1Path("t1"), ClusterCIDRs: v4}, kube, fnsx, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := c.reconcile(ctx); err != nil || len(fnsx.routes) != 3 {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/t1route/t1route/nsx"
 )
@@ -15,14 +16,18 @@ type Node struct {
 	PodCIDRs    []string
 	InternalIPs []string
 	ExternalIPs []string
+	// Created and UID order claims to one pod CIDR (claims.go): the
+	// oldest Node wins among those that hold no route yet.
+	Created time.Time
+	UID     string
 }
 
-// Reasons a node gets no route for a pod CIDR (used as event reasons).
+// Reasons a node gets no route for a pod CIDR (used as event reasons; the
+// reasons of pod CIDRs lost to another node's are in claims.go).
 const (
-	ReasonInvalidPodCIDR  = "InvalidPodCIDR"
-	ReasonOutsideCluster  = "PodCIDROutsideClusterCIDR"
-	ReasonNoNodeAddress   = "NoNodeAddress"
-	ReasonDuplicatePodCID = "DuplicatePodCIDR"
+	ReasonInvalidPodCIDR = "InvalidPodCIDR"
+	ReasonOutsideCluster = "PodCIDROutsideClusterCIDR"
+	ReasonNoNodeAddress  = "NoNodeAddress"
 	// ReasonRefusedClusterCIDR: the pod CIDR is a default route, or lies in
 	// a cluster CIDR that CheckClusterCIDR refuses (the configuration parser
 	// refuses it first; this is the controller's own guard).
@@ -40,31 +45,50 @@ type NodeProblem struct {
 // no route is for a default route or a prefix outside the cluster CIDRs,
 // and cluster CIDRs CheckClusterCIDR refuses (/0, loopback, multicast, ...;
 // short ones pass: the parser decides those) route nothing: every route the
-// controller writes comes from here.
+// controller writes comes from here. No two routes overlap: a pod CIDR
+// equal to, inside or containing another node's gets none (claims.go), the
+// oldest node winning; DesiredHeld lets the nodes holding routes keep them.
 func Desired(id Identity, clusterCIDRs []netip.Prefix, nodes []Node) (map[string]nsx.Route, []NodeProblem) {
+	return DesiredHeld(id, clusterCIDRs, nodes, nil)
+}
+
+// DesiredHeld is Desired where holders (route ID -> node name: Holders of
+// the Tier-1's routes) say which node holds each route now: a node's claim
+// to a route it holds goes before every claim that holds nothing, so no
+// newcomer, however old its Node, takes a route away. Pure.
+func DesiredHeld(id Identity, clusterCIDRs []netip.Prefix, nodes []Node, holders map[string]string) (map[string]nsx.Route, []NodeProblem) {
 	rules := newRouteRules(id, clusterCIDRs)
-	sorted := append([]Node(nil), nodes...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	routes := make(map[string]nsx.Route, len(nodes))
+	var claims []*claim
 	var problems []NodeProblem
-	for _, n := range sorted {
-		rs, ps := rules.nodeRoutes(n)
+	for _, n := range nodes {
+		cs, ps := rules.nodeClaims(n)
 		problems = append(problems, ps...)
-		for _, r := range rs {
-			if other, dup := routes[r.ID]; dup { // sorted: the first node by name keeps it
-				problems = append(problems, duplicateProblem(n.Name, r.Network, NodeOf(other)))
-				continue
-			}
-			routes[r.ID] = r
+		for _, c := range cs {
+			c.held = holders[c.route.ID] == c.node
+		}
+		claims = append(claims, cs...)
+	}
+	settleAll(newClaimTrie(), claims)
+	routes := make(map[string]nsx.Route, len(claims))
+	for _, c := range claims {
+		if c.accepted {
+			routes[c.route.ID] = c.route
+		} else {
+			problems = append(problems, c.problem())
 		}
 	}
+	sortProblems(problems)
 	return routes, problems
 }
 
-// duplicateProblem is node's problem when winner has its pod CIDR too.
-func duplicateProblem(node, cidr, winner string) NodeProblem {
-	return NodeProblem{Node: node, CIDR: cidr, Reason: ReasonDuplicatePodCID,
-		Message: fmt.Sprintf("pod CIDR %s is also node %s's; only %s gets the route", cidr, winner, winner)}
+// sortProblems orders problems by node, then pod CIDR (stable).
+func sortProblems(ps []NodeProblem) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].Node != ps[j].Node {
+			return ps[i].Node < ps[j].Node
+		}
+		return ps[i].CIDR < ps[j].CIDR
+	})
 }
 
 // routeRules computes one node's routes: what Desired does for each node
@@ -88,10 +112,11 @@ func newRouteRules(id Identity, clusterCIDRs []netip.Prefix) routeRules {
 	return r
 }
 
-// nodeRoutes returns the routes node n asks for (in pod CIDR order) and
-// the problems of its pod CIDRs that get none. Pure; depends on n alone.
-func (rr routeRules) nodeRoutes(n Node) ([]nsx.Route, []NodeProblem) {
-	var routes []nsx.Route
+// nodeClaims returns the routes node n asks for (in pod CIDR order), as
+// claims, and the problems of its pod CIDRs that get none whatever other
+// nodes ask. Pure; depends on n alone.
+func (rr routeRules) nodeClaims(n Node) ([]*claim, []NodeProblem) {
+	var claims []*claim
 	var problems []NodeProblem
 	for _, raw := range n.PodCIDRs {
 		problem := func(reason, format string, args ...any) {
@@ -119,19 +144,19 @@ func (rr routeRules) nodeRoutes(n Node) ([]nsx.Route, []NodeProblem) {
 			problem(ReasonNoNodeAddress, "node has no InternalIP or ExternalIP of the IP family of pod CIDR %s; no route until it has one", pfx)
 			continue
 		}
-		rid := rr.id.RouteID(pfx.String())
-		if slices.ContainsFunc(routes, func(r nsx.Route) bool { return r.ID == rid }) {
+		if slices.ContainsFunc(claims, func(c *claim) bool { return c.prefix == pfx }) {
 			continue // listed twice by the node itself: one route
 		}
-		routes = append(routes, nsx.Route{
-			ID:          rid,
-			DisplayName: truncate(rr.id.Name+"/"+n.Name+"/"+pfx.String(), 255),
-			Network:     pfx.String(),
-			NextHops:    []nsx.NextHop{{IP: hop.String()}},
-			Tags:        rr.id.tags(n.Name),
-		})
+		claims = append(claims, &claim{prefix: pfx, node: n.Name, created: n.Created, uid: n.UID, seq: len(claims),
+			route: nsx.Route{
+				ID:          rr.id.RouteID(pfx.String()),
+				DisplayName: truncate(rr.id.Name+"/"+n.Name+"/"+pfx.String(), 255),
+				Network:     pfx.String(),
+				NextHops:    []nsx.NextHop{{IP: hop.String()}},
+				Tags:        rr.id.tags(n.Name),
+			}})
 	}
-	return routes, problems
+	return claims, problems
 }
 
 type refusedCIDR struct {

@@ -115,7 +115,7 @@ func TestControllerNeverWritesAnUnsafeRoute(t *testing.T) {
 			}
 			fnsx := &fakeNSX{routes: map[string]nsx.Route{}}
 			factory := informers.NewSharedInformerFactory(kube, 0)
-			c, err := New(Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: h.clusterCIDRs, Window: time.Millisecond},
+			c, err := New(Config{Identity: us, Router: nsx.Tier1Path("t1"), ClusterCIDRs: h.clusterCIDRs, Window: time.Millisecond},
 				kube, factory.Core().V1().Nodes(), fnsx, record.NewFakeRecorder(100), nil, zap.NewNop())
 			if err != nil {
 				t.Fatal(err)

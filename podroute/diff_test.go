@@ -68,7 +68,7 @@ func TestDesired(t *testing.T) {
 		{"invalid pod CIDR", v4, []Node{{Name: "a", PodCIDRs: []string{"100.96.1.1/24", "banana"}, InternalIPs: []string{"198.51.100.11"}}}, map[string]string{},
 			[]string{"a/" + ReasonInvalidPodCIDR, "a/" + ReasonInvalidPodCIDR}},
 		{"no pod CIDR yet", v4, []Node{{Name: "a", InternalIPs: []string{"198.51.100.11"}}}, map[string]string{}, nil},
-		{"duplicate pod CIDR goes to the first node by name", v4, []Node{{Name: "z", PodCIDRs: []string{"100.96.1.0/24"}, InternalIPs: []string{"198.51.100.99"}}, nodeA},
+		{"duplicate pod CIDR of nodes of one age goes to the first by name", v4, []Node{{Name: "z", PodCIDRs: []string{"100.96.1.0/24"}, InternalIPs: []string{"198.51.100.99"}}, nodeA},
 			map[string]string{"100.96.1.0/24": "198.51.100.11"}, []string{"z/" + ReasonDuplicatePodCID}},
 		{"IPv4-mapped IPv6 address is IPv4", dual, []Node{{Name: "a", PodCIDRs: []string{"100.96.1.0/24", "fd00:100:96:1::/64"}, InternalIPs: []string{"::ffff:198.51.100.11"}}},
 			map[string]string{"100.96.1.0/24": "198.51.100.11"}, []string{"a/" + ReasonNoNodeAddress}},

@@ -60,7 +60,7 @@ func TestControllerReportsRouteLimit(t *testing.T) {
 	kube := fakeNodes(40)
 	fnsx := &fakeNSX{routes: map[string]nsx.Route{}, refuse: map[string]bool{}}
 	events := record.NewFakeRecorder(100)
-	c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, MaxRoutes: 30}, kube, fnsx, events)
+	c := newTestController(t, Config{Identity: us, Router: nsx.Tier1Path("t1"), ClusterCIDRs: v4, MaxRoutes: 30}, kube, fnsx, events)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := c.reconcile(ctx); err != nil {

@@ -15,7 +15,8 @@ func TrimNode(obj any) (any, error) {
 		return obj, nil // a tombstone: keep as is
 	}
 	trimmed := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion},
+		// The creation time orders claims to one pod CIDR (claims.go).
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion, CreationTimestamp: n.CreationTimestamp},
 		Spec:       corev1.NodeSpec{PodCIDR: n.Spec.PodCIDR, PodCIDRs: n.Spec.PodCIDRs},
 		Status:     corev1.NodeStatus{Addresses: n.Status.Addresses},
 	}
@@ -29,7 +30,7 @@ func TrimNode(obj any) (any, error) {
 
 // FromNode extracts what route computation needs.
 func FromNode(n *corev1.Node) Node {
-	out := Node{Name: n.Name, PodCIDRs: n.Spec.PodCIDRs}
+	out := Node{Name: n.Name, PodCIDRs: n.Spec.PodCIDRs, Created: n.CreationTimestamp.Time, UID: string(n.UID)}
 	if len(out.PodCIDRs) == 0 && n.Spec.PodCIDR != "" {
 		out.PodCIDRs = []string{n.Spec.PodCIDR}
 	}

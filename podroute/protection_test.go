@@ -19,9 +19,11 @@ type protectedNSX struct {
 	by      string // creating identity named in the refusal; "" names none
 }
 
-func (f *protectedNSX) ListRoutes(context.Context, string) ([]nsx.Route, error) { return nil, nil }
+func (f *protectedNSX) ListRoutes(context.Context, nsx.RouterPath) ([]nsx.Route, error) {
+	return nil, nil
+}
 
-func (f *protectedNSX) Apply(_ context.Context, _ string, ups []nsx.Route, dels []string) error {
+func (f *protectedNSX) Apply(_ context.Context, _ nsx.RouterPath, ups []nsx.Route, dels []string) error {
 	f.mu.Lock()
 	f.applies++
 	f.mu.Unlock()
@@ -45,7 +47,7 @@ func TestProtectionRefusalIsNotBisected(t *testing.T) {
 	} {
 		t.Run(tc.by, func(t *testing.T) {
 			f := &protectedNSX{by: tc.by}
-			c := newTestController(t, Config{Identity: us, Tier1Path: "/infra/tier-1s/t1", ClusterCIDRs: v4, Window: time.Millisecond}, fakeNodes(0), f, nil)
+			c := newTestController(t, Config{Identity: us, Router: nsx.Tier1Path("t1"), ClusterCIDRs: v4, Window: time.Millisecond}, fakeNodes(0), f, nil)
 			nodes := make([]Node, 64)
 			for i := range nodes {
 				nodes[i] = FromNode(testNode(i))

@@ -2,11 +2,13 @@ package podroute
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -43,6 +45,53 @@ func ClusterUID(ctx context.Context, kube kubernetes.Interface) (string, error) 
 		return "", fmt.Errorf("reading the kube-system namespace for the cluster's UID: %w", err)
 	}
 	return string(ns.UID), nil
+}
+
+// WaitClusterUID is ClusterUID, asked again (every second, then up to every
+// 30 s) while the API server cannot answer, so that a controller started
+// during a control-plane outage waits for it rather than exiting into the
+// kubelet's growing restart back-off; it returns ctx's error if ctx ends
+// first. Errors the API server answers (Forbidden) are returned at once.
+func WaitClusterUID(ctx context.Context, kube kubernetes.Interface, log *zap.Logger) (string, error) {
+	wait := time.Second
+	for {
+		uid, err := ClusterUID(ctx, kube)
+		if err == nil || !retriableAPIError(err) {
+			return uid, err
+		}
+		log.Warn("the API server does not answer; asking again", zap.Duration("in", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w (waiting for the API server: %v)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// retriableAPIError reports whether err is the API server being away or
+// overloaded rather than an answer (not found, forbidden) that asking again
+// would not change.
+func retriableAPIError(err error) bool {
+	return !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) && !apierrors.IsUnauthorized(err) && !apierrors.IsBadRequest(err)
+}
+
+// RunUntilDone is Run, joining the leader election again each time this
+// replica loses the lease (the API server away longer than the lease lasts,
+// for instance), instead of returning daemon.ErrLeaseLost: the process stays
+// up, and takes the lease again as soon as the API server answers, rather
+// than restarting under the kubelet's back-off (up to 5 minutes after an
+// outage). Each term starts from a fresh informer cache.
+func RunUntilDone(ctx context.Context, kube kubernetes.Interface, client RouteClient, o RunOptions) error {
+	for {
+		err := Run(ctx, kube, client, o)
+		if !errors.Is(err, daemon.ErrLeaseLost) || ctx.Err() != nil {
+			return err
+		}
+		if o.Log != nil {
+			o.Log.Info("lost the leader lease; joining the election again")
+		}
+	}
 }
 
 // Run runs the route controller until ctx ends: a node informer, events, and

@@ -44,7 +44,7 @@ func newCheckCommand(stdout, stderr io.Writer, getenv func(string) (string, bool
 	var f checkFlags
 	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Verify the routes on the Tier-1 and, with --probe, that a pod answers from here without NAT",
+		Short: "Verify the routes on the Tier-1 or VPC and, with --probe, that a pod answers from here without NAT",
 		Long: `check verifies, for every node, that its pod routes exist on the Tier-1, point
 at the node, and are realized by NSX. With --probe <pod IP or URL> (repeatable)
 it also pings the target and fetches it over HTTP from this host; the target must

@@ -63,9 +63,9 @@ The workload clusters' CLUSTER_NAME must be their Cluster API Cluster name.`,
 			if leaderElect {
 				le = daemon.Lease(getenv, leaseNamespace, leaseName, 15*time.Second)
 			}
-			log.Info("starting the cluster cleanup controller", zap.String("tier1", cfg.RouterPath), zap.Bool("leader_elect", leaderElect))
+			log.Info("starting the cluster cleanup controller", zap.Stringer("router", cfg.RouterPath), zap.Bool("leader_elect", leaderElect))
 			return daemon.RunElected(ctx, o.kube, le, log, nil, func(ctx context.Context) error {
-				return gc.NewCleanupController(gc.CleanupConfig{Tier1Path: cfg.RouterPath, Resync: resync, AllowOverwrite: allowOverwrite}, dyn, o.nsx, log).Run(ctx)
+				return gc.NewCleanupController(gc.CleanupConfig{Router: cfg.RouterPath, Resync: resync, AllowOverwrite: allowOverwrite}, dyn, o.nsx, log).Run(ctx)
 			})
 		},
 	}

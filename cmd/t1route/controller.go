@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -12,7 +13,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
+	"github.com/t1route/t1route/deploy/render"
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
 	"github.com/t1route/t1route/podroute/config"
@@ -26,6 +30,8 @@ type controllerFlags struct {
 	resync         time.Duration
 	window         time.Duration
 	metricsAddr    string
+	metricsSecure  bool
+	metricsCertDir string
 	leaderElect    bool
 	leaseNamespace string
 	leaseName      string
@@ -61,6 +67,8 @@ func newControllerCommand(stdout, stderr io.Writer, getenv func(string) (string,
 	fl.DurationVar(&f.resync, "resync-period", 5*time.Minute, "re-list NSX this often to repair drift")
 	fl.DurationVar(&f.window, "batch-window", 100*time.Millisecond, "coalesce node changes over this window")
 	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics, /healthz and /readyz")
+	fl.BoolVar(&f.metricsSecure, "metrics-secure", true, "serve HTTPS, and /metrics only to bearer tokens the API server authenticates (TokenReview) and authorizes to get /metrics (SubjectAccessReview; ClusterRole t1route-metrics-reader); /healthz and /readyz stay open. false: plain HTTP, no authentication (local runs)")
+	fl.StringVar(&f.metricsCertDir, "metrics-cert-dir", "", "directory with the HTTPS serving certificate (tls.crt, tls.key; read at each connection, so renewals need no restart); empty: a self-signed certificate made at start")
 	fl.BoolVar(&f.leaderElect, "leader-elect", true, "run only while holding the leader Lease (run 2 replicas)")
 	fl.StringVar(&f.leaseNamespace, "leader-election-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else kube-system)")
 	fl.StringVar(&f.leaseName, "leader-election-name", "t1route-controller", "name of the Lease")
@@ -86,7 +94,7 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 	metrics := podroute.NewMetrics(reg)
 	var ready atomic.Bool
 	var credentials atomic.Pointer[func() error] // set once NSX is connected
-	srv, err := daemon.ServeHealth(f.metricsAddr, reg, func() error {
+	readyz := func() error {
 		if !ready.Load() {
 			return errors.New("no reconcile pass has completed yet")
 		}
@@ -98,8 +106,28 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 			}
 		}
 		return nil
-	}, log)
-	if err != nil {
+	}
+	var rc *rest.Config
+	var srv *http.Server
+	if f.metricsSecure {
+		// The controller runs on the host network: its port is open on
+		// every node interface, so /metrics is for authorized tokens only.
+		if rc, err = connect.KubeConfig(f.kubeconfig, userAgent()); err != nil {
+			return fmt.Errorf("--metrics-secure checks /metrics tokens with the API server: %w (--metrics-secure=false serves plain HTTP without authentication, for local runs)", err)
+		}
+		reviews, err := kubernetes.NewForConfig(reviewConfig(rc))
+		if err != nil {
+			return err
+		}
+		tlsConfig, err := daemon.ServingTLS(f.metricsCertDir, "t1route-controller")
+		if err != nil {
+			return fmt.Errorf("--metrics-cert-dir: %w", err)
+		}
+		srv, err = daemon.ServeHealthTLS(f.metricsAddr, reg, readyz, tlsConfig, daemon.NewKubeAuth(reviews, log.Named("metrics")), log)
+		if err != nil {
+			return fmt.Errorf("--metrics-bind-address: %w", err)
+		}
+	} else if srv, err = daemon.ServeHealth(f.metricsAddr, reg, readyz, log); err != nil {
 		return fmt.Errorf("--metrics-bind-address: %w", err)
 	}
 	defer srv.Shutdown(context.Background()) //nolint:errcheck
@@ -110,16 +138,17 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 		<-ctx.Done()
 		return nil
 	}
-	rc, err := connect.KubeConfig(f.kubeconfig, userAgent())
-	if err != nil {
-		return err
+	if rc == nil {
+		if rc, err = connect.KubeConfig(f.kubeconfig, userAgent()); err != nil {
+			return err
+		}
 	}
 	clients, err := connect.NewControllerClients(rc, cfg.NodeStatusQPS)
 	if err != nil {
 		return err
 	}
 	kube := clients.Kube
-	uid, err := podroute.ClusterUID(ctx, kube)
+	uid, err := podroute.WaitClusterUID(ctx, kube, log)
 	if err != nil {
 		return err
 	}
@@ -134,12 +163,15 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 	credentialsReady := conn.Ready
 	credentials.Store(&credentialsReady)
 	opts := podroute.RunOptions{
-		Config: podroute.Config{Identity: podroute.Identity{UID: uid, Name: cfg.ClusterName}, Tier1Path: cfg.RouterPath,
+		Config: podroute.Config{Identity: podroute.Identity{UID: uid, Name: cfg.ClusterName}, Router: cfg.RouterPath,
 			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync, Window: f.window, MaxRoutes: f.maxRoutes,
 			AdoptCloudProviderRoutes: f.adopt},
 		NodeStatus: clients.NodeStatus, Metrics: metrics, Log: log, OnReady: func() { ready.Store(true) },
 	}
-	if opts.WhileLeading, err = guard.ForController(rc, cfg.Guard, metrics.GuardSynced, log.Named("guard")); err != nil {
+	// The install's namespace names its guard policies (render.GuardOwner),
+	// as its RBAC grants them.
+	ns, _ := getenv("POD_NAMESPACE")
+	if opts.WhileLeading, err = guard.ForController(rc, render.GuardOwner(ns), cfg.Guard, metrics.GuardSynced, log.Named("guard")); err != nil {
 		return err
 	}
 	if f.leaderElect {
@@ -147,9 +179,18 @@ func runController(ctx context.Context, cfg config.Config, f controllerFlags, st
 		// A standby replica is ready: it is healthy and waiting for the lease.
 		ready.Store(true)
 	}
-	if err := podroute.Run(ctx, kube, conn.Client, opts); err != nil {
+	if err := podroute.RunUntilDone(ctx, kube, conn.Client, opts); err != nil {
 		return err
 	}
 	log.Info("shut down cleanly")
 	return nil
+}
+
+// reviewConfig is the client of /metrics' token and access reviews: its own
+// rate limit, so that requests with bad tokens never slow the controller's
+// own API calls.
+func reviewConfig(rc *rest.Config) *rest.Config {
+	c := rest.CopyConfig(rc)
+	c.QPS, c.Burst = 5, 10
+	return c
 }

@@ -59,7 +59,7 @@ func TestBinaryDependencies(t *testing.T) {
 	var unwanted []string
 	for pkg := range cni {
 		if strings.HasPrefix(pkg, "k8s.io/") || strings.HasPrefix(pkg, "github.com/t1route/t1route/") &&
-			!slices.Contains([]string{"cmd/t1route-cni", "podroute/cni", "podroute/ovs", "podroute/policy/rules"}, strings.TrimPrefix(pkg, "github.com/t1route/t1route/")) {
+			!slices.Contains([]string{"cmd/t1route-cni", "podroute/node/cni", "podroute/node/ovs", "podroute/node/pipeline", "podroute/node/policy/rules"}, strings.TrimPrefix(pkg, "github.com/t1route/t1route/")) {
 			unwanted = append(unwanted, pkg)
 		}
 	}
@@ -69,4 +69,49 @@ func TestBinaryDependencies(t *testing.T) {
 	}
 	onlyVia(cni, "github.com/prometheus/client_golang/prometheus", libovsdb)
 	onlyVia(cni, "testing", libovsdb)
+}
+
+// The tree's layers (podroute/doc.go): imports run down only. podroute/node/ovs
+// is a plain Open vSwitch library; the node side never imports the
+// controller side (the route controller, NSX, auth); the configuration
+// package imports no node package.
+func TestLayering(t *testing.T) {
+	const mod = "github.com/t1route/t1route/"
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "github.com/t1route/t1route/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	rules := []struct {
+		from, why string
+		may       func(imp string) bool
+	}{
+		{"podroute/node/ovs", "a plain OVS library", func(string) bool { return false }},
+		{"podroute/node/pipeline", "the OpenFlow pipeline", func(imp string) bool {
+			return imp == "podroute/node/ovs" || imp == "podroute/node/policy/rules"
+		}},
+		{"podroute/node/", "the node side", func(imp string) bool {
+			return strings.HasPrefix(imp, "podroute/node/")
+		}},
+		{"podroute/config", "the configuration", func(imp string) bool { return !strings.HasPrefix(imp, "podroute/node/") }},
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(fields[0], mod)
+		for _, r := range rules {
+			if pkg != r.from && !(strings.HasSuffix(r.from, "/") && strings.HasPrefix(pkg, r.from)) {
+				continue
+			}
+			checked++
+			for _, imp := range fields[1:] {
+				if rel, ok := strings.CutPrefix(imp, mod); ok && !r.may(rel) {
+					t.Errorf("%s (%s) imports %s", pkg, r.why, rel)
+				}
+			}
+			break
+		}
+	}
+	if checked < 8 {
+		t.Fatalf("only %d packages checked: the layout changed, update the rules", checked)
+	}
 }

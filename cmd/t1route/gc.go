@@ -42,7 +42,9 @@ carrying t1route's ownership tags.
   --orphans                 the routes of every cluster that no longer exists as a
                             Cluster API Cluster in the management cluster given by
                             --live-clusters-kubeconfig (--keep protects a cluster
-                            that is not managed by Cluster API)
+                            that is not managed by Cluster API); refused if one of
+                            them is alive: the management cluster itself, or the
+                            cluster the kubeconfig in use reaches
 
 Without --yes it lists exactly what would go and changes nothing.`,
 		Args: cobra.NoArgs,
@@ -120,6 +122,9 @@ func runGC(ctx context.Context, o *oneShot, f gcFlags, stdout, stderr io.Writer)
 			keep[k] = true
 		}
 		doomed, clusters = gc.OrphanRoutes(routes, live, keep)
+		if err := refuseLiveOrphans(ctx, o, f, rc, clusters, stderr); err != nil { // gc_live.go
+			return err
+		}
 	}
 	if len(doomed) == 0 {
 		fmt.Fprintln(stdout, "nothing to collect: no t1route route on", o.cfg.RouterPath, "matches")

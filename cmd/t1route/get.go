@@ -10,7 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/t1route/t1route/podroute/connect"
-	"github.com/t1route/t1route/podroute/introspect"
+	"github.com/t1route/t1route/podroute/node/introspect"
 )
 
 func newGetCommand(stdout, stderr io.Writer) *cobra.Command {

@@ -15,13 +15,11 @@ import (
 	"github.com/t1route/t1route/nsx"
 	"github.com/t1route/t1route/podroute"
 	"github.com/t1route/t1route/podroute/config"
+	"github.com/t1route/t1route/podroute/version"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // userAgent names t1route to the APIs it calls.
-func userAgent() string { return "t1route/" + version }
+func userAgent() string { return "t1route/" + version.Version }
 
 // exitError carries an exit code out of a command that has already said
 // what failed.
@@ -137,6 +135,7 @@ the flags of the same meaning (flags win).`,
 		newValidateConfigCommand(stdout, stderr, getenv),
 		newControllerCommand(stdout, stderr, getenv),
 		newAgentCommand(stderr, getenv),
+		newOVSCommand(stderr, getenv),
 		newEchoCommand(stdout),
 		newCheckCommand(stdout, stderr, getenv),
 		newGCCommand(stdout, stderr, getenv),
@@ -147,9 +146,9 @@ the flags of the same meaning (flags win).`,
 		newGetCommand(stdout, stderr),
 		&cobra.Command{
 			Use:   "version",
-			Short: "Print the version",
+			Short: "Print the version and the commit it was built from",
 			Args:  cobra.NoArgs,
-			Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, "t1route", version) },
+			Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, "t1route", version.String()) },
 		},
 	)
 	return root

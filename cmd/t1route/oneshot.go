@@ -55,7 +55,7 @@ func requireNSX(cfg config.Config, stderr io.Writer) error {
 	if cfg.ManagerURL == "" {
 		missing = append(missing, "NSXT_MANAGER_HOST")
 	}
-	if cfg.RouterPath == "" {
+	if cfg.RouterPath.IsZero() {
 		missing = append(missing, "NSXT_ROUTER_PATH")
 	}
 	if cfg.Auth.Mode == "" {

@@ -29,13 +29,13 @@ type RouteView struct {
 }
 
 func newRoutesCommand(stdout, stderr io.Writer, getenv func(string) (string, bool)) *cobra.Command {
-	routes := &cobra.Command{Use: "routes", Short: "Show the routes on the Tier-1", RunE: groupRun}
+	routes := &cobra.Command{Use: "routes", Short: "Show the routes on the Tier-1 or VPC (NSXT_ROUTER_PATH)", RunE: groupRun}
 	var output, kubeconfig string
 	var all, realization bool
 	var timeout time.Duration
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "This cluster's routes on the Tier-1: network, next hop, node, realized",
+		Short: "This cluster's routes on the Tier-1 or VPC: network, next hop, node, realized",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" && output != "yaml" {

@@ -2,12 +2,14 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/t1route/t1route/auth"
+	"github.com/t1route/t1route/nsx"
 )
 
 // authCandidate is one way to authenticate found (complete) in the settings.
@@ -192,7 +194,10 @@ func (p *parser) keyPair(certVar, keyVar Variable, certPEM, keyPEM []byte) bool 
 	return false
 }
 
-// vmcHost accepts host, host:port or https://host[:port] with no path.
+// vmcHost accepts host, host:port or https://host[:port] with no path. The
+// value is never quoted whole in a problem: a query or user info may hold
+// the refresh token or a password, and a problem is printed (validate-config,
+// render, doctor, every command's start).
 func (p *parser) vmcHost(v string) (string, bool) {
 	raw := v
 	if !strings.Contains(v, "://") {
@@ -200,19 +205,32 @@ func (p *parser) vmcHost(v string) (string, bool) {
 	}
 	u, err := url.Parse(raw)
 	switch {
-	case err != nil || u.Host == "" || u.User != nil:
-		p.bad(varVMCHost, "is not a host name (host or host:port)")
+	case err != nil || u.Host == "" && u.User == nil:
+		p.bad(varVMCHost, "is not a host name (host or host:port); give only the host, e.g. console.cloud.vmware.com")
+		return "", false
+	case u.User != nil:
+		p.bad(varVMCHost, "holds user info (user[:password]@, not shown): give only the host; the API token goes in NSXT_VMC_ACCESS_TOKEN")
+		return "", false
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(v, "#"):
+		p.bad(varVMCHost, fmt.Sprintf("has a query or fragment (not shown: it may hold a token) after the host %s: give only the host; the API token goes in NSXT_VMC_ACCESS_TOKEN", safeHost(u)))
 		return "", false
 	case u.Scheme != "https":
-		p.bad(varVMCHost, fmt.Sprintf("scheme %q is not https", u.Scheme))
+		p.bad(varVMCHost, fmt.Sprintf("scheme %q is not https: the API token is sent to this host", u.Scheme))
 		return "", false
-	case strings.Trim(u.Path, "/") != "" || u.RawQuery != "":
-		p.bad(varVMCHost, fmt.Sprintf("%q has a path; give only the host: t1route adds %s", v, auth.CSPAuthorizePath))
+	case strings.Trim(u.Path, "/") != "":
+		p.bad(varVMCHost, fmt.Sprintf("has a path after the host %s: give only the host; t1route adds %s", safeHost(u), auth.CSPAuthorizePath))
 		return "", false
 	}
 	if !validPort(u.Port()) {
 		p.bad(varVMCHost, fmt.Sprintf("port %q is not between 1 and 65535", u.Port()))
 		return "", false
 	}
+	if host := u.Hostname(); net.ParseIP(host) == nil && len(validation.IsDNS1123Subdomain(strings.ToLower(host))) > 0 {
+		p.bad(varVMCHost, fmt.Sprintf("%q is not a valid host name or IP address", host))
+		return "", false
+	}
 	return u.Host, true
 }
+
+// safeHost is u's host for a message: printable, at most 100 characters.
+func safeHost(u *url.URL) string { return nsx.Sanitize(u.Host, 100) }

@@ -42,8 +42,8 @@ const (
 // Config is t1route's validated configuration, passed inward as typed values.
 type Config struct {
 	PodRoutingEnabled bool
-	ManagerURL        string // https://host[:port][/path]
-	RouterPath        string // /infra/tier-1s/<id>
+	ManagerURL        string         // https://host[:port][/path]
+	RouterPath        nsx.RouterPath // a Tier-1 (default space or project) or a VPC
 	ClusterCIDRs      []netip.Prefix
 	ClusterName       string
 	// NodeStatusQPS is the controller's rate of node condition patches;
@@ -142,10 +142,10 @@ func Load(s Settings) (Config, []Problem) {
 		p.bad(varManager, "is required when pod routing is enabled")
 	}
 	if v, ok := p.str(varRouter); ok {
-		if _, err := nsx.Tier1ID(v); err != nil {
-			p.bad(varRouter, fmt.Sprintf("%q is not of the form /infra/tier-1s/<id>", v))
+		if router, err := nsx.ParseRouterPath(v); err != nil {
+			p.bad(varRouter, err.Error())
 		} else {
-			p.cfg.RouterPath = v
+			p.cfg.RouterPath = router
 		}
 	} else if required {
 		p.bad(varRouter, "is required when pod routing is enabled")
@@ -281,7 +281,9 @@ func (p *parser) tlsSettings() {
 	}
 	if insecure {
 		p.cfg.TLS.InsecureSkipVerify = true
-		p.cfg.Notes = append(p.cfg.Notes, "NSXT_ALLOW_UNVERIFIED_SSL=true: the manager's certificate is NOT verified; anyone on the path can read the credentials")
+		p.cfg.Notes = append(p.cfg.Notes, "NSXT_ALLOW_UNVERIFIED_SSL=true: the NSX Manager's certificate is NOT verified; anyone on the path "+
+			"can pose as the manager and read every credential sent to it (password, session, VMC access token); "+
+			"it covers the manager only: the VMC token service (NSXT_VMC_AUTH_HOST) is always verified, as the API token goes there")
 	}
 }
 

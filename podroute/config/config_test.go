@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/t1route/t1route/podroute/config/configtest"
-	"github.com/t1route/t1route/podroute/policy"
 )
 
 func TestLoadConfigRejectsMalformedInput(t *testing.T) {
@@ -298,7 +297,7 @@ func TestManagementGuardSettings(t *testing.T) {
 	for _, g := range cfg.Guard.Allowed {
 		allowed = append(allowed, g.String())
 	}
-	want := len(policy.DefaultGuardSelectors()) + 2
+	want := len(DefaultGuardSelectors()) + 2
 	if len(allowed) != want || !strings.HasPrefix(allowed[len(allowed)-2], "tools:") || !strings.HasPrefix(allowed[len(allowed)-1], "monitoring:") {
 		t.Errorf("allowed %v: want the vSphere defaults then the two given", allowed)
 	}

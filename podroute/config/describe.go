@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/t1route/t1route/podroute"
@@ -21,6 +22,8 @@ func Describe(w io.Writer, cfg Config, s Settings) {
 			fmt.Fprintf(w, "  %-27s (not set)\n", v.Env)
 		case v.Secret:
 			fmt.Fprintf(w, "  %-27s <redacted>   (%s)\n", v.Env, from)
+		case v.Env == varManager.Env || v.Env == varVMCHost.Env:
+			fmt.Fprintf(w, "  %-27s %s   (%s)\n", v.Env, abbreviate(hideURLSecrets(strings.TrimSpace(val))), from)
 		default:
 			fmt.Fprintf(w, "  %-27s %s   (%s)\n", v.Env, abbreviate(strings.TrimSpace(val)), from)
 		}
@@ -34,8 +37,8 @@ func Describe(w io.Writer, cfg Config, s Settings) {
 	if cfg.ManagerURL != "" {
 		fmt.Fprintf(w, "manager:        %s\n", cfg.ManagerURL)
 	}
-	if cfg.RouterPath != "" {
-		fmt.Fprintf(w, "tier-1:         %s\n", cfg.RouterPath)
+	if !cfg.RouterPath.IsZero() {
+		fmt.Fprintf(w, "router:         %s (%s)\n", cfg.RouterPath, cfg.RouterPath.Kind())
 	}
 	if len(cfg.ClusterCIDRs) > 0 {
 		cidrs := make([]string, len(cfg.ClusterCIDRs))
@@ -50,11 +53,18 @@ func Describe(w io.Writer, cfg Config, s Settings) {
 	}
 	switch {
 	case cfg.TLS.InsecureSkipVerify:
-		fmt.Fprintln(w, "TLS:            manager certificate NOT verified (NSXT_ALLOW_UNVERIFIED_SSL=true)")
+		fmt.Fprintln(w, "TLS:            WARNING: the NSX Manager's certificate is NOT verified (NSXT_ALLOW_UNVERIFIED_SSL=true): anyone on the path can read the credentials sent to it")
 	case cfg.TLS.RootCAPEM != nil:
 		fmt.Fprintf(w, "TLS:            manager CA pinned: %s\n", strings.Join(cfg.TLS.RootCASubjects, "; "))
 	default:
 		fmt.Fprintln(w, "TLS:            manager certificate verified against the system's roots")
+	}
+	if cfg.Auth.Mode == AuthVMCToken {
+		how := "the system's roots"
+		if cfg.TLS.RootCAPEM != nil {
+			how += " and the CA of NSXT_ROOT_CA_DATA_B64"
+		}
+		fmt.Fprintf(w, "token service:  https://%s, certificate always verified (against %s; NSXT_ALLOW_UNVERIFIED_SSL never applies to it)\n", cfg.Auth.VMCAuthHost, how)
 	}
 	if cfg.Auth.Mode != "" {
 		fmt.Fprintf(w, "auth mode:      %s, because %s\n", describeMode(cfg.Auth), cfg.Auth.Why)
@@ -87,4 +97,29 @@ func abbreviate(v string) string {
 		return v
 	}
 	return fmt.Sprintf("%s… (%d characters)", v[:24], len(v))
+}
+
+// hideURLSecrets shows a host value without its user info, query or
+// fragment, which may hold a password or token (Load refuses them; this
+// keeps Describe from ever showing one).
+func hideURLSecrets(v string) string {
+	if !strings.ContainsAny(v, "?#@") {
+		return v
+	}
+	raw := v
+	if !strings.Contains(v, "://") {
+		raw = "https://" + v
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return v
+	}
+	if u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" {
+		return v
+	}
+	shown := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	if !strings.Contains(v, "://") {
+		shown = strings.TrimPrefix(shown, "https://")
+	}
+	return shown + " (user info, query or fragment not shown)"
 }

@@ -30,8 +30,8 @@ func FuzzLoadConfig(f *testing.F) {
 			}
 		}
 		if len(problems) == 0 {
-			if _, err := nsx.Tier1ID(cfg.RouterPath); err != nil {
-				t.Fatalf("accepted router path %q: %v", cfg.RouterPath, err)
+			if back, err := nsx.ParseRouterPath(cfg.RouterPath.String()); err != nil || back != cfg.RouterPath {
+				t.Fatalf("accepted router path %q does not parse back: %v", cfg.RouterPath, err)
 			}
 			if !strings.HasPrefix(cfg.ManagerURL, "https://") || len(cfg.ClusterCIDRs) == 0 || cfg.Auth.Mode == "" {
 				t.Fatalf("accepted an incomplete configuration: %+v", cfg)

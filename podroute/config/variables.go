@@ -29,7 +29,7 @@ type Variable struct {
 var (
 	varEnabled        = Variable{Env: "NSXT_POD_ROUTING_ENABLED", Flag: "pod-routing-enabled", Help: "true to program pod routes; false idles the controller", Example: "true"}
 	varManager        = Variable{Env: "NSXT_MANAGER_HOST", Flag: "manager-host", Help: "NSX Manager: host, host:port, or https URL (also VMC's reverse-proxy URL)", Example: "nsx.example.com"}
-	varRouter         = Variable{Env: "NSXT_ROUTER_PATH", Flag: "router-path", Help: "policy path of the dedicated Tier-1 gateway", Example: "/infra/tier-1s/t1-routable"}
+	varRouter         = Variable{Env: "NSXT_ROUTER_PATH", Flag: "router-path", Help: "policy path of the dedicated Tier-1 gateway (/infra/tier-1s/<id>, or /orgs/<org>/projects/<p>/infra/tier-1s/<id> in a project) or of a VPC (/orgs/<org>/projects/<p>/vpcs/<vpc>)", Example: "/infra/tier-1s/t1-routable"}
 	varClusterCIDR    = Variable{Env: "CLUSTER_CIDR", Flag: "cluster-cidr", Help: "pod CIDR, or an IPv4 and an IPv6 CIDR comma-separated", Example: "100.96.0.0/11"}
 	varAllowShortCIDR = Variable{Env: "NSXT_ALLOW_SHORT_CLUSTER_CIDR", Flag: "allow-short-cluster-cidr", Help: "true accepts a CLUSTER_CIDR shorter than /8 (IPv4) or /32 (IPv6); every other CLUSTER_CIDR rule still applies", Example: "false"}
 	varClusterName    = Variable{Env: "CLUSTER_NAME", Flag: "cluster-name", Help: "cluster name recorded on routes (default kubernetes)", Example: "prod-east-1"}

@@ -91,7 +91,7 @@ func NSX(ctx context.Context, cfg config.Config, kube kubernetes.Interface, o Op
 		return nil, err
 	}
 	if cfg.TLS.InsecureSkipVerify {
-		log.Warn("NSXT_ALLOW_UNVERIFIED_SSL=true: the NSX Manager's certificate is not verified; do not use this in production")
+		log.Warn("NSXT_ALLOW_UNVERIFIED_SSL=true: the NSX Manager's certificate is not verified, so anyone on the path can read the credentials sent to it; do not use this in production (the VMC token service, if used, is still verified)")
 	}
 	conn := &NSXConnection{ready: func() error { return nil }}
 	var authn nsx.Authenticator
@@ -139,7 +139,10 @@ func passwordAuth(cfg config.Config, creds auth.Credentials, log *zap.Logger) ns
 }
 
 // cspHTTPClient reaches VMware Cloud Services: the system's roots plus any
-// pinned manager CA (CSP is a public service; the manager may not be).
+// pinned manager CA (CSP is a public service; the manager may not be). Its
+// certificate is always verified: the exchange sends the VMC API token, a
+// long-lived credential, and NSXT_ALLOW_UNVERIFIED_SSL (meant for a
+// manager with a self-signed certificate) never applies to it.
 func cspHTTPClient(t config.TLSSettings) *http.Client {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
@@ -148,6 +151,6 @@ func cspHTTPClient(t config.TLSSettings) *http.Client {
 	if t.RootCAPEM != nil {
 		pool.AppendCertsFromPEM(t.RootCAPEM)
 	}
-	conf := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // operator's choice, warned
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: conf, Proxy: http.ProxyFromEnvironment}}
 }

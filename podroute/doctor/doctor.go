@@ -100,7 +100,7 @@ func Run(ctx context.Context, o Options) []Result {
 	if c.manager(ctx) {
 		c.nsx(ctx, kube)
 	} else {
-		for _, check := range []string{"credentials", "manager version", "manager cluster", "Tier-1", "route advertisement"} {
+		for _, check := range append([]string{"credentials", "manager version", "manager cluster"}, routerChecks(o.Config.RouterPath)...) {
 			c.add(Skip, check, "not checked: the manager is not reachable", "")
 		}
 	}

@@ -86,7 +86,7 @@ func TestRun(t *testing.T) {
 	}{
 		{"healthy: the simulator's own Management Plane", func(*Options) {}, []string{"PASS manager reachable", "PASS manager TLS: certificate verified",
 			"PASS credentials: accepted", "PASS manager cluster: management cluster STABLE", "PASS Tier-1: /infra/tier-1s/t1-routable",
-			"PASS route advertisement", "PASS service range", "PASS kubernetes", "PASS rbac: all 14 permissions the controller uses"}, false, nil},
+			"PASS route advertisement", "PASS service range", "PASS kubernetes", "PASS rbac: all 12 permissions the controller uses"}, false, nil},
 		{"credentials refused by the Management Plane", func(o *Options) {
 			o.ManagementPlane = answers(nsx.ManagerStatus{}, fmt.Errorf("read: %w", &nsx.APIError{StatusCode: 403}))
 		}, []string{"FAIL credentials: refused by the manager (HTTP 403)"}, true, []string{"Tier-1"}},

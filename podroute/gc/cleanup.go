@@ -34,7 +34,7 @@ const (
 
 // CleanupConfig configures the cleanup controller.
 type CleanupConfig struct {
-	Tier1Path string
+	Router nsx.RouterPath
 	// Resync re-lists NSX and revisits every Cluster this often (default 1 min).
 	Resync time.Duration
 	// AllowOverwrite deletes a deleted cluster's routes even when another
@@ -124,9 +124,9 @@ func (c *CleanupController) pendingDeletion() bool {
 // reconcile is one pass over every Cluster: list the Tier-1 once, then add
 // or honour finalizers.
 func (c *CleanupController) reconcile(ctx context.Context) error {
-	routes, err := c.nsx.ListRoutes(ctx, c.cfg.Tier1Path)
+	routes, err := c.nsx.ListRoutes(ctx, c.cfg.Router)
 	if err != nil {
-		return fmt.Errorf("list routes of %s: %w", c.cfg.Tier1Path, err)
+		return fmt.Errorf("list routes of %s: %w", c.cfg.Router, err)
 	}
 	withRoutes := map[string]bool{}
 	for ref := range Clusters(routes) {
@@ -167,7 +167,7 @@ func (c *CleanupController) reconcileCluster(ctx context.Context, u *unstructure
 		if c.cfg.AllowOverwrite {
 			actx = nsx.WithAllowOverwrite(ctx)
 		}
-		if err := c.nsx.Apply(actx, c.cfg.Tier1Path, nil, ids); err != nil {
+		if err := c.nsx.Apply(actx, c.cfg.Router, nil, ids); err != nil {
 			return fmt.Errorf("delete its routes: %w", podroute.ExplainProtected(err, ProtectionFix(c.cfg.AllowOverwrite, "--allow-overwrite")))
 		}
 		c.log.Info("deleted the routes of a deleted cluster", zap.String("cluster", u.GetName()), zap.Int("routes", len(ids)))
