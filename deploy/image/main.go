@@ -1,9 +1,12 @@
 // Command image builds t1route's container images without a Docker daemon
 // (make image): t1route (the controller: static binaries on an empty base,
 // user 65532) and t1route-node (the agent DaemonSet: the same binaries plus
-// Open vSwitch from Debian packages). It writes an OCI image layout, prints
-// each image's digest, and with --push uploads them. Built twice from the
-// same commit, the digests are equal.
+// Open vSwitch from Debian packages), and the Carvel package's imgpkg
+// bundle (deploy/carvel/bundle, with .imgpkg/images.yml locking both
+// images by digest) as t1route-package. It writes an OCI image layout,
+// prints each image's digest, writes the Package for that bundle to
+// <out>/carvel/package.yaml, and with --push uploads them. Built twice from
+// the same commit, the digests are equal.
 //
 //	go run ./deploy/image [--image registry/repo:tag] [--push]
 //
@@ -25,6 +28,7 @@ import (
 	"time"
 
 	"github.com/t1route/t1route/deploy/image/builder"
+	tree "github.com/t1route/t1route/podroute/version"
 )
 
 func main() {
@@ -38,16 +42,17 @@ func run() error {
 	var (
 		image, nodeImage, out, version, revision, source string
 		created                                          int64
-		push                                             bool
+		push, printPins                                  bool
 	)
-	flag.StringVar(&image, "image", "", "controller image reference (default ghcr.io/t1route/t1route:<version>, as t1route render uses)")
+	flag.StringVar(&image, "image", "", "controller image reference (default ghcr.io/t1route/t1route:v<version>, as t1route render uses)")
 	flag.StringVar(&nodeImage, "node-image", "", "node image reference (default: --image's repository with -node appended, same tag)")
 	flag.StringVar(&out, "out", ".cache/image", "output folder: the OCI layout goes to <out>/oci, binaries and packages to <out>/work")
-	flag.StringVar(&version, "version", "", "t1route version (default: git describe --tags --always --dirty)")
+	flag.StringVar(&version, "version", tree.Version, "t1route version (default: this tree's, podroute/version; another only for tests that need two versions of one tree)")
 	flag.StringVar(&revision, "revision", "", "source revision for the labels (default: git rev-parse HEAD)")
 	flag.Int64Var(&created, "created", 0, "creation time, Unix seconds (default: $SOURCE_DATE_EPOCH, else the commit's time)")
 	flag.StringVar(&source, "source", "https://github.com/t1route/t1route", "source repository URL for the labels")
-	flag.BoolVar(&push, "push", false, "push both images to their registries (credentials from the Docker config, if any)")
+	flag.BoolVar(&push, "push", false, "push the images and the Carvel bundle to their registries (credentials from the Docker config, if any)")
+	flag.BoolVar(&printPins, "print-deb-pins", false, "print the node image's Debian package pins for what the apt sources offer now (review, then paste into deploy/image/builder/t1route.go), and exit")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q: every setting is a flag (see -h)", flag.Args())
@@ -55,14 +60,27 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if printPins {
+		now, err := builder.OfferedPins(ctx, builder.NodeDebPins())
+		if err != nil {
+			return err
+		}
+		pinned := map[string]string{}
+		for _, p := range builder.NodeDebPins() {
+			pinned[p.Package] = p.Version
+		}
+		for _, p := range now {
+			change := ""
+			if pinned[p.Package] != p.Version {
+				change = " // was " + pinned[p.Package]
+			}
+			fmt.Printf("{%q, %q, %q, ...},%s\n", p.Package, p.Version, p.SHA256, change)
+		}
+		return nil
+	}
 	root, err := gitOut("rev-parse", "--show-toplevel")
 	if err != nil {
 		return fmt.Errorf("run from the t1route repository: %w", err)
-	}
-	if version == "" {
-		if version, err = gitOut("-C", root, "describe", "--tags", "--always", "--dirty"); err != nil {
-			return err
-		}
 	}
 	if revision == "" {
 		if revision, err = gitOut("-C", root, "rev-parse", "HEAD"); err != nil {
@@ -85,7 +103,7 @@ func run() error {
 		}
 	}
 	if image == "" {
-		image = "ghcr.io/t1route/t1route:" + version
+		image = "ghcr.io/t1route/t1route:v" + strings.TrimPrefix(version, "v")
 	}
 	if nodeImage == "" {
 		if nodeImage, err = builder.NodeRef(image); err != nil {
@@ -101,6 +119,11 @@ func run() error {
 	}
 	layoutDir := filepath.Join(out, "oci")
 	set := []builder.Named{{Ref: image, Image: imgs.Controller}, {Ref: nodeImage, Image: imgs.Node}}
+	bundle, bundleRef, err := carvelBundle(root, image, nodeImage, set, version, revision, source, time.Unix(created, 0))
+	if err != nil {
+		return err
+	}
+	set = append(set, builder.Named{Ref: bundleRef, Image: bundle})
 	if err := builder.WriteLayout(layoutDir, set); err != nil {
 		return err
 	}
@@ -113,10 +136,13 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s digest: %s (%.1f MB compressed)\n", n.Ref, d, float64(size)/1e6)
+		fmt.Printf("%s digest: %s (%s compressed)\n", n.Ref, d, humanSize(size))
 	}
 	fmt.Printf("OCI layout: %s (built in %.1f s; version %s, created %s)\n", layoutDir, time.Since(start).Seconds(), version,
 		time.Unix(created, 0).UTC().Format(time.RFC3339))
+	if err := writePackage(root, filepath.Join(out, "carvel"), set[len(set)-1]); err != nil {
+		return err
+	}
 	if push {
 		for _, n := range set {
 			if err := builder.Push(ctx, n.Ref, n.Image); err != nil {
@@ -134,4 +160,11 @@ func gitOut(args ...string) (string, error) {
 		return "", fmt.Errorf("git %s: %w", strings.Join(args, " "), err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+func humanSize(b int64) string {
+	if b < 1e6 {
+		return fmt.Sprintf("%.1f kB", float64(b)/1e3)
+	}
+	return fmt.Sprintf("%.1f MB", float64(b)/1e6)
 }

@@ -7,8 +7,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/config/configtest"
-	"github.com/t1route/t1route/podroute/policy"
+
+	"github.com/t1route/t1route/podroute/guard"
 )
 
 // The manifests carry the ClusterNetworkPolicy CRD first and never objects
@@ -27,7 +29,7 @@ func TestManagementGuardIsTheControllers(t *testing.T) {
 		t.Errorf("%d ClusterNetworkPolicies in the manifests: the first kubectl apply would fail on them", n)
 	}
 	for _, o := range objs {
-		if name, _, _ := unstructured.NestedString(o, "metadata", "name"); strings.HasPrefix(name, policy.GuardPolicyPrefix) {
+		if name, _, _ := unstructured.NestedString(o, "metadata", "name"); strings.HasPrefix(name, guard.GuardPolicyPrefix) {
 			t.Errorf("guard policy %s rendered", name)
 		}
 		if o["kind"] == "ConfigMap" {
@@ -37,8 +39,12 @@ func TestManagementGuardIsTheControllers(t *testing.T) {
 			}
 		}
 	}
+	cfg, problems := config.Load(config.FromMap(env))
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
 	var writes bool
-	for _, r := range ControllerClusterRules() {
+	for _, r := range ControllerClusterRules(cfg, DefaultNamespace) {
 		if slices.Equal(r.Resources, []string{"clusternetworkpolicies"}) && slices.Contains(r.Verbs, "patch") && slices.Contains(r.Verbs, "delete") {
 			writes = true
 		}

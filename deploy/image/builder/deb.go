@@ -15,12 +15,18 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
-// Deb is a Debian package whose files (some of them) go into a layer.
+// Deb is a Debian package whose files (some of them) go into a layer, at
+// an exact version: the .deb file's SHA-256 is pinned, so an image is built
+// from the packages that were reviewed, never from whatever the apt sources
+// offer that day.
 type Deb struct {
 	Package string
+	Version string // Debian version, epoch included (1:1.2.13.dfsg-1)
+	SHA256  string // of the .deb file, hex
 	// Keep selects the files to take, by their path in the image (after the
 	// /usr merge); nil keeps every regular file and symlink.
 	Keep func(p string) bool
@@ -31,42 +37,114 @@ type FetchedDeb struct {
 	Package, Version, File string
 }
 
-// FetchDebs downloads the packages, at the version this machine's apt
-// sources offer (apt-get download), into cacheDir, verifying each file's
-// SHA-256 against apt's index; files already there and intact are reused.
-func FetchDebs(ctx context.Context, cacheDir string, pkgs []string) ([]FetchedDeb, error) {
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		return nil, errors.New("apt-get not found: the Open vSwitch layer is built from Debian packages; build on Debian (or Ubuntu) with apt sources")
-	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return nil, err
-	}
-	out, err := exec.CommandContext(ctx, "apt-get", append([]string{"download", "--print-uris"}, pkgs...)...).CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("apt-get download --print-uris %s: %w\n%s(is the package index there? apt-get update)", strings.Join(pkgs, " "), err, out)
-	}
-	// Lines: 'URI' file_version_arch.deb size SHA256:hex
-	var fetched []FetchedDeb
-	var missing []string
-	sums := map[string]string{}
+// offeredDeb is one line of `apt-get download --print-uris`.
+type offeredDeb struct {
+	Package, Version, File, SHA256 string
+}
+
+// parsePrintURIs reads `apt-get download --print-uris` output, lines of
+// 'URI' file_version_arch.deb size SHA256:hex.
+func parsePrintURIs(out []byte) []offeredDeb {
+	var offered []offeredDeb
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 4 || !strings.HasPrefix(f[0], "'") || !strings.HasPrefix(f[3], "SHA256:") {
 			continue
 		}
-		file := f[1]
-		pkg, rest, _ := strings.Cut(file, "_")
+		pkg, rest, _ := strings.Cut(f[1], "_")
 		version, _, _ := strings.Cut(rest, "_")
-		version = strings.ReplaceAll(version, "%3a", ":")
-		fetched = append(fetched, FetchedDeb{Package: pkg, Version: version, File: filepath.Join(cacheDir, file)})
-		sums[file] = strings.TrimPrefix(f[3], "SHA256:")
-		if ok, _ := sha256Is(filepath.Join(cacheDir, file), sums[file]); !ok {
-			missing = append(missing, pkg+"="+version)
-		}
+		offered = append(offered, offeredDeb{Package: pkg, Version: strings.ReplaceAll(version, "%3a", ":"), File: f[1],
+			SHA256: strings.TrimPrefix(f[3], "SHA256:")})
 	}
-	if len(fetched) != len(pkgs) {
-		return nil, fmt.Errorf("apt-get offered %d files for %d packages (%s):\n%s", len(fetched), len(pkgs), strings.Join(pkgs, " "), out)
+	return offered
+}
+
+// checkPins matches what apt offers against the pins: one file per pinned
+// package, at its version, with its SHA-256. The error names each package
+// that differs and how to update the pins.
+func checkPins(pins []Deb, offered []offeredDeb) error {
+	by := map[string]offeredDeb{}
+	for _, o := range offered {
+		by[o.Package] = o
+	}
+	var problems []string
+	for _, p := range pins {
+		o, ok := by[p.Package]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("%s=%s: apt offers no file for it", p.Package, p.Version))
+		case o.Version != p.Version:
+			problems = append(problems, fmt.Sprintf("%s: pinned %s, apt offers %s", p.Package, p.Version, o.Version))
+		case !strings.EqualFold(o.SHA256, p.SHA256):
+			problems = append(problems, fmt.Sprintf("%s=%s: pinned SHA256 %s, apt's index says %s (the same version with different content: do not build from it)",
+				p.Package, p.Version, p.SHA256, o.SHA256))
+		}
+		delete(by, p.Package)
+	}
+	for _, o := range by {
+		problems = append(problems, fmt.Sprintf("%s=%s: offered but not pinned", o.Package, o.Version))
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return fmt.Errorf("the node image's Debian packages differ from their pins (deploy/image/builder/t1route.go):\n  %s\n"+
+			"review the new versions (Debian security advisories), then update the pins: go run ./deploy/image --print-deb-pins", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// FetchDebs downloads the pinned packages into cacheDir with apt-get
+// download, after checking that apt's index offers exactly the pinned
+// versions and files, and verifies each file's SHA-256 against its pin;
+// files already there and intact are reused. It fails, naming each
+// difference, when a pinned version is no longer offered (Debian replaced
+// it: update the pins) or its file differs.
+func FetchDebs(ctx context.Context, cacheDir string, pins []Deb) ([]FetchedDeb, error) {
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return nil, errors.New("apt-get not found: the Open vSwitch layer is built from Debian packages; build on Debian (or Ubuntu) with apt sources")
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return nil, err
+	}
+	var want []string
+	for _, p := range pins {
+		want = append(want, p.Package+"="+p.Version)
+	}
+	out, err := exec.CommandContext(ctx, "apt-get", append([]string{"download", "--print-uris"}, want...)...).CombinedOutput()
+	if err != nil {
+		// apt's own errors ("E: Version '3.0.20-1~deb12u1' for 'libssl3' was not found"), not the list of what it found.
+		var aptErrs []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "E: ") {
+				aptErrs = append(aptErrs, l)
+			}
+		}
+		if len(aptErrs) == 0 {
+			aptErrs = []string{strings.TrimSpace(string(out))}
+		}
+		return nil, fmt.Errorf("the node image's pinned Debian packages: apt-get download --print-uris: %w:\n  %s\n"+
+			"a pinned version Debian replaced is no longer offered: review the new one (Debian security advisories), then update the pins in "+
+			"deploy/image/builder/t1route.go (go run ./deploy/image --print-deb-pins); if nothing is offered at all, is the package index there (apt-get update)?",
+			err, strings.Join(aptErrs, "\n  "))
+	}
+	offered := parsePrintURIs(out)
+	if err := checkPins(pins, offered); err != nil {
+		return nil, err
+	}
+	var fetched []FetchedDeb
+	var missing []string
+	sums := map[string]string{}
+	for _, p := range pins {
+		for _, o := range offered {
+			if o.Package == p.Package {
+				file := filepath.Join(cacheDir, o.File)
+				fetched = append(fetched, FetchedDeb{Package: p.Package, Version: p.Version, File: file})
+				sums[file] = p.SHA256
+				if ok, _ := sha256Is(file, p.SHA256); !ok {
+					missing = append(missing, p.Package+"="+p.Version)
+				}
+			}
+		}
 	}
 	if len(missing) > 0 {
 		cmd := exec.CommandContext(ctx, "apt-get", append([]string{"download", "-q"}, missing...)...)
@@ -75,12 +153,49 @@ func FetchDebs(ctx context.Context, cacheDir string, pkgs []string) ([]FetchedDe
 			return nil, fmt.Errorf("apt-get download: %w\n%s", err, out)
 		}
 		for _, d := range fetched {
-			if ok, err := sha256Is(d.File, sums[filepath.Base(d.File)]); !ok {
-				return nil, fmt.Errorf("%s: checksum differs from apt's index after download (%v)", d.File, err)
+			if ok, err := sha256Is(d.File, sums[d.File]); !ok {
+				return nil, fmt.Errorf("%s: its SHA-256 differs from the pin %s after download (%v): refusing to build from it", d.File, sums[d.File], err)
 			}
 		}
 	}
 	return fetched, nil
+}
+
+// FetchOfferedDebs downloads what the apt sources offer now for the named
+// packages (their candidate versions), each verified against apt's index:
+// for test images, built afresh and never shipped. The node image's
+// packages are pinned (FetchDebs).
+func FetchOfferedDebs(ctx context.Context, cacheDir string, names []string) ([]FetchedDeb, error) {
+	var debs []Deb
+	for _, n := range names {
+		debs = append(debs, Deb{Package: n})
+	}
+	pins, err := OfferedPins(ctx, debs)
+	if err != nil {
+		return nil, err
+	}
+	return FetchDebs(ctx, cacheDir, pins)
+}
+
+// OfferedPins are the pins for what the apt sources offer now for the
+// packages of pins (the candidate versions), for review and update.
+func OfferedPins(ctx context.Context, pins []Deb) ([]Deb, error) {
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return nil, errors.New("apt-get not found: the images' Debian packages come from apt sources; build on Debian (or Ubuntu)")
+	}
+	var names []string
+	for _, p := range pins {
+		names = append(names, p.Package)
+	}
+	out, err := exec.CommandContext(ctx, "apt-get", append([]string{"download", "--print-uris"}, names...)...).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("apt-get download --print-uris: %w\n%s", err, out)
+	}
+	var now []Deb
+	for _, o := range parsePrintURIs(out) {
+		now = append(now, Deb{Package: o.Package, Version: o.Version, SHA256: o.SHA256})
+	}
+	return now, nil
 }
 
 func sha256Is(file, want string) (bool, error) {
