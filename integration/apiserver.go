@@ -114,7 +114,7 @@ func StartCluster(t TB) *Cluster {
 		"--etcd-servers="+etcdURL, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(apiPort), "--cert-dir="+filepath.Join(dir, "certs"),
 		"--tls-cert-file="+certFile, "--tls-private-key-file="+keyFile, "--client-ca-file="+caFile,
-		"--service-cluster-ip-range=100.64.0.0/16", "--service-account-issuer=https://kubernetes.default.svc",
+		"--service-cluster-ip-range=100.64.0.0/16,2001:db8:64::/112", "--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file="+saFile, "--service-account-signing-key-file="+saFile,
 		"--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount", "--allow-privileged=true",
 		"--endpoint-reconciler-type=none", "--v=0")

@@ -14,13 +14,13 @@ import (
 )
 
 // BuildBinaries builds t1route, t1route-cni and nsxsim into a temporary
-// directory, stamped with BuildVersion as the Makefile stamps them.
+// directory, stamped with BuildCommit as the Makefile stamps them.
 func BuildBinaries(t TB) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..")
 	out := t.TempDir()
-	cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+BuildVersion(root), "-o", out+"/", "./cmd/t1route", "./cmd/t1route-cni", "./cmd/nsxsim")
+	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/t1route/t1route/podroute/version.Commit="+BuildCommit(root), "-o", out+"/", "./cmd/t1route", "./cmd/t1route-cni", "./cmd/nsxsim")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
@@ -53,17 +53,14 @@ func StartNSXSim(t TB, bin string, args ...string) []string {
 	return env
 }
 
-// BuildVersion is what the Makefile stamps into t1route (VERSION ?= git
-// describe --tags --always --dirty, else dev): $VERSION if set.
-func BuildVersion(root string) string {
-	if v := os.Getenv("VERSION"); v != "" {
+// BuildCommit is the commit the Makefile stamps into t1route (COMMIT ?= git
+// describe --always --dirty --abbrev=12 --exclude '*'), or $COMMIT.
+func BuildCommit(root string) string {
+	if v := os.Getenv("COMMIT"); v != "" {
 		return v
 	}
-	cmd := exec.Command("git", "describe", "--tags", "--always", "--dirty")
+	cmd := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=12", "--exclude", "*")
 	cmd.Dir = root
-	b, err := cmd.Output()
-	if v := strings.TrimSpace(string(b)); err == nil && v != "" {
-		return v
-	}
-	return "dev"
+	b, _ := cmd.Output()
+	return strings.TrimSpace(string(b))
 }

@@ -368,7 +368,7 @@ func startControllerProcess(b *testing.B, bin string, c *Cluster, sim *nsxsim.Si
 	settings := SimSettings(sim, tier1)
 	settings["NSXT_POD_ROUTING_ENABLED"], settings["CLUSTER_CIDR"], settings["CLUSTER_NAME"] = "true", "100.64.0.0/11", "bench"
 	p.cmd = exec.Command(filepath.Join(bin, "t1route"), "controller", "--kubeconfig", c.Kubeconfig,
-		"--metrics-bind-address", p.metricsAddr, "--leader-election-namespace", "kube-system", "--log-format", "console")
+		"--metrics-bind-address", p.metricsAddr, "--metrics-secure=false", "--leader-election-namespace", "kube-system", "--log-format", "console")
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, Environ(settings)...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -26,7 +26,8 @@ import (
 )
 
 const tier1 = "t1-routable"
-const tier1Path = "/infra/tier-1s/" + tier1
+
+var tier1Path = nsx.Tier1Path(tier1)
 
 func TestMain(m *testing.M) {
 	nsx.RouteSDKLogs(zap.NewNop())
@@ -73,7 +74,7 @@ func (r *runningController) stop() { r.cancel(); <-r.done }
 
 // startController runs the controller as `t1route controller` does.
 func (e *env) startController(name string, leaderElect bool, resync time.Duration) *runningController {
-	opts := podroute.RunOptions{Config: podroute.Config{Identity: e.id, Tier1Path: tier1Path,
+	opts := podroute.RunOptions{Config: podroute.Config{Identity: e.id, Router: tier1Path,
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11"), netip.MustParsePrefix("fd00:100:96::/48")},
 		ResyncPeriod: resync}, Log: zap.NewNop()}
 	if leaderElect {
@@ -86,7 +87,7 @@ func (e *env) startController(name string, leaderElect bool, resync time.Duratio
 // startAdoptingController runs the controller with cloud provider route
 // adoption on.
 func (e *env) startAdoptingController() *runningController {
-	return e.startControllerWith("adopting", podroute.RunOptions{Config: podroute.Config{Identity: e.id, Tier1Path: tier1Path,
+	return e.startControllerWith("adopting", podroute.RunOptions{Config: podroute.Config{Identity: e.id, Router: tier1Path,
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")}, AdoptCloudProviderRoutes: true}, Log: zap.NewNop()})
 }
 

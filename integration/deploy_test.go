@@ -21,22 +21,26 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/t1route/t1route/deploy/render"
 	"github.com/t1route/t1route/nsx/nsxsim"
 	"github.com/t1route/t1route/podroute"
 	"github.com/t1route/t1route/podroute/config"
 	"github.com/t1route/t1route/podroute/connect"
 	"github.com/t1route/t1route/podroute/daemon"
 	"github.com/t1route/t1route/podroute/guard"
-	"github.com/t1route/t1route/podroute/policy"
-	"github.com/t1route/t1route/podroute/policy/cnp"
+	"github.com/t1route/t1route/podroute/node/policy/cnp"
 )
 
 const deployNS = "t1route-system"
 
-// render runs `t1route render` with an environment and returns its YAML.
-func render(t *testing.T, bin string, env []string) string {
+// renderImage is the image the integration tests render (no pod runs here).
+const renderImage = "ghcr.io/t1route/t1route:test"
+
+// renderYAML runs `t1route render --image renderImage` with an environment
+// (and extra flags) and returns its YAML.
+func renderYAML(t *testing.T, bin string, env []string, flags ...string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(bin, "t1route"), "render")
+	cmd := exec.Command(filepath.Join(bin, "t1route"), append([]string{"render", "--image", renderImage}, flags...)...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -57,7 +61,7 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 	ctx := context.Background()
 	user, pass := sim.User()
 	base := []string{"NSXT_POD_ROUTING_ENABLED=true", "CLUSTER_CIDR=100.96.0.0/11", "CLUSTER_NAME=deploy-test",
-		"NSXT_MANAGER_HOST=" + sim.Addr(), "NSXT_ROUTER_PATH=" + tier1Path, "NSXT_MANAGEMENT_CIDR=203.0.113.0/28"}
+		"NSXT_MANAGER_HOST=" + sim.Addr(), "NSXT_ROUTER_PATH=" + tier1Path.String(), "NSXT_MANAGEMENT_CIDR=203.0.113.0/28"}
 	cert, key, err := sim.IssueClientCert("t1route")
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +74,7 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 	}
 	// As deploy/README.md says: on a fresh cluster the dry run fails (it
 	// creates no namespace), and passes once the namespace exists.
-	fresh := render(t, bin, append(append([]string{}, base...), modes["password"]...))
+	fresh := renderYAML(t, bin, append(append([]string{}, base...), modes["password"]...))
 	if out, err := c.Kubectl(t, fresh, "apply", "--server-side", "--dry-run=server", "-f", "-"); err == nil || !strings.Contains(out, `namespaces "`+deployNS+`" not found`) {
 		t.Fatalf("a dry run on a fresh cluster: want the README's namespace error, got %v\n%s", err, out)
 	}
@@ -79,7 +83,7 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 	}
 	var secretMode string
 	for name, env := range modes {
-		manifests := render(t, bin, append(append([]string{}, base...), env...))
+		manifests := renderYAML(t, bin, append(append([]string{}, base...), env...))
 		out, err := c.Kubectl(t, manifests, "apply", "--server-side", "--dry-run=server", "-f", "-")
 		if err != nil {
 			t.Fatalf("%s: kubectl apply --server-side --dry-run=server: %v\n%s", name, err, out)
@@ -116,7 +120,12 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 			{"get", "coordination.k8s.io", "leases", "", deployNS, "", true}, {"create", "coordination.k8s.io", "leases", "", deployNS, "", true},
 			{"update", "coordination.k8s.io", "leases", "", deployNS, "", true},
 			{"get", "", "secrets", "", deployNS, "nsx-credentials", true}, {"watch", "", "secrets", "", deployNS, "nsx-credentials", true},
-			{"patch", "policy.networking.k8s.io", "clusternetworkpolicies", "", "", "", true}, {"delete", "policy.networking.k8s.io", "clusternetworkpolicies", "", "", "", true},
+			// The management guard's policies by name; no other ClusterNetworkPolicy, and no list.
+			{"patch", "policy.networking.k8s.io", "clusternetworkpolicies", "", "", "t1route-management-guard-deny", true},
+			{"delete", "policy.networking.k8s.io", "clusternetworkpolicies", "", "", "t1route-management-guard-allow-16", true},
+			{"patch", "policy.networking.k8s.io", "clusternetworkpolicies", "", "", "", false}, {"delete", "policy.networking.k8s.io", "clusternetworkpolicies", "", "", "", false},
+			{"list", "policy.networking.k8s.io", "clusternetworkpolicies", "", "", "", false},
+			{"delete", "policy.networking.k8s.io", "clusternetworkpolicies", "", "", "team-a-policy", false},
 			{"update", "networking.k8s.io", "networkpolicies", "", "default", "", false},
 			// Denied: Secrets cluster-wide or by list, other Secrets, writes to nodes, leases elsewhere.
 			{"list", "", "secrets", "", "", "", false}, {"list", "", "secrets", "", deployNS, "", false}, {"get", "", "secrets", "", deployNS, "other", false},
@@ -181,15 +190,15 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the controller's ServiceAccount cannot read its cluster identity: %v", err)
 	}
-	keepGuard, err := guard.ForController(asSA("t1route-controller"), config.GuardSettings{CIDRs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/28")},
-		Allowed: policy.DefaultGuardSelectors()}, nil, zap.NewNop())
+	keepGuard, err := guard.ForController(asSA("t1route-controller"), render.GuardOwner(deployNS), config.GuardSettings{CIDRs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/28")},
+		Allowed: config.DefaultGuardSelectors()}, nil, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() {
 		done <- podroute.Run(runCtx, saKube, client, podroute.RunOptions{WhileLeading: keepGuard, Config: podroute.Config{
-			Identity: podroute.Identity{UID: uid, Name: "deploy-test"}, Tier1Path: tier1Path,
+			Identity: podroute.Identity{UID: uid, Name: "deploy-test"}, Router: tier1Path,
 			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("100.96.0.0/11")}},
 			LeaderElection: &daemon.LeaderElection{Namespace: deployNS, Name: "t1route-controller", Identity: "test",
 				LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
@@ -216,7 +225,7 @@ func TestRenderedManifestsOnRealAPIServer(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		if n, want := len(l.Items), len(policy.DefaultGuardSelectors())+1; n != want {
+		if n, want := len(l.Items), len(config.DefaultGuardSelectors())+1; n != want {
 			return false, fmt.Sprintf("%d guard policies, want %d", n, want)
 		}
 		return true, ""
@@ -281,8 +290,9 @@ func boolInt(b bool) int {
 }
 
 // The uninstall deploy/README.md gives removes t1route's objects and keeps
-// the upstream ClusterNetworkPolicy CRD (deleting it would delete every
-// ClusterNetworkPolicy, the operator's own too).
+// the CRDs (shared by every install; deleting the upstream one would delete
+// every ClusterNetworkPolicy, the operator's own too); the namespace goes
+// because it carries render's ownership label.
 func TestUninstallKeepsTheUpstreamCRD(t *testing.T) {
 	c := StartCluster(t)
 	_, file, _, _ := runtime.Caller(0)
@@ -293,18 +303,43 @@ func TestUninstallKeepsTheUpstreamCRD(t *testing.T) {
 	if out, err := c.Kubectl(t, string(manifests), "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
-	// --wait=false: this API server runs no namespace controller to finish the namespace's deletion.
-	out, err := c.Kubectl(t, string(manifests), "delete", "-f", "-", "-l", "app.kubernetes.io/name=t1route", "--wait=false")
-	if err != nil {
-		t.Fatalf("the README's delete: %v\n%s", err, out)
+	uninstall(t, c, string(manifests), deployNS)
+	for _, crd := range []string{"clusternetworkpolicies.policy.networking.k8s.io", "t1routeagentinfos.t1route.io"} {
+		if out, err := c.Kubectl(t, "", "get", "crd", crd); err != nil {
+			t.Fatalf("the CRD %s went: %v\n%s", crd, err, out)
+		}
 	}
-	if out, err := c.Kubectl(t, "", "get", "crd", "clusternetworkpolicies.policy.networking.k8s.io"); err != nil {
-		t.Fatalf("the ClusterNetworkPolicy CRD went: %v\n%s", err, out)
-	}
-	for _, what := range []string{"namespace/" + deployNS, "crd/t1routeagentinfos.t1route.io", "clusterrole/t1route-controller", "validatingadmissionpolicy/t1route-agent-own-node"} {
-		// Gone, or going (a deletion timestamp: finalizers still to run).
-		if out, err := c.Kubectl(t, "", "get", what, "-o", "jsonpath={.metadata.deletionTimestamp}"); err == nil && strings.TrimSpace(out) == "" {
+	for _, what := range []string{"namespace/" + deployNS, "clusterrole/t1route-controller", "validatingadmissionpolicy/t1route-agent-own-node"} {
+		if !goneOrGoing(t, c, what) {
 			t.Errorf("%s left after the uninstall", what)
 		}
 	}
+}
+
+// uninstall runs deploy/README.md's uninstall of the install in namespace
+// whose render output is manifests.
+func uninstall(t *testing.T, c *Cluster, manifests, namespace string) {
+	t.Helper()
+	// --wait=false: this API server runs no namespace controller to finish the namespace's deletion.
+	for _, args := range [][]string{
+		{"delete", "-f", "-", "-l", "app.kubernetes.io/instance=" + namespace, "--wait=false"},
+		{"delete", "clusternetworkpolicies", "-l", "app.kubernetes.io/component=management-guard,app.kubernetes.io/instance=" + namespace},
+		{"delete", "namespace", "-l", "t1route.io/created-by=t1route-render,kubernetes.io/metadata.name=" + namespace, "--wait=false"},
+	} {
+		stdin := ""
+		if args[1] == "-f" {
+			stdin = manifests
+		}
+		if out, err := c.Kubectl(t, stdin, args...); err != nil {
+			t.Fatalf("the README's uninstall, kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// goneOrGoing reports whether what (kind/name) is gone, or going (a
+// deletion timestamp: finalizers still to run).
+func goneOrGoing(t *testing.T, c *Cluster, what string) bool {
+	t.Helper()
+	out, err := c.Kubectl(t, "", "get", what, "-o", "jsonpath={.metadata.deletionTimestamp}")
+	return err != nil || strings.TrimSpace(out) != ""
 }

@@ -41,7 +41,7 @@ func TestDoctor(t *testing.T) {
 	out, code := doctor(c.Kubeconfig)
 	for _, want := range []string{"PASS configuration", "PASS manager reachable", "PASS manager TLS: certificate verified", "PASS credentials: accepted",
 		"PASS manager version: NSX 4.1.2", "PASS manager cluster: management cluster STABLE", "PASS Tier-1", "PASS route advertisement",
-		"PASS service range: CLUSTER_CIDR [100.96.0.0/11] does not overlap [100.64.0.0/16]", "PASS kubernetes", "PASS rbac", "0 failed"} {
+		"PASS service range: CLUSTER_CIDR [100.96.0.0/11] does not overlap [100.64.0.0/16 2001:db8:64::/112]", "PASS kubernetes", "PASS rbac", "0 failed"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("healthy setup: no %q (exit %d):\n%s", want, code, out)
 		}

@@ -164,7 +164,7 @@ func TestCleanupController(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			gc.NewCleanupController(gc.CleanupConfig{Tier1Path: tier1Path, Resync: time.Second}, dyn, client, zap.NewNop()).Run(ctx) //nolint:errcheck
+			gc.NewCleanupController(gc.CleanupConfig{Router: tier1Path, Resync: time.Second}, dyn, client, zap.NewNop()).Run(ctx) //nolint:errcheck
 		}()
 		return func() { cancel(); <-done }
 	}

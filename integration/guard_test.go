@@ -22,8 +22,9 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/t1route/t1route/podroute/guard"
-	"github.com/t1route/t1route/podroute/policy"
-	"github.com/t1route/t1route/podroute/policy/cnp"
+	"github.com/t1route/t1route/podroute/node/policy/cnp"
+
+	"github.com/t1route/t1route/podroute/config"
 )
 
 // The guard keeper on a real kube-apiserver: it waits for the CRD, applies
@@ -36,12 +37,12 @@ func TestGuardKeeper(t *testing.T) {
 	dyn := dynamic.NewForConfigOrDie(c.Config)
 	cnps := dyn.Resource(cnp.Resource)
 	mgmt := []netip.Prefix{netip.MustParsePrefix("203.0.113.0/28")}
-	extra, err := policy.ParseGuardSelector("tools:app=backup")
+	extra, err := config.ParseGuardSelector("tools:app=backup")
 	if err != nil {
 		t.Fatal(err)
 	}
-	keeper := func(allowed ...policy.GuardSelector) *guard.Keeper {
-		k, err := guard.New(dyn, mgmt, append(policy.DefaultGuardSelectors(), allowed...), zap.NewNop())
+	keeper := func(allowed ...config.GuardSelector) *guard.Keeper {
+		k, err := guard.New(dyn, mgmt, append(config.DefaultGuardSelectors(), allowed...), zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,13 +72,13 @@ func TestGuardKeeper(t *testing.T) {
 	stopRun()
 	<-ran
 	for _, p := range []string{"allow-1", "allow-2", "allow-3", "deny"} { // start again from none
-		if err := cnps.Delete(ctx, policy.GuardPolicyPrefix+"-"+p, metav1.DeleteOptions{}); err != nil {
+		if err := cnps.Delete(ctx, guard.GuardPolicyPrefix+"-"+p, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	// An operator's own policy, with a name like the guard's but not its labels.
-	own, err := cnp.ToUnstructured(&cnp.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: policy.GuardPolicyPrefix + "-allow-9"},
+	own, err := cnp.ToUnstructured(&cnp.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: guard.GuardPolicyPrefix + "-allow-9"},
 		Spec: cnp.Spec{Tier: cnp.AdminTier, Priority: 5, Subject: cnp.Subject{Namespaces: &metav1.LabelSelector{}},
 			Egress: []cnp.EgressRule{{Action: cnp.Deny, To: []cnp.EgressPeer{{Networks: []string{"198.51.100.0/24"}}}}}}})
 	if err != nil {
@@ -99,7 +100,7 @@ func TestGuardKeeper(t *testing.T) {
 			t.Fatalf("%s: applied %v deleted %v, want %v and %v", what, res.Applied, res.Deleted, applied, deleted)
 		}
 	}
-	name := func(suffix string) string { return policy.GuardPolicyPrefix + "-" + suffix }
+	name := func(suffix string) string { return guard.GuardPolicyPrefix + "-" + suffix }
 	all := []string{name("allow-1"), name("allow-2"), name("allow-3"), name("deny")}
 	sync("first", k, all, nil)
 	sync("again, nothing changed", k, nil, nil)
@@ -148,7 +149,7 @@ func TestGuardKeeper(t *testing.T) {
 	// A controller whose ClusterRole predates the guard is told the fix.
 	rc := rest.CopyConfig(c.Config)
 	rc.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:t1route-system:t1route-controller"}
-	old, err := guard.New(dynamic.NewForConfigOrDie(rc), mgmt, policy.DefaultGuardSelectors(), zap.NewNop())
+	old, err := guard.New(dynamic.NewForConfigOrDie(rc), mgmt, config.DefaultGuardSelectors(), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/t1route/t1route/podroute/introspect"
+	"github.com/t1route/t1route/podroute/node/introspect"
 )
 
 // The agent's summary on a real API server: the CRD installs, the object is

@@ -105,7 +105,7 @@ func TestProtectedRoutesGCAndCleanup(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		gc.NewCleanupController(gc.CleanupConfig{Tier1Path: tier1Path, Resync: time.Second, AllowOverwrite: true}, dyn, admin, zap.NewNop()).Run(ctx) //nolint:errcheck
+		gc.NewCleanupController(gc.CleanupConfig{Router: tier1Path, Resync: time.Second, AllowOverwrite: true}, dyn, admin, zap.NewNop()).Run(ctx) //nolint:errcheck
 	}()
 	defer func() { cancel(); <-done }()
 	Eventually(t, 20*time.Second, "finalizer on wl-1", func() (bool, string) {

@@ -86,7 +86,7 @@ func TestReadyzFollowsSecretCredentials(t *testing.T) {
 			env = append(env, kv)
 		}
 	}
-	cmd := exec.Command(filepath.Join(bin, "t1route"), "controller", "--kubeconfig", c.Kubeconfig, "--metrics-bind-address", metrics, "--leader-elect=false")
+	cmd := exec.Command(filepath.Join(bin, "t1route"), "controller", "--kubeconfig", c.Kubeconfig, "--metrics-bind-address", metrics, "--metrics-secure=false", "--leader-elect=false")
 	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -98,7 +98,7 @@ func TestFaultSoak(t *testing.T) {
 		go func() {
 			defer close(r.done)
 			podroute.Run(rctx, c.Client, cl, podroute.RunOptions{Log: zap.NewNop(),
-				Config: podroute.Config{Identity: id, Tier1Path: tier1Path, ClusterCIDRs: soakCIDRs, ResyncPeriod: 3 * time.Second},
+				Config: podroute.Config{Identity: id, Router: tier1Path, ClusterCIDRs: soakCIDRs, ResyncPeriod: 3 * time.Second},
 				LeaderElection: &daemon.LeaderElection{Namespace: "kube-system", Name: "t1route-controller", Identity: name,
 					LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 300 * time.Millisecond}})
 		}()

@@ -32,7 +32,10 @@
 // latency, realization delay and search lag (honest by default: a route is
 // unrealized for 2 s after each change, as NSX's realization lags).
 //
-// Run it with `go run ./integration/bench --nodes N [--external-nsxsim]` or
+// --router-path runs it on a Tier-1 inside a project or on a VPC (the
+// project's hierarchical call, or /org-root's) instead of /infra's Tier-1.
+//
+// Run it with `go run ./integration/bench --nodes N [--external-nsxsim] [--router-path P]` or
 // `make bench-controller ARGS='--nodes N'`. It is a development tool: it
 // links nsxsim and client-go's fake clientset, which t1route must not.
 package main
@@ -80,6 +83,7 @@ type benchFlags struct {
 	searchLag             time.Duration
 	external              bool
 	nsxsim                string
+	routerPath            string
 }
 
 func main() {
@@ -95,6 +99,7 @@ func main() {
 	fl.DurationVar(&f.realizeDelay, "realize-delay", 2*time.Second, "how long nsxsim keeps a changed route unrealized (IN_PROGRESS, missing from the forwarding table); 0: at once")
 	fl.DurationVar(&f.searchLag, "search-lag", 5*time.Second, "how long nsxsim's search index lags writes (t1route does not read search; set so nothing leans on it)")
 	fl.DurationVar(&f.resync, "resync-period", 20*time.Second, "resync period; changes are timed before the first resync, then one resync pass is measured")
+	fl.StringVar(&f.routerPath, "router-path", "/infra/tier-1s/"+nsxsim.DefaultTier1, "NSXT_ROUTER_PATH the controller keeps its routes on: a Tier-1 (/infra/tier-1s/<id>), a Tier-1 in a project (/orgs/<org>/projects/<p>/infra/tier-1s/<id>) or a VPC (/orgs/<org>/projects/<p>/vpcs/<vpc>); nsxsim creates it")
 	if err := fl.Parse(os.Args[1:]); err != nil {
 		if err == pflag.ErrHelp {
 			return
@@ -137,6 +142,11 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	if f.nodes < 1 || f.nodes > 65536 {
 		return fmt.Errorf("--nodes must be between 1 and 65536 (the bench's %s holds that many /27s)", benchClusterCIDR)
 	}
+	router, err := nsx.ParseRouterPath(f.routerPath)
+	if err != nil {
+		return fmt.Errorf("--router-path: %w", err)
+	}
+	f.routerPath = router.String()
 	klog.SetLogger(logr.Discard())
 	nsx.RouteSDKLogs(zap.NewNop())
 	start := startInProcessNSX
@@ -152,7 +162,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	// NSX's default client limits).
 	user, pass := sim.user()
 	cfg, problems := config.Load(config.FromMap(map[string]string{"NSXT_POD_ROUTING_ENABLED": "true", "NSXT_MANAGER_HOST": sim.url(),
-		"NSXT_ROUTER_PATH": "/infra/tier-1s/" + nsxsim.DefaultTier1, "CLUSTER_CIDR": benchClusterCIDR, "CLUSTER_NAME": "bench",
+		"NSXT_ROUTER_PATH": f.routerPath, "CLUSTER_CIDR": benchClusterCIDR, "CLUSTER_NAME": "bench",
 		"NSXT_USERNAME": user, "NSXT_PASSWORD": pass, "NSXT_ROOT_CA_DATA_B64": base64.StdEncoding.EncodeToString(sim.caPEM())}))
 	if len(problems) > 0 {
 		return fmt.Errorf("configuration: %v", problems)
@@ -209,13 +219,13 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	if err := sim.resetStats(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "settings=latency:%s,latency_per_route:%s,realize_delay:%s,search_lag:%s,rate_limit:100/s,concurrency:40,resync:%s,external_nsxsim:%t,batch_size:%d\n",
-		f.latency, f.latencyChild, f.realizeDelay, f.searchLag, f.resync, f.external, f.batchSize)
+	fmt.Fprintf(out, "settings=latency:%s,latency_per_route:%s,realize_delay:%s,search_lag:%s,rate_limit:100/s,concurrency:40,resync:%s,external_nsxsim:%t,batch_size:%d,router:%s\n",
+		f.latency, f.latencyChild, f.realizeDelay, f.searchLag, f.resync, f.external, f.batchSize, f.routerPath)
 	began := time.Now()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		podroute.Run(ctx, kube, conn.Client, podroute.RunOptions{Config: podroute.Config{Identity: id, Tier1Path: cfg.RouterPath,
+		podroute.Run(ctx, kube, conn.Client, podroute.RunOptions{Config: podroute.Config{Identity: id, Router: cfg.RouterPath,
 			ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: f.resync}, Log: benchLog()})
 	}()
 	for n, _ := sim.routeCount(); n < f.nodes; n, _ = sim.routeCount() {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,25 +34,29 @@ type benchNSX interface {
 	close()
 }
 
-type inProcessNSX struct{ sim *nsxsim.Simulator }
+type inProcessNSX struct {
+	sim    *nsxsim.Simulator
+	router string // the router's policy path
+}
 
 func startInProcessNSX(f benchFlags) (benchNSX, error) {
-	sim, err := nsxsim.New(nsxsim.Options{Latency: f.latency, LatencyPerChild: f.latencyChild, RealizeDelay: f.realizeDelay, SearchLag: f.searchLag})
+	sim, err := nsxsim.New(nsxsim.Options{Latency: f.latency, LatencyPerChild: f.latencyChild, RealizeDelay: f.realizeDelay, SearchLag: f.searchLag,
+		Routers: []string{f.routerPath}})
 	if err != nil {
 		return nil, err
 	}
-	return &inProcessNSX{sim}, sim.Start()
+	return &inProcessNSX{sim, f.routerPath}, sim.Start()
 }
 
 func (s *inProcessNSX) url() string                          { return s.sim.URL() }
 func (s *inProcessNSX) caPEM() []byte                        { return s.sim.CACertPEM() }
 func (s *inProcessNSX) user() (string, string)               { return s.sim.User() }
-func (s *inProcessNSX) routeCount() (int, error)             { return s.sim.RouteCount(nsxsim.DefaultTier1), nil }
+func (s *inProcessNSX) routeCount() (int, error)             { return s.sim.RouteCount(s.router), nil }
 func (s *inProcessNSX) stats() (nsxsim.StatsSnapshot, error) { return s.sim.Stats(), nil }
 func (s *inProcessNSX) resetStats() error                    { s.sim.ResetStats(); return nil }
 func (s *inProcessNSX) close()                               { s.sim.Close() }
 func (s *inProcessNSX) nextHop(id string) (string, bool) {
-	r, ok := s.sim.Route(nsxsim.DefaultTier1, id)
+	r, ok := s.sim.Route(s.router, id)
 	if !ok || len(r.NextHops) == 0 {
 		return "", false
 	}
@@ -68,6 +73,7 @@ type externalNSX struct {
 	username string
 	password string
 	http     *http.Client
+	router   string // the router's policy path
 }
 
 func startExternalNSX(f benchFlags) (benchNSX, error) {
@@ -84,7 +90,7 @@ func startExternalNSX(f benchFlags) (benchNSX, error) {
 		}
 	}
 	cmd := exec.Command(bin, "--latency", f.latency.String(), "--latency-per-child", f.latencyChild.String(),
-		"--realize-delay", f.realizeDelay.String(), "--search-lag", f.searchLag.String())
+		"--realize-delay", f.realizeDelay.String(), "--search-lag", f.searchLag.String(), "--router", f.routerPath)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -94,7 +100,7 @@ func startExternalNSX(f benchFlags) (benchNSX, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("--external-nsxsim: starting %s: %w (build it with make build, or give --nsxsim)", bin, err)
 	}
-	e := &externalNSX{cmd: cmd}
+	e := &externalNSX{cmd: cmd, router: f.routerPath}
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		k, v, _ := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "=")
@@ -155,13 +161,13 @@ func (e *externalNSX) get(path string, v any) (bool, error) {
 // weighed on the bench process's RSS and on both processes' CPU.
 func (e *externalNSX) routeCount() (int, error) {
 	var c nsxsim.RouteCount
-	_, err := e.get("/nsxsim/api/tier-1s/"+nsxsim.DefaultTier1+"/route-count", &c)
+	_, err := e.get("/nsxsim/api/route-count?router="+url.QueryEscape(e.router), &c)
 	return c.Count, err
 }
 
 func (e *externalNSX) nextHop(id string) (string, bool) {
 	var r nsxsim.StaticRoute
-	ok, err := e.get("/nsxsim/api/tier-1s/"+nsxsim.DefaultTier1+"/routes/"+id, &r)
+	ok, err := e.get("/nsxsim/api/routes/"+url.PathEscape(id)+"?router="+url.QueryEscape(e.router), &r)
 	if !ok || err != nil || len(r.NextHops) == 0 {
 		return "", false
 	}

@@ -47,7 +47,7 @@ const (
 type Config struct {
 	Dir         string // the cluster's directory: everything it writes goes here (must hold no cluster)
 	Root        string // the t1route repository (default: this source tree)
-	KubeBin     string // kube-apiserver, etcd, kubelet, … (default: <Root>/.cache/bin, make kube-bins)
+	KubeBin     string // kube-apiserver, etcd, kubelet, … (default: <Root>/.cache/bin, make kube-bins-cluster)
 	Nodes       int    // default 2
 	ImageLayout string // an OCI layout (make image's) whose images are pushed to the registry; optional
 	// HideHostOVS makes this machine's Open vSwitch programs unusable inside
@@ -92,6 +92,8 @@ type Cluster struct {
 	registry        *http.Server
 	mu              sync.Mutex
 	procs           []*proc
+	api             *proc    // kube-apiserver (StopAPIServer, StartAPIServer)
+	apiArgs         []string // how it was started
 	downOnce        sync.Once
 	downErr         error
 }
@@ -116,7 +118,7 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"} {
 		if _, err := os.Stat(filepath.Join(cfg.KubeBin, b)); err != nil {
-			return nil, fmt.Errorf("%s not found in %s: run make kube-bins (integration/tools/build.sh)", b, cfg.KubeBin)
+			return nil, fmt.Errorf("%s not found in %s: run make kube-bins-cluster (integration/tools/build.sh --cluster)", b, cfg.KubeBin)
 		}
 	}
 	if cfg.Nodes == 0 {
@@ -163,11 +165,14 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := step("cgroup", func() error { return makeCgroup(c.state.Cgroup) }); err != nil {
 		return c, err
 	}
-	if err := step("build t1route, nsxsim and CNI plugins", func() error {
+	if err := step("build t1route, nsxsim, CNI plugins and CoreDNS", func() error {
 		if err := builder.GoBuild(ctx, cfg.Root, c.binDir, nil, "./cmd/t1route", "./cmd/nsxsim"); err != nil {
 			return err
 		}
-		return builder.GoBuild(ctx, cfg.Root, filepath.Join(cfg.Dir, "cni-plugins"), nil, cniPlugins...)
+		if err := builder.GoBuild(ctx, cfg.Root, filepath.Join(cfg.Dir, "cni-plugins"), nil, cniPlugins...); err != nil {
+			return err
+		}
+		return c.buildCoreDNS(ctx)
 	}); err != nil {
 		return c, err
 	}
@@ -177,11 +182,16 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := step("network namespaces", c.buildNetwork); err != nil {
 		return c, err
 	}
+	var dnsImage string
 	if err := step("registry and images", func() error {
 		if err := c.startRegistry(); err != nil {
 			return err
 		}
 		if err := c.pushPause(ctx); err != nil {
+			return err
+		}
+		var err error
+		if dnsImage, err = c.pushCoreDNS(ctx); err != nil {
 			return err
 		}
 		if cfg.ImageLayout != "" {
@@ -201,6 +211,9 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		return c, err
 	}
 	if c.Client, err = kubernetes.NewForConfig(rc); err != nil {
+		return c, err
+	}
+	if err := step("cluster DNS (CoreDNS as kube-dns, "+DNSClusterIP+")", func() error { return c.deployDNS(ctx, dnsImage) }); err != nil {
 		return c, err
 	}
 	if err := step("NSX Manager (nsxsim) and external host", func() error {

@@ -67,7 +67,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		"--initial-cluster=default=http://127.0.0.1:2380", "--unsafe-no-fsync", "--log-level=warn")...); err != nil {
 		return err
 	}
-	api, err := c.start("kube-apiserver", "control-plane", inCP(bin("kube-apiserver"),
+	c.apiArgs = inCP(bin("kube-apiserver"),
 		"--etcd-servers=http://127.0.0.1:2379", "--bind-address=0.0.0.0", "--advertise-address="+ControlPlaneIP,
 		"--secure-port="+strconv.Itoa(APIServerPort), "--cert-dir="+filepath.Join(d, "apiserver-certs"),
 		"--tls-cert-file="+servingCrt, "--tls-private-key-file="+servingKey, "--client-ca-file="+c.pki.CAFile,
@@ -75,10 +75,12 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		"--service-account-key-file="+saKey, "--service-account-signing-key-file="+saKey,
 		"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--allow-privileged=true",
 		"--kubelet-client-certificate="+kubeletClientCrt, "--kubelet-client-key="+kubeletClientKey,
-		"--kubelet-preferred-address-types=InternalIP", "--profiling=false", "--v=1")...)
+		"--kubelet-preferred-address-types=InternalIP", "--profiling=false", "--v=1")
+	api, err := c.start("kube-apiserver", "control-plane", c.apiArgs...)
 	if err != nil {
 		return err
 	}
+	c.api = api
 
 	// kubectl on this machine reaches the API server through a loopback port.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -212,7 +214,7 @@ func (c *Cluster) startExternal() error {
 		return err
 	}
 	_, err := c.start("external-echo", "external", "ip", "netns", "exec", c.ExternalNS,
-		filepath.Join(c.binDir, "t1route"), "echo", "--listen", ExternalIP+":8080")
+		filepath.Join(c.binDir, "t1route"), "echo", "--listen", ExternalIP+":8080", "--udp")
 	return err
 }
 

@@ -3,7 +3,6 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,8 +24,9 @@ import (
 
 	"github.com/t1route/t1route/deploy/render"
 	"github.com/t1route/t1route/podroute/guard"
-	"github.com/t1route/t1route/podroute/policy"
-	"github.com/t1route/t1route/podroute/policy/cnp"
+	"github.com/t1route/t1route/podroute/node/policy/cnp"
+
+	"github.com/t1route/t1route/podroute/config"
 )
 
 // TestClusterRoutability installs t1route on a cluster of real nodes the
@@ -181,7 +181,7 @@ func TestClusterRoutability(t *testing.T) {
 		cnps := dynamic.NewForConfigOrDie(rc).Resource(cnp.Resource)
 		if err := waitFor(ctx, 60*time.Second, "the controller's guard policies", func() (bool, error) {
 			l, err := cnps.List(ctx, metav1.ListOptions{LabelSelector: guard.Selector.String()})
-			return err == nil && len(l.Items) == len(policy.DefaultGuardSelectors())+1, nil
+			return err == nil && len(l.Items) == len(config.DefaultGuardSelectors())+1, nil
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -460,29 +460,6 @@ func (s *steps) step(name string, fn func(t *testing.T)) bool {
 		s.fail++
 	}
 	return ok
-}
-
-// exportLines reads an nsx.env of export lines as environment entries.
-func exportLines(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var env []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export "))
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("%s: not NAME=value: %q", path, k)
-		}
-		env = append(env, k+"="+strings.Trim(v, `'"`))
-	}
-	return env, sc.Err()
 }
 
 func podsOf(ctx context.Context, t *testing.T, c *Cluster, ns, app string) []corev1.Pod {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -87,4 +88,42 @@ func (c *Cluster) podPids(pod *corev1.Pod, dir string) ([]int, error) {
 		}
 	}
 	return nil, fmt.Errorf("no process of pod %s/%s (UID %s) in a cgroup %s of %s", pod.Namespace, pod.Name, pod.UID, dir, node.Name)
+}
+
+// PodExecResolving runs a program of this machine (curl, getent, …) as
+// container of pod would resolve and connect: in the pod's network
+// namespace, with the container's /etc/resolv.conf (the kubelet's DNS
+// settings: the cluster DNS, search domains, ndots) in place of this
+// machine's, in a mount namespace of its own.
+func (c *Cluster) PodExecResolving(ctx context.Context, pod *corev1.Pod, container string, args ...string) (string, error) {
+	pids, err := c.ContainerPids(pod, container)
+	if err != nil {
+		return "", err
+	}
+	pid := strconv.Itoa(pids[0])
+	// A copy on this machine: bind-mounting the file through /proc/PID/root
+	// (another mount namespace's) leaves this machine's resolv.conf in force.
+	conf, err := os.ReadFile("/proc/" + pid + "/root/etc/resolv.conf")
+	if err != nil {
+		return "", fmt.Errorf("pod %s/%s's resolv.conf: %w", pod.Namespace, pod.Name, err)
+	}
+	f, err := os.CreateTemp("", "t1route-resolv-*.conf")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(conf); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	script := `mount --bind ` + f.Name() + ` /etc/resolv.conf && exec nsenter --net=/proc/` + pid + `/ns/net -- "$@"`
+	a := append([]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh"}, args...)
+	out, err := exec.CommandContext(ctx, a[0], a[1:]...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s in pod %s/%s (its resolv.conf): %w: %s", strings.Join(args, " "), pod.Namespace, pod.Name, err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
 }

@@ -5,7 +5,6 @@ package cluster
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/t1route/t1route/deploy/image/builder"
-	"github.com/t1route/t1route/deploy/render"
 )
 
 // imageLayout returns an OCI layout holding t1route's images: with
@@ -76,51 +74,17 @@ func requireRoot(tb testing.TB) {
 	}
 }
 
-// installT1route runs `t1route render | kubectl apply -f -` as the README
-// says, with the cluster's nsx.env and images: the rendered output
-// unchanged.
+// installT1route installs t1route as the README says (Cluster.InstallT1route).
 func installT1route(ctx context.Context, tb testing.TB, c *Cluster) {
 	tb.Helper()
-	env, err := exportLines(c.NSXEnv)
-	if err != nil {
+	if err := c.InstallT1route(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	kubectl := filepath.Join(c.cfg.KubeBin, "kubectl")
-	render := exec.CommandContext(ctx, filepath.Join(c.binDir, "t1route"), "render", "--image", c.Images["t1route"], "--datapath-type", "netdev")
-	render.Env = append(os.Environ(), env...)
-	manifests, err := render.Output()
-	if err != nil {
-		tb.Fatalf("render: %v", err)
-	}
-	// One apply, as the README says: with the management guard configured
-	// too, nothing in the stream waits for the CRDs it carries.
-	apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", c.Kubeconfig, "apply", "-f", "-")
-	apply.Stdin = strings.NewReader(string(manifests))
-	if out, err := apply.CombinedOutput(); err != nil {
-		tb.Fatalf("kubectl apply: %v\n%s", err, out)
-	}
 }
 
-// waitController waits until the controller Deployment has its 2 replicas
-// Ready.
-func waitController(ctx context.Context, c *Cluster) error {
-	return waitFor(ctx, 3*time.Minute, "controller Deployment Ready", func() (bool, error) {
-		d, err := c.Client.AppsV1().Deployments(render.DefaultNamespace).Get(ctx, render.ControllerName, metav1.GetOptions{})
-		return err == nil && d.Status.ReadyReplicas == 2 && d.Status.Replicas == 2, nil
-	})
-}
+func waitController(ctx context.Context, c *Cluster) error { return c.WaitController(ctx) }
 
-// waitAgents waits until the agent DaemonSet is Ready on every node, and
-// the nodes are Ready.
-func waitAgents(ctx context.Context, c *Cluster) error {
-	if err := waitFor(ctx, 3*time.Minute, "agent DaemonSet Ready", func() (bool, error) {
-		d, err := c.Client.AppsV1().DaemonSets(render.DefaultNamespace).Get(ctx, render.AgentName, metav1.GetOptions{})
-		return err == nil && d.Status.DesiredNumberScheduled == int32(len(c.Nodes)) && d.Status.NumberReady == int32(len(c.Nodes)), nil
-	}); err != nil {
-		return err
-	}
-	return c.WaitNodes(ctx, 2*time.Minute, true)
-}
+func waitAgents(ctx context.Context, c *Cluster) error { return c.WaitAgents(ctx) }
 
 // echoPod is a pod running `t1route echo` from t1route's image on node, as
 // a user would write it: a tagged image pulled if not present, readiness

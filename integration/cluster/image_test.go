@@ -144,6 +144,8 @@ func TestImages(t *testing.T) {
 		{[]string{"/bin/sh", "-c", "echo shell works"}, "shell works"},
 		{[]string{"/usr/local/bin/t1route", "version"}, "t1route v9.9.9-test"},
 		{[]string{"/usr/local/bin/t1route-cni", "--version"}, "t1route-cni v9.9.9-test"},
+		// CNI plugins answer VERSION with the versions of the spec they speak.
+		{[]string{"/bin/sh", "-c", "CNI_COMMAND=VERSION /usr/local/bin/portmap"}, `"supportedVersions"`},
 	} {
 		if out := chroot(t, node, c.args...); !strings.Contains(out, c.want) {
 			t.Errorf("%v in the node image: %q lacks %q", c.args, out, c.want)

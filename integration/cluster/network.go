@@ -169,6 +169,12 @@ func (f *forwarder) close() {
 // namespace; sockets fn creates belong to that namespace for good. The
 // thread goes back to its namespace afterwards, or is discarded.
 func inNetns(name string, fn func() error) error {
+	return inNetnsPath("/run/netns/"+name, fn) // where ip netns (and netns.GetFromName) keeps them
+}
+
+// inNetnsPath runs fn on an OS thread switched into the network namespace
+// at path; sockets fn creates belong to it for good.
+func inNetnsPath(path string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -178,9 +184,9 @@ func inNetns(name string, fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		target, err := netns.GetFromName(name)
+		target, err := netns.GetFromPath(path)
 		if err != nil {
-			errc <- fmt.Errorf("network namespace %s: %w", name, err)
+			errc <- fmt.Errorf("network namespace %s: %w", path, err)
 			return
 		}
 		defer target.Close()

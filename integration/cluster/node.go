@@ -29,6 +29,7 @@ type Node struct {
 	Socket       string // containerd's CRI socket
 
 	holder, containerd, kubelet, proxy *proc
+	booted                             bool // started once: the registry's port in its namespace is open
 }
 
 // overlaid are the host directories each node sees as its own overlay.
@@ -110,13 +111,16 @@ func (c *Cluster) startNode(ctx context.Context, n *Node) error {
 
 	// The registry is on this machine's loopback; containerd in the node
 	// reaches it at the same address.
-	ln, err := listenInNetns(n.NS, c.Registry)
-	if err != nil {
-		return fmt.Errorf("%s: registry port: %w", n.Name, err)
+	if !n.booted {
+		ln, err := listenInNetns(n.NS, c.Registry)
+		if err != nil {
+			return fmt.Errorf("%s: registry port: %w", n.Name, err)
+		}
+		c.fwd.serve(ln, func(ctx context.Context) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", c.Registry)
+		})
+		n.booted = true
 	}
-	c.fwd.serve(ln, func(ctx context.Context) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "tcp", c.Registry)
-	})
 
 	ctdConfig := filepath.Join(n.Dir, "containerd.toml")
 	if err := os.WriteFile(ctdConfig, []byte(c.containerdConfig(n)), 0o644); err != nil {
@@ -142,6 +146,9 @@ func (c *Cluster) startNode(ctx context.Context, n *Node) error {
 	internal := fmt.Sprintf("https://%s:%d", ControlPlaneIP, APIServerPort)
 	kubeconfig, err := c.pki.client("kubelet-"+n.Name, "system:node:"+n.Name, []string{"system:nodes"}, internal)
 	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(n.Dir, "resolv.conf"), []byte("# no upstream resolver on the node segment: pods resolve through the cluster DNS ("+DNSClusterIP+")\n"), 0o644); err != nil {
 		return err
 	}
 	kubeletConfig := filepath.Join(n.Dir, "kubelet.yaml")
@@ -229,5 +236,10 @@ serializeImagePulls: false
 evictionHard: {memory.available: "50Mi", nodefs.available: "1%%", imagefs.available: "1%%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-`, c.pki.CAFile, n.Socket, n.Cgroup, filepath.Join(n.Dir, "volume-plugins"))
+# The cluster's DNS (CoreDNS, the kube-dns Service). Pods with dnsPolicy Default get the node's
+# resolv.conf: this machine's resolvers are not reachable from the node segment, so it names none.
+clusterDNS: [%q]
+clusterDomain: %s
+resolvConf: %q
+`, c.pki.CAFile, n.Socket, n.Cgroup, filepath.Join(n.Dir, "volume-plugins"), DNSClusterIP, ClusterDomain, filepath.Join(n.Dir, "resolv.conf"))
 }

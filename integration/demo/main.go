@@ -98,7 +98,7 @@ func main() {
 	}
 	id := podroute.Identity{UID: uid, Name: cfg.ClusterName}
 	go podroute.Run(ctx, cluster.Client, client, podroute.RunOptions{Config: podroute.Config{Identity: id,
-		Tier1Path: cfg.RouterPath, ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: 2 * time.Second}, Log: zap.NewNop()})
+		Router: cfg.RouterPath, ClusterCIDRs: cfg.ClusterCIDRs, ResyncPeriod: 2 * time.Second}, Log: zap.NewNop()})
 	fmt.Printf("  cluster identity: kube-system UID %s\n", uid)
 
 	step("creating 3 nodes with podCIDRs")

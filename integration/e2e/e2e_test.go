@@ -24,8 +24,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/t1route/t1route/integration"
-	"github.com/t1route/t1route/podroute/introspect"
-	"github.com/t1route/t1route/podroute/ovs"
+	"github.com/t1route/t1route/podroute/node/introspect"
+	"github.com/t1route/t1route/podroute/node/ovs"
+
+	"github.com/t1route/t1route/podroute/node/pipeline"
 )
 
 const tier1 = "t1-routable"
@@ -65,12 +67,14 @@ type world struct {
 	bin     string
 	cluster *integration.Cluster
 	simEnv  []string
-	router  string
-	ext     string
-	nodes   []*node
-	pods    []*pod
-	ctrl    *exec.Cmd
-	dual    bool // IPv4 and IPv6 everywhere
+	// nsxExtra override simEnv (the tenancy steps' router path and user).
+	nsxExtra []string
+	router   string
+	ext      string
+	nodes    []*node
+	pods     []*pod
+	ctrl     *exec.Cmd
+	dual     bool // IPv4 and IPv6 everywhere
 	// agentExtra are more flags for every agent.
 	agentExtra []string
 	pass       int
@@ -82,7 +86,8 @@ func (w *world) env(extra ...string) []string {
 	if w.dual {
 		cidr += ",fd00:100:96::/48"
 	}
-	return append(append(append([]string{}, w.simEnv...), "NSXT_POD_ROUTING_ENABLED=true", cidr, "CLUSTER_NAME=e2e"), extra...)
+	env := append(append([]string{}, w.simEnv...), w.nsxExtra...)
+	return append(append(env, "NSXT_POD_ROUTING_ENABLED=true", cidr, "CLUSTER_NAME=e2e"), extra...)
 }
 
 // step runs one assertion as a subtest and counts it for the summary.
@@ -100,6 +105,7 @@ func TestRoutability(t *testing.T) {
 	prerequisites(t)
 	w := &world{t: t, lab: newLab(t), dual: true}
 	introPass, introFail, introRan := 0, 0, false
+	tenancyPass, tenancyFail, tenancyRan := 0, 0, false
 	defer func() {
 		if t.Failed() && w.fail == 0 && introFail == 0 {
 			w.fail++ // the setup itself failed
@@ -109,12 +115,16 @@ func TestRoutability(t *testing.T) {
 			introFail++ // never reached
 		}
 		fmt.Printf("introspection: %d passed, %d failed\n", introPass, introFail)
+		if !tenancyRan {
+			tenancyFail++ // never reached
+		}
+		fmt.Printf("tenancy: %d passed, %d failed\n", tenancyPass, tenancyFail)
 	}()
 	w.bin = integration.BuildBinaries(t)
 	w.cluster = integration.StartCluster(t)
 	w.cluster.ApplyCRD(t, introspect.CRD())
 	w.buildNetwork()
-	w.simEnv = integration.StartNSXSim(t, w.bin, "--tier1", tier1, "--realize-netns", w.router)
+	w.simEnv = integration.StartNSXSim(t, w.bin, append([]string{"--tier1", tier1, "--realize-netns", w.router}, tenancySimArgs()...)...)
 	w.startController()
 	w.startNodes()
 	w.attachPods()
@@ -240,9 +250,9 @@ func TestRoutability(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := ovs.NodeFlows + 2*ovs.FlowsPerPod
+			want := pipeline.NodeFlows + 2*pipeline.FlowsPerPod
 			if w.dual {
-				want = ovs.DualStackNodeFlows + 2*ovs.FlowsPerDualStackPod
+				want = pipeline.DualStackNodeFlows + 2*pipeline.FlowsPerDualStackPod
 			}
 			if got := len(flows); got != want {
 				t.Fatalf("%s: %d flows, want %d for 2 pods:\n%s", n.name, got, want, strings.Join(flows, "\n"))
@@ -414,6 +424,8 @@ func TestRoutability(t *testing.T) {
 		})
 		w.probe(t, w.ext, b1.ip)
 	})
+	tenancyPass, tenancyFail = w.tenancy(t)
+	tenancyRan = true
 	w.step("CNI DEL detaches the pod, frees its address, and is idempotent", func(t *testing.T) {
 		p := w.pods[3]
 		reservation := filepath.Join(w.lab.dir, p.node.name+"-ipam", "t1route", p.ip)

@@ -20,7 +20,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/t1route/t1route/integration"
-	"github.com/t1route/t1route/podroute/introspect"
+	"github.com/t1route/t1route/podroute/node/introspect"
+	"github.com/t1route/t1route/podroute/node/pipeline"
 )
 
 // introspectSocket is where a node's agent serves the introspection API in
@@ -203,9 +204,9 @@ func (w *world) introspection(t *testing.T) (pass, fail int) {
 			t.Fatalf("-o json: %v\n%s", err, out)
 		}
 		oracle := carriesOracle(rawDump(t, n), want)
-		wantN := 4 // datapath.FlowsPerPod
+		wantN := pipeline.FlowsPerPod
 		if w.dual {
-			wantN = 10 // datapath.FlowsPerDualStackPod
+			wantN = pipeline.FlowsPerDualStackPod
 		}
 		if len(flows) != wantN || len(oracle) != wantN {
 			t.Fatalf("%d flows shown, %d in ovs-ofctl's dump name the pod; the pipeline makes %d:\n%s\noracle:\n%s",

@@ -33,6 +33,10 @@ func init() {
 		err = probeAll(os.Getenv(envProbe), os.Stdout)
 	case os.Getenv(envHold) != "":
 		err = holdConnection(os.Getenv(envHold), os.Stdout)
+	case os.Getenv(envWhoServe) != "": // services_helpers_test.go
+		err = whoServe(os.Getenv(envWhoServe), os.Stdout)
+	case os.Getenv(envWhoDial) != "":
+		err = whoDial(os.Getenv(envWhoDial), os.Stdout)
 	default:
 		return
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,8 +30,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/t1route/t1route/integration"
-	"github.com/t1route/t1route/podroute/policy"
-	"github.com/t1route/t1route/podroute/policy/cnp"
+	"github.com/t1route/t1route/podroute/node/policy/cnp"
+
+	"github.com/t1route/t1route/podroute/guard"
+
+	"github.com/t1route/t1route/podroute/config"
 )
 
 // npEndpoint is one end of a probe: a pod, the external host, the
@@ -39,6 +43,7 @@ type npEndpoint struct {
 	name    string // "x/a", "ext", "mgmt", "node-a"
 	netns   string
 	ip      string
+	svcIP   string // pods: the ClusterIP of a Service whose one endpoint is the pod
 	bind    string // source address for probes from here ("": the kernel's)
 	ns, pod string // pods only
 	node    *node  // pods and nodes
@@ -229,8 +234,38 @@ func (nw *npWorld) attachPods() {
 			w.t.Fatal(err)
 		}
 		nw.serve(e.netns, "np-"+s.ns+"-"+s.name, "0.0.0.0")
+		e.svcIP = nw.serviceFor(e)
 		nw.pods = append(nw.pods, e)
 	}
+}
+
+// serviceFor makes a Service (ports 80 and 81, TCP and UDP, to the same
+// ports) whose EndpointSlice, as the EndpointSlice controller would write
+// it, lists the pod, and returns its ClusterIP: the matrix also probes
+// through it, as the upstream NetworkPolicy suite probes through Services.
+func (nw *npWorld) serviceFor(e *npEndpoint) string {
+	ctx := context.Background()
+	var ports []corev1.ServicePort
+	var slicePorts []discoveryv1.EndpointPort
+	for _, p := range npPorts {
+		name, proto, num := fmt.Sprintf("%s-%d", p.proto, p.port), corev1.Protocol(strings.ToUpper(p.proto)), int32(p.port)
+		ports = append(ports, corev1.ServicePort{Name: name, Protocol: proto, Port: num, TargetPort: intstr.FromInt32(num)})
+		slicePorts = append(slicePorts, discoveryv1.EndpointPort{Name: &name, Protocol: &proto, Port: &num})
+	}
+	svc, err := nw.cluster.Client.CoreV1().Services(e.ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "s-" + e.pod},
+		Spec: corev1.ServiceSpec{Ports: ports}}, metav1.CreateOptions{})
+	if err != nil {
+		nw.t.Fatal(err)
+	}
+	ready, node := true, e.node.name
+	if _, err := nw.cluster.Client.DiscoveryV1().EndpointSlices(e.ns).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: e.ns, Name: "s-" + e.pod, Labels: map[string]string{discoveryv1.LabelServiceName: svc.Name}},
+		AddressType: discoveryv1.AddressTypeIPv4, Ports: slicePorts,
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{e.ip}, NodeName: &node, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+	}, metav1.CreateOptions{}); err != nil {
+		nw.t.Fatal(err)
+	}
+	return svc.Spec.ClusterIP
 }
 
 // addPod is CNI ADD for a pod of a namespace (the runtime passes both).
@@ -271,6 +306,10 @@ func (nw *npWorld) observe(t *testing.T) map[probeKey]bool {
 			for _, p := range npPorts {
 				req.Targets = append(req.Targets, probeTarget{Addr: dst.ip, Proto: p.proto, Port: p.port})
 				keys = append(keys, probeKey{src.name, dst.name, p})
+				if viaService(src, dst) {
+					req.Targets = append(req.Targets, probeTarget{Addr: dst.svcIP, Proto: p.proto, Port: p.port})
+					keys = append(keys, probeKey{src.name, svcName(dst), p})
+				}
 			}
 		}
 		wg.Add(1)
@@ -299,6 +338,15 @@ func (nw *npWorld) observe(t *testing.T) map[probeKey]bool {
 	return got
 }
 
+// viaService: pods are also probed from pods through their Service (the
+// agent translates pods' connections; in this lab no kube-proxy serves
+// the hosts or the nodes).
+func viaService(src, dst *npEndpoint) bool {
+	return src.isPod() && dst.svcIP != "" && src.name != dst.name
+}
+
+func svcName(dst *npEndpoint) string { return "svc:" + dst.name }
+
 // probed: pods are probed from everywhere and reach everywhere; the
 // hosts are not probed from each other; a node only probes its own pods.
 func probed(src, dst *npEndpoint) bool {
@@ -322,6 +370,9 @@ func (nw *npWorld) expected(expect expectFn) map[probeKey]bool {
 			}
 			for _, p := range npPorts {
 				want[probeKey{src.name, dst.name, p}] = src.isNode || expect(src, dst, p)
+				if viaService(src, dst) { // policy judges the endpoint: the same verdict
+					want[probeKey{src.name, svcName(dst), p}] = expect(src, dst, p)
+				}
 			}
 		}
 	}
@@ -333,6 +384,11 @@ func (nw *npWorld) expected(expect expectFn) map[probeKey]bool {
 // expected, '.' blocked as expected, 'A' reached but should not have,
 // 'B' blocked but should not have been.
 func (nw *npWorld) table(want, got map[probeKey]bool) string {
+	return nw.tableOf(want, got, func(d *npEndpoint) string { return d.name }) +
+		"\nthrough each pod's Service:\n" + nw.tableOf(want, got, svcName)
+}
+
+func (nw *npWorld) tableOf(want, got map[probeKey]bool, dstKey func(*npEndpoint) string) string {
 	dsts := append(append([]*npEndpoint{}, nw.pods...), nw.ext, nw.mgmt)
 	sources := append(append(append([]*npEndpoint{}, nw.pods...), nw.ext, nw.mgmt), nw.nodeEPs...)
 	var b strings.Builder
@@ -346,7 +402,7 @@ func (nw *npWorld) table(want, got map[probeKey]bool) string {
 		for _, d := range dsts {
 			cell := ""
 			for _, p := range npPorts {
-				k := probeKey{s.name, d.name, p}
+				k := probeKey{s.name, dstKey(d), p}
 				w, ok := want[k]
 				g := got[k]
 				switch {
@@ -387,10 +443,35 @@ func (nw *npWorld) runCase(t *testing.T, c npCase) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("reachability differs ('+' reached, '.' blocked, 'A' reached but should not, 'B' blocked but should not; ports tcp/80 tcp/81 udp/80 udp/81):\n%s",
-				nw.table(want, got))
+			t.Fatalf("reachability differs ('+' reached, '.' blocked, 'A' reached but should not, 'B' blocked but should not; ports tcp/80 tcp/81 udp/80 udp/81):\n%s\n%s",
+				nw.table(want, got), nw.countedFlows())
 		}
 	}
+}
+
+// countedFlows lists, for each node, the conntrack-state and policy flows
+// that counted packets: where a wrong verdict came from.
+func (nw *npWorld) countedFlows() string {
+	var b strings.Builder
+	for _, n := range nw.nodes {
+		out, err := n.ovs.cmd("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "--no-names", "unix:"+n.ovs.dir+"/br-int.mgmt")
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", n.name, err)
+			continue
+		}
+		fmt.Fprintf(&b, "flows of %s that counted packets (conntrack state and policy):\n", n.name)
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "n_packets=0,") {
+				continue
+			}
+			for _, tbl := range []string{"table=3,", "table=10,", "table=11,", "table=12,", "table=13,", "table=14,", "table=15,", "table=16,"} {
+				if strings.Contains(l, tbl) {
+					b.WriteString(l + "\n")
+				}
+			}
+		}
+	}
+	return b.String()
 }
 
 func mapsEqual(a, b map[probeKey]bool) bool {
@@ -613,8 +694,8 @@ func npCases() []npCase {
 	all := &metav1.LabelSelector{}
 	ingress, egress := networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress
 	end := int32(90)
-	guard, err := policy.ManagementGuard([]netip.Prefix{netip.MustParsePrefix("203.0.113.32/28")},
-		append(policy.DefaultGuardSelectors(), mustGuardSelector("z:pod=c")))
+	guard, err := guard.ManagementGuard([]netip.Prefix{netip.MustParsePrefix("203.0.113.32/28")},
+		append(config.DefaultGuardSelectors(), mustGuardSelector("z:pod=c")))
 	if err != nil {
 		panic(err)
 	}
@@ -733,8 +814,8 @@ func npCases() []npCase {
 	}
 }
 
-func mustGuardSelector(s string) policy.GuardSelector {
-	g, err := policy.ParseGuardSelector(s)
+func mustGuardSelector(s string) config.GuardSelector {
+	g, err := config.ParseGuardSelector(s)
 	if err != nil {
 		panic(err)
 	}
