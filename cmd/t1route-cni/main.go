@@ -6,7 +6,7 @@ package main
 import (
 	"github.com/containernetworking/cni/pkg/skel"
 
-	"github.com/t1route/t1route/podroute/cni"
+	"github.com/t1route/t1route/podroute/node/cni"
 )
 
 var version = "dev"
