@@ -96,16 +96,17 @@ e2e-prereqs:
 	  echo "installing $(E2E_PKGS) (apt-get)"; export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y $(E2E_PKGS) >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y $(E2E_PKGS) >/dev/null; }; fi
 
-e2e: kube-bins e2e-prereqs ## Routability (on a Tier-1, a project's Tier-1 and a VPC), network policy and Services with real packets (root; installs Open vSwitch etc. when missing): netns, OVS userspace datapath, agents, t1route-cni
+e2e: kube-bins e2e-prereqs ## Routability (on a Tier-1, a project's Tier-1 and a VPC), network policy, Services and switch restarts with real packets (root; installs Open vSwitch etc. when missing): netns, OVS userspace datapath, agents, t1route-cni
 	@mkdir -p $(CACHE); rc=0; \
-	  $(GO) test -count=1 -tags 'integration e2e' -timeout 25m -run 'TestRoutability|TestNetworkPolicy|TestServices' -v ./integration/e2e/ > $(CACHE)/e2e.log 2>&1 || rc=$$?; \
-	  grep -E '^ *--- (PASS|FAIL): (TestRoutability|TestNetworkPolicy|TestServices)/' $(CACHE)/e2e.log || true; \
+	  $(GO) test -count=1 -tags 'integration e2e' -timeout 25m -run 'TestRoutability|TestNetworkPolicy|TestServices|TestSwitchRestart' -v ./integration/e2e/ > $(CACHE)/e2e.log 2>&1 || rc=$$?; \
+	  grep -E '^ *--- (PASS|FAIL): (TestRoutability|TestNetworkPolicy|TestServices)/|^--- (PASS|FAIL): TestSwitchRestart' $(CACHE)/e2e.log || true; \
 	  if [ $$rc != 0 ]; then grep -vE '^ +(I[0-9]{4}|\{")' $(CACHE)/e2e.log | tail -60; fi; \
 	  grep -E '^routability:' $(CACHE)/e2e.log || echo "routability: 0 passed, 1 failed"; \
 	  grep -E '^networkpolicy:' $(CACHE)/e2e.log || echo "networkpolicy: 0 passed, 1 failed"; \
 	  grep -E '^introspection:' $(CACHE)/e2e.log || echo "introspection: 0 passed, 1 failed"; \
 	  grep -E '^tenancy:' $(CACHE)/e2e.log || echo "tenancy: 0 passed, 1 failed"; \
-	  grep -E '^services:' $(CACHE)/e2e.log || echo "services: 0 passed, 1 failed"; exit $$rc
+	  grep -E '^services:' $(CACHE)/e2e.log || echo "services: 0 passed, 1 failed"; \
+	  grep -E '^switch:' $(CACHE)/e2e.log || echo "switch: no figures (TestSwitchRestart failed)"; exit $$rc
 
 bench-datapath: kube-bins e2e-prereqs ## Pod attach latency (CNI ADD -> first packet) p50/p99 over 50 pods, flows per pod (root)
 	$(GO) test -count=1 -tags 'integration e2e' -run '^$$' -bench PodAttach -benchtime 1x -timeout 10m ./integration/e2e/ | grep -E '^(pod attach|Benchmark)'

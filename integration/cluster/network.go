@@ -169,12 +169,12 @@ func (f *forwarder) close() {
 // namespace; sockets fn creates belong to that namespace for good. The
 // thread goes back to its namespace afterwards, or is discarded.
 func inNetns(name string, fn func() error) error {
-	return inNetnsPath("/run/netns/"+name, fn) // where ip netns (and netns.GetFromName) keeps them
+	return InNetnsPath("/run/netns/"+name, fn) // where ip netns (and netns.GetFromName) keeps them
 }
 
-// inNetnsPath runs fn on an OS thread switched into the network namespace
+// InNetnsPath runs fn on an OS thread switched into the network namespace
 // at path; sockets fn creates belong to it for good.
-func inNetnsPath(path string, fn func() error) error {
+func InNetnsPath(path string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -156,7 +156,7 @@ func (s *stream) every(fn func(seq int)) {
 
 func (s *stream) runICMP() error {
 	var conn *icmp.PacketConn
-	if err := inNetnsPath(s.from.netns, func() (err error) {
+	if err := InNetnsPath(s.from.netns, func() (err error) {
 		conn, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
 		return err
 	}); err != nil {
@@ -201,7 +201,7 @@ func (s *stream) runICMP() error {
 
 func (s *stream) runUDP() error {
 	var conn net.PacketConn
-	if err := inNetnsPath(s.from.netns, func() (err error) {
+	if err := InNetnsPath(s.from.netns, func() (err error) {
 		conn, err = net.ListenPacket("udp4", ":0")
 		return err
 	}); err != nil {
@@ -251,7 +251,7 @@ const tcpBreakAfter = 60 * time.Second
 
 func (s *stream) dial() (net.Conn, error) {
 	var conn net.Conn
-	err := inNetnsPath(s.from.netns, func() (err error) {
+	err := InNetnsPath(s.from.netns, func() (err error) {
 		conn, err = net.DialTimeout("tcp4", net.JoinHostPort(s.to.ip, "8080"), 2*time.Second)
 		return err
 	})
@@ -352,7 +352,7 @@ func (s *stream) runConnect() error {
 	reqs := make(chan chan bool)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- inNetnsPath(s.from.netns, func() error {
+		errc <- InNetnsPath(s.from.netns, func() error {
 			for {
 				select {
 				case <-s.stop:
