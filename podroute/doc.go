@@ -19,6 +19,7 @@
 //	podroute/node/hostguard   the management guard in the node's kernel (iptables), for what kube-proxy translates
 //	podroute/node/pipeline    the OpenFlow pipeline: forwarding, Service translation and policy tables, flow sync
 //	podroute/node/ovs         a plain Open vSwitch library (OVSDB, ovs-ofctl, host networking)
+//	podroute/node/neighbors   the node's permanent neighbour entries for its pods on the gateway
 //	podroute/node/policy      NetworkPolicy and ClusterNetworkPolicy compiled per node
 //	podroute/node/policy/rules  the compiled rules: what the pipeline renders
 //	podroute/node/introspect  `t1route get ...`: what a node's datapath holds, and why

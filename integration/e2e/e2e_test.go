@@ -291,8 +291,19 @@ func TestRoutability(t *testing.T) {
 	})
 	w.step("ovs-vswitchd restarted (flows lost): the agent reinstalls them and pods forward again", func(t *testing.T) {
 		n := a1.node
+		// The node's entries for its pods on the gateway are permanent, so
+		// that the switch's restart (its tap loses carrier, the kernel
+		// flushes dynamic entries) costs no neighbour resolution.
+		for _, p := range []*pod{a1, a2} {
+			integration.Eventually(t, 10*time.Second, p.name+"'s permanent neighbour entry on the gateway", func() (bool, string) {
+				return gatewayNeighbor(t, p) == "PERMANENT", ""
+			})
+		}
 		if out, err := n.ovs.stopVSwitchd(); err != nil {
 			t.Fatalf("stop ovs-vswitchd: %v %s", err, out)
+		}
+		if state := gatewayNeighbor(t, a1); state != "PERMANENT" {
+			t.Fatalf("with the switch stopped %s's neighbour entry is %q, want PERMANENT", a1.name, state)
 		}
 		if out, err := n.ovs.startVSwitchd(); err != nil {
 			t.Fatalf("start ovs-vswitchd: %v %s", err, out)
@@ -447,6 +458,10 @@ func TestRoutability(t *testing.T) {
 		if out, err := inNetns(p.ns, "ip", "link", "show", "eth0"); err == nil {
 			t.Fatalf("eth0 still in the pod after DEL:\n%s", out)
 		}
+		integration.Eventually(t, 10*time.Second, "the detached pod's neighbour entry gone from the gateway", func() (bool, string) {
+			out, _ := inNetns(p.node.ns, "ip", "neigh", "show", p.ip, "dev", "t1r-gw0")
+			return !strings.Contains(out, "PERMANENT"), out
+		})
 	})
 	w.step("teardown leaves no namespace, link or process", func(t *testing.T) {
 		w.lab.teardown()
@@ -668,4 +683,24 @@ func apiserverAddr(t testing.TB, c *integration.Cluster) string {
 		t.Fatal(err)
 	}
 	return u.Host
+}
+
+// gatewayNeighbor is the state of the node's neighbour entry for p on the
+// gateway ("" if none), failing the test if the entry names another MAC
+// than the pod's.
+func gatewayNeighbor(t *testing.T, p *pod) string {
+	t.Helper()
+	out, _ := inNetns(p.node.ns, "ip", "neigh", "show", p.ip, "dev", "t1r-gw0")
+	f := strings.Fields(out) // ADDRESS [lladdr MAC] STATE...
+	if len(f) < 2 {
+		return ""
+	}
+	link, err := inNetns(p.ns, "cat", "/sys/class/net/eth0/address")
+	if err != nil {
+		t.Fatalf("%s's MAC: %v %s", p.name, err, link)
+	}
+	if len(f) >= 4 && f[1] == "lladdr" && f[2] != strings.TrimSpace(link) {
+		t.Fatalf("the gateway's entry for %s names %s, the pod's MAC is %s", p.name, f[2], strings.TrimSpace(link))
+	}
+	return f[len(f)-1]
 }

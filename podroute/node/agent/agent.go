@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/t1route/t1route/podroute/node/neighbors"
 	"github.com/t1route/t1route/podroute/node/ovs"
 	"github.com/t1route/t1route/podroute/node/policy"
 
@@ -290,6 +291,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.log.Warn("pod ports with unreadable external_ids get no flows", zap.Strings("ports", res.BadPorts))
 			}
 			a.maybeInstallCNI(func() error { return a.installCNI(cidrs, gwAddrs) })
+			a.keepNeighbors(ctx, neighbors.Link{Name: a.cfg.GatewayPort}, res.PodPorts, cidrs)
 			if res.Policy != nil {
 				counters = res.Policy.Counters
 				c := counters // its own variable: counters is reassigned by later syncs
@@ -331,6 +333,20 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			goto wait
 		}
+	}
+}
+
+// keepNeighbors keeps the node's neighbour entries for its pods on the
+// gateway permanent (package neighbors says why: a switch restart must not
+// cost traffic from outside the node a second of neighbour resolution).
+func (a *Agent) keepNeighbors(ctx context.Context, t neighbors.Table, pods []pipeline.PodPort, cidrs []netip.Prefix) {
+	set, deleted, err := neighbors.Sync(ctx, t, pods, cidrs)
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("could not keep the pods' neighbour entries on the gateway; after a switch restart traffic from outside the node waits for neighbour resolution",
+			zap.Error(err))
+	}
+	if set+deleted > 0 {
+		a.log.Debug("gateway neighbour entries", zap.Int("set", set), zap.Int("deleted", deleted))
 	}
 }
 

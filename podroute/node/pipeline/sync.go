@@ -31,6 +31,8 @@ type PortSource interface {
 // SyncResult tells what a Sync installed.
 type SyncResult struct {
 	Flows, Pods int
+	// PodPorts are the pods the table was built for.
+	PodPorts []PodPort
 	// Services is the service table installed (nil: none) and what the
 	// service stage holds.
 	Services     *ServiceTable
@@ -97,7 +99,7 @@ func Sync(ctx context.Context, runDir, bridge string, g Guard, ports PortSource,
 	if err := table.Replace(ctx, out.Flows, LearnedTables...); err != nil {
 		return SyncResult{}, err
 	}
-	return SyncResult{Flows: len(out.Flows), Pods: len(pods), BadPorts: bad, Policy: out.Policy, PolicyMissing: pol == nil,
+	return SyncResult{Flows: len(out.Flows), Pods: len(pods), PodPorts: pods, BadPorts: bad, Policy: out.Policy, PolicyMissing: pol == nil,
 		Services: services, ServiceStats: out.Services}, nil
 }
 
