@@ -222,7 +222,7 @@ func (d *Daemons) waitPredecessor(ctx context.Context) (map[string]string, error
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond): // two lock tests; the node forwards nothing until this notices
 		}
 	}
 }
