@@ -110,7 +110,21 @@ func FetchDebs(ctx context.Context, cacheDir string, pins []Deb) ([]FetchedDeb, 
 	for _, p := range pins {
 		want = append(want, p.Package+"="+p.Version)
 	}
-	out, err := exec.CommandContext(ctx, "apt-get", append([]string{"download", "--print-uris"}, want...)...).CombinedOutput()
+	printURIs := func() ([]byte, error) {
+		return exec.CommandContext(ctx, "apt-get", append([]string{"download", "--print-uris"}, want...)...).CombinedOutput()
+	}
+	out, err := printURIs()
+	updated := false
+	if err != nil && aptIndexMayBeStale(out) && os.Geteuid() == 0 {
+		// A machine's package index can be older than the pins (a fresh CI
+		// machine's is whatever its image shipped): refresh it once, as the
+		// Makefile does before installing packages, and ask again.
+		if uout, uerr := exec.CommandContext(ctx, "apt-get", "update", "-q").CombinedOutput(); uerr != nil {
+			return nil, fmt.Errorf("apt-get update (the package index does not offer the pinned versions): %w\n%s", uerr, uout)
+		}
+		updated = true
+		out, err = printURIs()
+	}
 	if err != nil {
 		// apt's own errors ("E: Version '3.0.20-1~deb12u1' for 'libssl3' was not found"), not the list of what it found.
 		var aptErrs []string
@@ -122,10 +136,14 @@ func FetchDebs(ctx context.Context, cacheDir string, pins []Deb) ([]FetchedDeb, 
 		if len(aptErrs) == 0 {
 			aptErrs = []string{strings.TrimSpace(string(out))}
 		}
+		index := "if nothing is offered at all, is the package index there (apt-get update as root)?"
+		if updated {
+			index = "the package index was refreshed (apt-get update) before this answer."
+		}
 		return nil, fmt.Errorf("the node image's pinned Debian packages: apt-get download --print-uris: %w:\n  %s\n"+
 			"a pinned version Debian replaced is no longer offered: review the new one (Debian security advisories), then update the pins in "+
-			"deploy/image/builder/t1route.go (go run ./deploy/image --print-deb-pins); if nothing is offered at all, is the package index there (apt-get update)?",
-			err, strings.Join(aptErrs, "\n  "))
+			"deploy/image/builder/t1route.go (go run ./deploy/image --print-deb-pins); %s",
+			err, strings.Join(aptErrs, "\n  "), index)
 	}
 	offered := parsePrintURIs(out)
 	if err := checkPins(pins, offered); err != nil {
@@ -175,6 +193,17 @@ func FetchOfferedDebs(ctx context.Context, cacheDir string, names []string) ([]F
 		return nil, err
 	}
 	return FetchDebs(ctx, cacheDir, pins)
+}
+
+// aptIndexMayBeStale says whether apt's answer is that a package or
+// version is unknown: what an index older than the pins answers.
+func aptIndexMayBeStale(out []byte) bool {
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "E: ") && (strings.Contains(l, "was not found") || strings.Contains(l, "Unable to locate package")) {
+			return true
+		}
+	}
+	return false
 }
 
 // OfferedPins are the pins for what the apt sources offer now for the

@@ -102,6 +102,27 @@ func TestFetchDebsNamesAVersionNoLongerOffered(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "E: Version '0.5.11-0' for 'dash' was not found") || !strings.Contains(err.Error(), "--print-deb-pins") {
 		t.Fatalf("a version no longer offered: %v", err)
 	}
+	// As root the index is refreshed first (a fresh machine's may be older
+	// than the pins), and the error says so: the version really is gone.
+	if os.Geteuid() == 0 && !strings.Contains(err.Error(), "the package index was refreshed") {
+		t.Fatalf("as root, the error does not say the index was refreshed: %v", err)
+	}
+}
+
+func TestAPTIndexMayBeStale(t *testing.T) {
+	for _, tc := range []struct {
+		out  string
+		want bool
+	}{
+		{"E: Version '3.0.22-1~deb12u2' for 'libssl3' was not found\n", true},
+		{"Reading package lists...\nE: Unable to locate package libfoo\n", true},
+		{"E: Could not open lock file /var/lib/apt/lists/lock - open (13: Permission denied)\n", false},
+		{"'http://deb.debian.org/debian/pool/main/d/dash/dash_0.5.12-2_amd64.deb' dash_0.5.12-2_amd64.deb 94076 SHA256:abc\n", false},
+	} {
+		if got := aptIndexMayBeStale([]byte(tc.out)); got != tc.want {
+			t.Errorf("aptIndexMayBeStale(%q) = %v, want %v", tc.out, got, tc.want)
+		}
+	}
 }
 
 // Test images take what apt offers now, still verified against its index.
