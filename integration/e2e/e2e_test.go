@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -288,6 +289,29 @@ func TestRoutability(t *testing.T) {
 		if !strings.Contains(out.String(), "40 received") {
 			t.Fatalf("pings lost during the agent restart:\n%s", lastLines(out.String(), 3))
 		}
+	})
+	w.step("a second agent standing by (a surge upgrade) sets the pods' neighbour entries before it takes over", func(t *testing.T) {
+		n := a1.node
+		integration.Eventually(t, 10*time.Second, a1.name+"'s permanent neighbour entry on the gateway", func() (bool, string) {
+			return gatewayNeighbor(t, a1) == "PERMANENT", ""
+		})
+		// The serving agent, frozen, stands for an older one that keeps no
+		// entries: its socket still answers, so the second stands by.
+		if err := n.agent.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		defer n.agent.Process.Signal(syscall.SIGCONT) //nolint:errcheck
+		if out, err := inNetns(n.ns, "ip", "neigh", "del", a1.ip, "dev", "t1r-gw0"); err != nil {
+			t.Fatalf("delete %s's entry: %v %s", a1.ip, err, out)
+		}
+		second := w.lab.start(n.ns, "agent-"+n.name+"-standby", nil, n.agentArgs...)
+		defer stopProc(second)
+		integration.Eventually(t, 20*time.Second, "the second agent standing by", func() (bool, string) {
+			return strings.Contains(w.lab.logFile("agent-"+n.name+"-standby"), "standing by"), lastLines(w.lab.logFile("agent-"+n.name+"-standby"), 10)
+		})
+		integration.Eventually(t, 10*time.Second, a1.name+"'s entry set again by the agent standing by", func() (bool, string) {
+			return gatewayNeighbor(t, a1) == "PERMANENT", lastLines(w.lab.logFile("agent-"+n.name+"-standby"), 10)
+		})
 	})
 	w.step("ovs-vswitchd restarted (flows lost): the agent reinstalls them and pods forward again", func(t *testing.T) {
 		n := a1.node

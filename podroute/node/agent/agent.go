@@ -203,7 +203,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("node podCIDRs", zap.Stringers("podCIDRs", cidrs), zap.String("bridge", a.cfg.Bridge),
 		zap.String("datapathType", a.cfg.DatapathType))
-	if err := a.waitPredecessor(ctx); err != nil {
+	if err := a.waitPredecessor(ctx, cidrs); err != nil {
 		return err
 	}
 

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/go-logr/zapr"
 	"go.uber.org/zap"
 
+	"github.com/t1route/t1route/podroute/node/neighbors"
 	"github.com/t1route/t1route/podroute/node/ovs"
+	"github.com/t1route/t1route/podroute/node/pipeline"
 )
 
 // Handing a node over between two agents. The agent DaemonSet upgrades with
@@ -35,7 +39,7 @@ func (a *Agent) Active() <-chan struct{} { return a.active }
 
 // waitPredecessor returns once no other agent serves this node, holding
 // the node's agent lock for the rest of the process.
-func (a *Agent) waitPredecessor(ctx context.Context) error {
+func (a *Agent) waitPredecessor(ctx context.Context, podCIDRs []netip.Prefix) error {
 	logged := false
 	since := time.Now()
 	for {
@@ -50,6 +54,7 @@ func (a *Agent) waitPredecessor(ctx context.Context) error {
 			a.log.Info("another agent serves this node (the old pod of a surge upgrade?): standing by until it stops",
 				zap.String("socket", a.cfg.CNISocket))
 			logged = true
+			a.primeNeighbors(ctx, podCIDRs)
 		}
 		select {
 		case <-ctx.Done():
@@ -75,4 +80,28 @@ func (a *Agent) waitPredecessor(ctx context.Context) error {
 	}
 	a.markActive()
 	return nil
+}
+
+// primeNeighbors sets the pods' permanent neighbour entries on the gateway
+// while this agent stands by: the agent it replaces may be of a version
+// that keeps none, and the handover's switch restart flushes the dynamic
+// ones (package neighbors). It only reads OVSDB and writes kernel entries
+// both agents agree on; a failure is logged, and the entries follow the
+// first sync after the takeover.
+func (a *Agent) primeNeighbors(ctx context.Context, podCIDRs []netip.Prefix) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	db, err := ovs.DialOVSDB(ctx, a.cfg.RunDir, zapr.NewLogger(a.log))
+	if err != nil {
+		a.log.Warn("standing by: could not read the pods from OVSDB to set their neighbour entries before the takeover", zap.Error(err))
+		return
+	}
+	defer db.Close()
+	ports, err := db.Ports(ctx, a.cfg.Bridge)
+	if err != nil {
+		a.log.Warn("standing by: could not read the pods from OVSDB to set their neighbour entries before the takeover", zap.Error(err))
+		return
+	}
+	pods, _ := pipeline.PodPorts(ports)
+	a.keepNeighbors(ctx, neighbors.Link{Name: a.cfg.GatewayPort}, pods, podCIDRs)
 }
