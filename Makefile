@@ -222,8 +222,8 @@ e2e-cluster: kube-bins-cluster image cluster-prereqs ## t1route installed by ren
 
 # The release e2e-upgrade upgrades from (N) and rolls back to: a commit of this repository, built from a git
 # worktree of its own into .cache/upgrade/<commit> once (~1-2 min with a warm Go build cache), reused after.
-# ac1d4b2 is main before versioned releases and the fail-closed node start: what clusters run today.
-UPGRADE_FROM ?= ac1d4b2f026f0942d957672343f71ff0922dd21b
+# a09621a is main before versioned releases and the fail-closed node start: what clusters run today.
+UPGRADE_FROM ?= a09621a526b71b7e1fc6d16f22d89ee688bb47bf
 UPGRADE_FROM_DIR := $(CURDIR)/$(CACHE)/upgrade/$(UPGRADE_FROM)
 
 upgrade-from: image ## Build release N for e2e-upgrade (UPGRADE_FROM, a commit) into .cache/upgrade/<commit>, once

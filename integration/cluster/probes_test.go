@@ -71,8 +71,10 @@ type stream struct {
 	samples []sample
 	pending map[int]int // datagram/echo sequence -> index in samples
 	breaks  []time.Time // held-open connections that broke
-	stop    chan struct{}
-	done    sync.WaitGroup
+	// breakErrs say why each broke, in order.
+	breakErrs []string
+	stop      chan struct{}
+	done      sync.WaitGroup
 }
 
 func (s *stream) add(sm sample) int {
@@ -90,9 +92,10 @@ func (s *stream) answered(i int) {
 	}
 }
 
-func (s *stream) broke(at time.Time) {
+func (s *stream) broke(at time.Time, why error) {
 	s.mu.Lock()
 	s.breaks = append(s.breaks, at)
+	s.breakErrs = append(s.breakErrs, fmt.Sprintf("broke %s: %v", at.Format("15:04:05.000"), why))
 	s.mu.Unlock()
 }
 
@@ -307,18 +310,22 @@ func (s *stream) runTCP() error {
 			c = conn
 			current.Unlock()
 			r := bufio.NewReader(c)
+			var why error // what ended the connection
 			for !s.stopped() {
 				_ = c.SetDeadline(time.Now().Add(tcpBreakAfter))
-				if _, err := c.Write(req); err != nil {
+				if _, why = c.Write(req); why != nil {
 					break
 				}
 				resp, err := http.ReadResponse(r, nil)
-				if err != nil {
+				if why = err; err != nil {
 					break
 				}
 				_, err = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if err != nil || resp.StatusCode != http.StatusOK {
+				if err == nil && resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("HTTP %s", resp.Status)
+				}
+				if why = err; err != nil {
 					break
 				}
 				s.add(sample{at: time.Now(), ok: true})
@@ -332,7 +339,7 @@ func (s *stream) runTCP() error {
 			conn = nil
 			current.Unlock()
 			if !s.stopped() {
-				s.broke(time.Now())
+				s.broke(time.Now(), why)
 			}
 		}
 	}()
@@ -470,6 +477,11 @@ func (s *stream) timeline(from, to time.Time) string {
 		}
 		if sm.ok {
 			prev = sm.at
+		}
+	}
+	for i, b := range s.breaks {
+		if !b.Before(from) && !b.After(to) && i < len(s.breakErrs) {
+			parts = append(parts, s.breakErrs[i])
 		}
 	}
 	return strings.Join(parts, ", ")

@@ -128,20 +128,27 @@ func (d *Daemons) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() { db.stop(5 * time.Second) }() // the one running then
-	if err := d.configure(ctx); err != nil {
-		return err
-	}
-	vs, err := d.startVswitchd(ctx, snapshot)
-	if err != nil {
-		return err
-	}
+	var vs *daemon
 	defer func() {
 		// Whatever runs Open vSwitch next, of whichever version, must not
 		// find the switch told to wait for a restore nobody will do.
 		d.clearRestoreWait(context.Background())
-		vs.stop(10 * time.Second)
+		// The database first: the switch forwards without it, and a
+		// successor waits for both, so the node's outage starts only when
+		// the switch stops.
+		db.stop(5 * time.Second) // the one running then
+		if vs != nil {
+			vs.stop(10 * time.Second)
+		}
 	}()
+	// The node's identity, other_config and flow-restore-wait in one
+	// transaction.
+	if err := d.configure(ctx, flowRestoreWait+"=true"); err != nil {
+		return err
+	}
+	if vs, err = d.startVswitchd(ctx, snapshot, true); err != nil {
+		return err
+	}
 	restarts := map[string][]time.Time{}
 	budget := func(name string) error {
 		now := time.Now()
@@ -175,7 +182,7 @@ func (d *Daemons) Run(ctx context.Context) error {
 			if err := budget(vs.name); err != nil {
 				return err
 			}
-			if vs, err = d.startVswitchd(ctx, nil); err != nil {
+			if vs, err = d.startVswitchd(ctx, nil, false); err != nil {
 				return err
 			}
 		}
@@ -288,13 +295,14 @@ func (d *Daemons) startOVSDB(ctx context.Context) (*daemon, error) {
 }
 
 // configure initialises the root row and sets the node's identity and
-// other_config, in one transaction (a handover waits for it).
-func (d *Daemons) configure(ctx context.Context) error {
+// other_config (and extra, "key=value" of other_config), in one
+// transaction (a handover waits for it).
+func (d *Daemons) configure(ctx context.Context, extra ...string) error {
 	args := []string{"--no-wait", "init"}
 	if d.SystemID != "" {
 		args = append(args, "--", "set", "Open_vSwitch", ".", "external_ids:system-id="+d.SystemID, "external_ids:hostname="+d.SystemID)
 	}
-	for _, kv := range d.OtherConfig {
+	for _, kv := range append(append([]string{}, d.OtherConfig...), extra...) {
 		if !strings.Contains(kv, "=") {
 			return fmt.Errorf("other_config %q: want key=value", kv)
 		}
@@ -304,13 +312,15 @@ func (d *Daemons) configure(ctx context.Context) error {
 	return err
 }
 
-// startVswitchd starts ovs-vswitchd held by flow-restore-wait, restores
-// each bridge's flows (from snapshot, else its saved file) and lets it
-// forward.
-func (d *Daemons) startVswitchd(ctx context.Context, snapshot map[string]string) (*daemon, error) {
+// startVswitchd starts ovs-vswitchd held by flow-restore-wait (set here
+// unless waitSet says configure did), restores each bridge's flows (from
+// snapshot, else its saved file) and lets it forward.
+func (d *Daemons) startVswitchd(ctx context.Context, snapshot map[string]string, waitSet bool) (*daemon, error) {
 	start := time.Now()
-	if _, err := d.vsctl(ctx, "--no-wait", "set", "Open_vSwitch", ".", "other_config:"+flowRestoreWait+"=true"); err != nil {
-		return nil, err
+	if !waitSet {
+		if _, err := d.vsctl(ctx, "--no-wait", "set", "Open_vSwitch", ".", "other_config:"+flowRestoreWait+"=true"); err != nil {
+			return nil, err
+		}
 	}
 	p, err := d.start("ovs-vswitchd", append([]string{"unix:" + DBSocket(d.RunDir), "--pidfile=" + d.vswitchdPid()}, d.VswitchdArgs...)...)
 	if err != nil {
