@@ -1,7 +1,6 @@
 package podroute
 
 import (
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -185,15 +184,7 @@ func (nc *nodeCache) settle(changes []nodeChange, res *cacheResult) {
 			}
 		})
 	}
-	slices.SortFunc(candidates, func(a, b *claim) int {
-		switch {
-		case claimBefore(a, b):
-			return -1
-		case claimBefore(b, a):
-			return 1
-		}
-		return 0
-	})
+	sortClaims(candidates)
 	var accepted []*claim
 	for _, c := range candidates {
 		c.blocker = nil

@@ -124,10 +124,8 @@ func Holders(id Identity, routes map[string]nsx.Route) map[string]string {
 	return out
 }
 
-// settleAll decides every claim from scratch into the empty trie t: in
-// claimBefore order, a claim is accepted unless it overlaps one accepted
-// before it; then each refused claim is given its blocker.
-func settleAll(t *claimTrie, claims []*claim) {
+// sortClaims orders claims by claimBefore.
+func sortClaims(claims []*claim) {
 	slices.SortFunc(claims, func(a, b *claim) int {
 		switch {
 		case claimBefore(a, b):
@@ -137,6 +135,13 @@ func settleAll(t *claimTrie, claims []*claim) {
 		}
 		return 0
 	})
+}
+
+// settleAll decides every claim from scratch into the empty trie t: in
+// claimBefore order, a claim is accepted unless it overlaps one accepted
+// before it; then each refused claim is given its blocker.
+func settleAll(t *claimTrie, claims []*claim) {
+	sortClaims(claims)
 	for _, c := range claims {
 		c.accepted, c.blocker = false, nil
 		t.add(c)
