@@ -1,7 +1,6 @@
 package podroute
 
 import (
-
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/t1route/t1route/nsx"
